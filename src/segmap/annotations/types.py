@@ -1,0 +1,70 @@
+"""Value types for annotations: named regions as contours (RTSTRUCT) or masks (SEG).
+
+Coordinates are patient LPS in millimetres; mask arrays are indexed ``[k, j, i]`` on the
+image grid (see :mod:`segmap.imaging.grid`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, eq=False)
+class PlanarContour:
+    """One RTSTRUCT contour.
+
+    Attributes:
+        points_lps: ``(N, 3)`` vertices in LPS mm.
+        geometric_type: DICOM ContourGeometricType (``CLOSED_PLANAR``, ``OPEN_PLANAR``,
+            ``POINT``, ``OPEN_NONPLANAR``).
+        referenced_sop_instance_uid: the image the contour says it lies on, if given.
+    """
+
+    points_lps: npt.NDArray[np.float64]
+    geometric_type: str = "CLOSED_PLANAR"
+    referenced_sop_instance_uid: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ContourRegion:
+    """An RTSTRUCT ROI: its number and name in the file, and its contours."""
+
+    number: int
+    name: str
+    contours: tuple[PlanarContour, ...]
+    color_rgb: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class MaskRegion:
+    """A SEG segment already placed on the image grid.
+
+    Attributes:
+        number: SegmentNumber in the file (never a mask value; the region map decides).
+        name: SegmentLabel.
+        mask: boolean array ``[k, j, i]`` on the referenced image grid.
+        frames_used: how many frames of this segment were placed on the grid.
+    """
+
+    number: int
+    name: str
+    mask: npt.NDArray[np.bool_]
+    color_rgb: tuple[int, int, int] | None = None
+    frames_used: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class AnnotationInfo:
+    """Identity of an ROI collection file and what it references."""
+
+    path: str
+    modality: str  # "RTSTRUCT" or "SEG"
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    frame_of_reference_uid: str | None
+    referenced_series_uids: tuple[str, ...]
+    referenced_sop_instance_uids: tuple[str, ...] = field(default_factory=tuple)

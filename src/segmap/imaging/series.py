@@ -1,0 +1,4 @@
+"""DICOM image series: discovery, slice sorting along the normal, geometry checks, pixels.
+
+(Interface fixed here; implementation owned by the imaging work.)
+"""
