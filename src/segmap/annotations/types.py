@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from segmap.imaging.boxmask import BoxMask
+
 
 @dataclass(frozen=True, eq=False)
 class PlanarContour:
@@ -45,13 +47,13 @@ class MaskRegion:
     Attributes:
         number: SegmentNumber in the file (never a mask value; the region map decides).
         name: SegmentLabel.
-        mask: boolean array ``[k, j, i]`` on the referenced image grid.
+        mask: the segment's voxels on the referenced image grid, cropped to its box.
         frames_used: how many frames of this segment were placed on the grid.
     """
 
     number: int
     name: str
-    mask: npt.NDArray[np.bool_]
+    mask: BoxMask
     color_rgb: tuple[int, int, int] | None = None
     frames_used: int = 0
 
