@@ -7,3 +7,7 @@ line prints them as one line and exits 1; the web service answers 4xx with the m
 
 class SegmapError(Exception):
     """Base class of every error caused by bad input rather than by a bug."""
+
+
+class AnnotationError(SegmapError):
+    """An RTSTRUCT or SEG file that cannot be read or does not fit the image it names."""
