@@ -11,3 +11,15 @@ class SegmapError(Exception):
 
 class AnnotationError(SegmapError):
     """An RTSTRUCT or SEG file that cannot be read or does not fit the image it names."""
+
+
+class SeriesGeometryError(SegmapError):
+    """An image series whose slices do not form one regular grid (the message names them)."""
+
+
+class SeriesSelectionError(SegmapError):
+    """No image series, or several and none chosen, or the requested one is absent."""
+
+
+class PixelDataError(SegmapError):
+    """Pixel data that cannot be decoded or does not fit the series it belongs to."""
