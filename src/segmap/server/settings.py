@@ -1,0 +1,117 @@
+"""Configuration of the web service: where its data lives and its limits."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from segmap.errors import SegmapError
+
+DATA_ENV = "SEGMAP_DATA"
+DATABASE_ENV = "SEGMAP_DATABASE_URL"
+MAX_UPLOAD_ENV = "SEGMAP_MAX_UPLOAD_BYTES"
+DASK_ENV = "SEGMAP_DASK_SCHEDULER"
+
+DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3
+SECRET_FILE = "secret_key"
+SQLITE_FILE = "segmap.sqlite3"
+
+
+class SettingsError(SegmapError):
+    """A setting (flag or environment variable) that cannot be used."""
+
+
+def default_data_dir() -> Path:
+    """The data folder when none is given: ``$SEGMAP_DATA``, else ``~/.local/share/segmap``."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "segmap"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``create_app`` needs.
+
+    Attributes:
+        data_dir: folder holding the SQLite database, the secret key and ``storage/``.
+        database_url: SQLAlchemy URL; None means SQLite in ``data_dir``. PostgreSQL is
+            ``postgresql+psycopg://user:password@host/dbname``.
+        max_upload_bytes: largest file accepted by one upload, in bytes.
+        secure_cookies: True/False forces the cookie ``Secure`` flag; None (default) sets
+            it exactly when the request arrived over https (uvicorn honours
+            ``X-Forwarded-Proto`` from trusted proxies).
+        session_max_age_s: how long a log-in lasts, in seconds.
+        dask_scheduler: address of a Dask scheduler for jobs (None: local workers).
+        workers: size of the local job worker pool.
+    """
+
+    data_dir: Path
+    database_url: str | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    secure_cookies: bool | None = None
+    session_max_age_s: int = 14 * 24 * 3600
+    dask_scheduler: str | None = None
+    workers: int = 2
+
+    @classmethod
+    def from_env(cls, data_dir: Path | str | None = None, **overrides: object) -> Settings:
+        """Settings from the environment (``SEGMAP_*``), with explicit values winning."""
+        folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+        max_upload = DEFAULT_MAX_UPLOAD_BYTES
+        raw = os.environ.get(MAX_UPLOAD_ENV)
+        if raw:
+            try:
+                max_upload = int(raw)
+            except ValueError:
+                raise SettingsError(
+                    f"{MAX_UPLOAD_ENV}={raw!r} is not a whole number of bytes"
+                ) from None
+        base = cls(
+            data_dir=folder,
+            database_url=os.environ.get(DATABASE_ENV) or None,
+            max_upload_bytes=max_upload,
+            dask_scheduler=os.environ.get(DASK_ENV) or None,
+        )
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: the configured one or SQLite inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / SQLITE_FILE).resolve()}"
+
+    @property
+    def storage_dir(self) -> Path:
+        """Folder of the local file storage."""
+        return self.data_dir / "storage"
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The key that signs session cookies, made once and kept in ``data_dir/secret_key``.
+
+    Kept on disk so log-ins survive restarts; created with O_EXCL so two processes
+    starting together agree on one key.
+    """
+    path = data_dir / SECRET_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    for _ in range(50):
+        key = path.read_text().strip()
+        if key:
+            return key
+        # Another process created the file and has not written it yet.
+        time.sleep(0.05)
+    raise SettingsError(f"{path} is empty: delete it and start again to make a new key")

@@ -1,0 +1,215 @@
+"""File storage behind a small interface, with a local-folder implementation.
+
+Every write goes to a staging file first (hashed and size-checked while it streams in),
+then is moved into place with one atomic rename. Stored objects are never modified: a
+re-upload is a new object and the database row switches to it, so a reader or a second
+writer never sees a torn file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from segmap.server.errors import PayloadTooLarge
+
+CHUNK = 1024 * 1024
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """An upload received in full and not yet placed: where it is, its size and SHA-256."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class StagingWriter:
+    """Receives an upload chunk by chunk, enforcing ``max_bytes`` and hashing as it goes.
+
+    Use as a context manager: leaving the block without ``finish()`` removes the file.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        fd, name = tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".part")
+        self.path = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.max_bytes = max_bytes
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        """Append bytes; raises ``PayloadTooLarge`` (and discards) past ``max_bytes``."""
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            self.discard()
+            raise PayloadTooLarge(
+                f"the upload is larger than the limit of {self.max_bytes} bytes; "
+                "ask the administrator to raise --max-upload-bytes"
+            )
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def write_from(self, source: BinaryIO | Iterable[bytes]) -> None:
+        """Copy a whole binary file object or iterable of chunks."""
+        if isinstance(source, (bytes, bytearray)):
+            self.write(bytes(source))
+        elif hasattr(source, "read"):
+            while chunk := source.read(CHUNK):
+                self.write(chunk)
+        else:
+            for chunk in source:
+                self.write(chunk)
+
+    def finish(self) -> StagedFile:
+        """Flush to disk and return the staged file (the caller owns it from now on)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._done = True
+        return StagedFile(self.path, self.size, self._hash.hexdigest())
+
+    def discard(self) -> None:
+        """Close and delete the partial file."""
+        if not self._file.closed:
+            self._file.close()
+        self._done = True
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def __enter__(self) -> StagingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            self.discard()
+
+
+class Storage(Protocol):
+    """What the service needs from a file store. Keys are ``/``-separated safe names."""
+
+    def stage(self, max_bytes: int) -> StagingWriter:
+        """Start receiving an upload."""
+        ...
+
+    def commit(self, staged: StagedFile, key: str) -> None:
+        """Move a staged file to ``key`` atomically."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """Open a stored object for reading; ``FileNotFoundError`` when absent."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """A whole (small) object."""
+        ...
+
+    def discard(self, staged: StagedFile) -> None:
+        """Drop a staged file that will not be committed."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object; no error when it is already gone."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object whose key starts with ``prefix/``."""
+        ...
+
+
+def new_key(prefix: str) -> str:
+    """A fresh, never reused key under ``prefix`` (e.g. ``models/12/3f2a...``)."""
+    return f"{prefix}/{uuid.uuid4().hex}"
+
+
+class LocalStorage:
+    """Objects as files under ``root/objects``; staging files under ``root/staging``.
+
+    Both live on one filesystem so the final rename is atomic.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.staging = root / "staging"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not parts or not all(_KEY_PART.match(p) and p not in (".", "..") for p in parts):
+            # Keys are made by the server, never by users; a bad one is a bug.
+            raise ValueError(f"invalid storage key {key!r}")
+        return self.objects.joinpath(*parts)
+
+    def stage(self, max_bytes: int) -> StagingWriter:
+        """Start receiving an upload into ``root/staging``."""
+        return StagingWriter(self.staging, max_bytes)
+
+    def commit(self, staged: StagedFile, key: str) -> None:
+        """Rename the staged file to the object path and make the rename durable."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.path, target)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def discard(self, staged: StagedFile) -> None:
+        """Delete a staged file."""
+        with contextlib.suppress(FileNotFoundError):
+            staged.path.unlink()
+
+    def open(self, key: str) -> BinaryIO:
+        """Open an object for reading."""
+        return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+
+    def read_bytes(self, key: str) -> bytes:
+        """A whole (small) object."""
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        """Whether the object is present."""
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove an object."""
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove a whole key prefix (e.g. every file of a deleted model)."""
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
+        """Delete staging files left by crashed uploads; returns how many."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.staging.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+
+def iter_file(handle: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:
+    """Yield a file's bytes in chunks and close it at the end (for streaming responses)."""
+    with handle:
+        while data := handle.read(chunk):
+            yield data
