@@ -30,7 +30,8 @@
   function checkValue(text) {
     const t = text.trim();
     if (t === "") { return "Enter a value from 1 to 65535."; }
-    if (!/^[+-]?\d+$/.test(t)) {
+    if (/^\+\d+$/.test(t)) { return "\"" + t + "\" has a plus sign: write the number without it."; }
+    if (!/^-?\d+$/.test(t)) {
       if (/^[+-]?(\d+\.\d*|\.\d+)$/.test(t)) { return "\"" + t + "\" is not a whole number: use an integer from 1 to 65535."; }
       return "\"" + t + "\" is not a number: use an integer from 1 to 65535.";
     }

@@ -55,16 +55,20 @@ window.Segmap = (function () {
       lines = detail.map(problemText);
     } else if (detail && typeof detail === "object") {
       if (detail.message) { heading = detail.message; }
-      const list = detail.problems || detail.errors || [];
-      lines = list.map(problemText);
+      lines = (detail.problems || detail.errors || []).map(problemText);
     }
+    // The service sends a region map's problems beside "detail", one per line.
+    if (data && Array.isArray(data.problems)) { lines = lines.concat(data.problems.map(problemText)); }
     if (status === 401) { heading = "Your session has ended: log in again."; }
     return { heading: heading, lines: lines };
   }
 
   function problemText(p) {
     if (typeof p === "string") { return p; }
-    if (p && p.line !== undefined && p.message) { return "line " + p.line + ": " + p.message; }
+    if (p && p.line !== undefined && p.message) {
+      const where = p.line ? "line " + p.line + ": " : "";
+      return where + (p.text ? "\"" + p.text + "\": " : "") + p.message;
+    }
     if (p && p.msg) { return (p.loc ? p.loc.join(".") + ": " : "") + p.msg; }
     return JSON.stringify(p);
   }
