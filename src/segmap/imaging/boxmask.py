@@ -91,6 +91,10 @@ class BoxMask:
             if lo >= hi:
                 return 0
             inter.append((lo, hi))
-        sub_a = tuple(slice(lo - s.start, hi - s.start) for (lo, hi), s in zip(inter, a, strict=True))
-        sub_b = tuple(slice(lo - s.start, hi - s.start) for (lo, hi), s in zip(inter, b, strict=True))
+        sub_a = tuple(
+            slice(lo - s.start, hi - s.start) for (lo, hi), s in zip(inter, a, strict=True)
+        )
+        sub_b = tuple(
+            slice(lo - s.start, hi - s.start) for (lo, hi), s in zip(inter, b, strict=True)
+        )
         return int(np.count_nonzero(self.data[sub_a] & other.data[sub_b]))

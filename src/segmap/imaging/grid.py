@@ -47,7 +47,9 @@ class VoxelGrid:
         if len(self.size) != 3 or any(int(n) < 1 for n in self.size):
             raise ValueError(f"grid size must be three positive counts, got {self.size}")
         if len(self.spacing) != 3 or any(not float(s) > 0 for s in self.spacing):
-            raise ValueError(f"grid spacing must be three positive lengths in mm, got {self.spacing}")
+            raise ValueError(
+                f"grid spacing must be three positive lengths in mm, got {self.spacing}"
+            )
         d = np.asarray(self.direction, dtype=float)
         if d.shape != (3, 3):
             raise ValueError("grid direction must be a 3x3 matrix")
@@ -71,7 +73,7 @@ class VoxelGrid:
             size=(s[0], s[1], s[2]),
             spacing=(sp[0], sp[1], sp[2]),
             origin_lps=(o[0], o[1], o[2]),
-            direction=tuple(tuple(float(x) for x in row) for row in d),
+            direction=tuple((float(r[0]), float(r[1]), float(r[2])) for r in d),
         )
 
     # --- shapes -------------------------------------------------------------------
@@ -109,7 +111,7 @@ class VoxelGrid:
     @property
     def lps_to_voxel(self) -> npt.NDArray[np.float64]:
         """4x4 affine taking LPS mm to continuous voxel indices ``(i, j, k)``."""
-        return np.linalg.inv(self.voxel_to_lps)
+        return np.asarray(np.linalg.inv(self.voxel_to_lps), dtype=np.float64)
 
     def voxel_centres_lps(self, ijk: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """LPS mm of the centres of voxels given as an ``(N, 3)`` array of ``(i, j, k)``."""

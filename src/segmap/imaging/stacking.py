@@ -1,0 +1,371 @@
+"""Stacking the slices of one series into a regular voxel grid, or saying why not.
+
+Slices are ordered by the projection of ImagePositionPatient on the slice normal
+(row cosine x column cosine), never by file name or InstanceNumber. The stack must be one
+regular grid; every refusal names the slices at fault (file name and position).
+
+Tolerances (mm unless said otherwise):
+
+* Orientation cosines agree between slices within ``ORIENTATION_TOL`` (1e-4, about
+  0.006 degrees) and each IOP is unit length and orthogonal within ``COSINE_TOL``.
+* Pixel spacing agrees within ``PIXEL_SPACING_TOL``.
+* Positions: a slice lies within max(0.01 mm, 1% of the slice spacing) of where a regular
+  grid from the first to the last slice puts it (the spacing used for the tolerance is the
+  smaller of the mean and median step); closer than that to its neighbour it is a
+  duplicate; its offset across the normal (a sheared stack, e.g. gantry tilt) is within
+  max(0.01 mm, 1% of the smaller pixel spacing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from segmap.errors import SeriesGeometryError
+from segmap.imaging.dicomheaders import SliceHeader
+from segmap.imaging.grid import VoxelGrid
+
+ORIENTATION_TOL = 1e-4
+COSINE_TOL = 1e-3
+PIXEL_SPACING_TOL = 1e-4
+DEFAULT_SINGLE_SLICE_MM = 1.0
+MAX_NAMED = 8
+FIXUP_MAX_PLANES_FACTOR = 10
+FIXUP_MAX_PLANES_FLOOR = 1000
+
+
+def position_tolerance(spacing_mm: float) -> float:
+    """Largest accepted distance (mm) of a slice from its regular-grid plane."""
+    return max(0.01, 0.01 * abs(spacing_mm))
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The outcome of stacking: slices in order along the normal and the grid they make.
+
+    Attributes:
+        grid: the regular grid; ``k`` runs along the slice normal.
+        slices: headers in order along the normal.
+        slice_indices: plane ``k`` on the grid of each entry of ``slices``.
+        fixups: sentences describing any fix-up or assumption.
+    """
+
+    grid: VoxelGrid
+    slices: tuple[SliceHeader, ...]
+    slice_indices: tuple[int, ...]
+    fixups: tuple[str, ...]
+
+
+class _Namer:
+    """Short, unambiguous names for the files of a series in messages."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        names = [p.name for p in paths]
+        self._root: str | None = None
+        if len(set(names)) != len(names) and len(paths) > 1:
+            self._root = os.path.commonpath([str(p) for p in paths])
+
+    def __call__(self, h: SliceHeader) -> str:
+        name = os.path.relpath(h.path, self._root) if self._root else h.path.name
+        if h.position is None:
+            return name
+        x, y, z = h.position
+        return f"{name} at ({x:.2f}, {y:.2f}, {z:.2f})"
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = list(items[:MAX_NAMED])
+    if len(items) > MAX_NAMED:
+        shown.append(f"and {len(items) - MAX_NAMED} more")
+    return "; ".join(shown)
+
+
+def _refuse(series_uid: str, problem: str, advice: str) -> SeriesGeometryError:
+    return SeriesGeometryError(f"Image series {series_uid}: {problem}. {advice}")
+
+
+_NO_FIXUP = "No fix-up exists for this: choose the files of one acquisition."
+
+
+def _check_single_frame(slices: Sequence[SliceHeader], uid: str, name: _Namer) -> None:
+    multi = [h for h in slices if h.number_of_frames > 1]
+    if multi:
+        raise _refuse(
+            uid,
+            "multi-frame image files are not supported: "
+            + _listing([f"{name(h)} ({h.number_of_frames} frames)" for h in multi]),
+            "Convert the series to single-frame slices (e.g. with dcmtk or dicom3tools).",
+        )
+
+
+def _check_geometry_present(slices: Sequence[SliceHeader], uid: str, name: _Namer) -> None:
+    missing: list[str] = []
+    for h in slices:
+        absent = [
+            tag
+            for tag, value in (
+                ("ImagePositionPatient", h.position),
+                ("ImageOrientationPatient", h.orientation),
+                ("PixelSpacing", h.pixel_spacing),
+            )
+            if value is None
+        ]
+        if h.pixel_spacing is not None and min(h.pixel_spacing) <= 0:
+            absent.append("PixelSpacing (not positive)")
+        if absent:
+            missing.append(f"{name(h)} lacks {', '.join(absent)}")
+    if missing:
+        raise _refuse(
+            uid,
+            "geometry tags are missing or malformed: " + _listing(missing),
+            "segmap needs each slice's position, orientation and pixel spacing to place "
+            "voxels; fix the files' headers.",
+        )
+
+
+def _check_same(
+    slices: Sequence[SliceHeader],
+    uid: str,
+    name: _Namer,
+    what: str,
+    key: Callable[[SliceHeader], Hashable],
+    show: Callable[[Hashable], str],
+) -> None:
+    groups: dict[Hashable, list[SliceHeader]] = defaultdict(list)
+    for h in slices:
+        groups[key(h)].append(h)
+    if len(groups) <= 1:
+        return
+    parts = [
+        f"{show(k)} in {len(g)} slice{'s' if len(g) != 1 else ''} "
+        f"({_listing([name(h) for h in g])})"
+        for k, g in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    ]
+    raise _refuse(uid, f"the slices have {len(groups)} different {what}: " + " | ".join(parts),
+                  _NO_FIXUP)
+
+
+def _check_consistent(slices: Sequence[SliceHeader], uid: str, name: _Namer) -> None:
+    _check_same(slices, uid, name, "frames of reference",
+                lambda h: h.frame_of_reference_uid, lambda k: f"FrameOfReferenceUID {k}")
+    _check_same(slices, uid, name, "image sizes",
+                lambda h: f"{h.rows} x {h.columns}", lambda k: f"Rows x Columns {k}")
+    first_spacing = slices[0].pixel_spacing
+    assert first_spacing is not None
+    _check_same(slices, uid, name, "pixel spacings",
+                lambda h: _cluster(h.pixel_spacing, first_spacing, PIXEL_SPACING_TOL),
+                lambda k: f"PixelSpacing {k}")
+    first_iop = slices[0].orientation
+    assert first_iop is not None
+    _check_same(slices, uid, name, "orientations",
+                lambda h: _cluster(h.orientation, first_iop, ORIENTATION_TOL),
+                lambda k: f"ImageOrientationPatient {k}")
+
+
+def _cluster(
+    value: Sequence[float] | None, reference: Sequence[float], tol: float
+) -> tuple[float, ...]:
+    """``reference`` when ``value`` is within ``tol`` of it, else ``value`` rounded for display."""
+    assert value is not None
+    if all(abs(a - b) <= tol for a, b in zip(value, reference, strict=True)):
+        return tuple(round(v, 6) for v in reference)
+    return tuple(round(v, 6) for v in value)
+
+
+def _direction(iop: Sequence[float], uid: str, example: str) -> npt.NDArray[np.float64]:
+    row = np.asarray(iop[:3], dtype=float)
+    col = np.asarray(iop[3:], dtype=float)
+    nr, nc = np.linalg.norm(row), np.linalg.norm(col)
+    if abs(nr - 1) > COSINE_TOL or abs(nc - 1) > COSINE_TOL or abs(row @ col) > COSINE_TOL:
+        raise _refuse(
+            uid,
+            f"ImageOrientationPatient {list(iop)} of {example} is not two orthogonal unit "
+            "vectors",
+            "Fix the files' headers.",
+        )
+    # Re-orthonormalise the few-digit cosines written in files so the grid is exact.
+    row = row / nr
+    col = col - (col @ row) * row
+    col = col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    return np.column_stack([row, col, normal])
+
+
+def _check_not_sheared(
+    slices: Sequence[SliceHeader], positions: npt.NDArray[np.float64],
+    normal: npt.NDArray[np.float64], uid: str, name: _Namer,
+) -> None:
+    spacing = slices[0].pixel_spacing
+    assert spacing is not None
+    tol = max(0.01, 0.01 * min(spacing))
+    rel = positions - positions[0]
+    across = rel - np.outer(rel @ normal, normal)
+    off = np.linalg.norm(across, axis=1)
+    bad = [f"{name(h)} is {d:.3f} mm off the stack's axis" for h, d in zip(slices, off, strict=True)
+           if d > tol]
+    if bad:
+        raise _refuse(
+            uid,
+            "the slices are not stacked along their normal (a tilted gantry or sheared "
+            f"stack; tolerance {tol:.3f} mm): " + _listing(bad),
+            "segmap refuses sheared stacks rather than misplace voxels; resample the series "
+            "to an orthogonal grid first.",
+        )
+
+
+def _check_no_duplicates(
+    slices: Sequence[SliceHeader], along: npt.NDArray[np.float64], uid: str, name: _Namer
+) -> None:
+    steps = np.diff(along)
+    tol = position_tolerance(float(np.median(steps))) if steps.size else 0.01
+    close = np.flatnonzero(steps < tol).tolist()
+    pairs = [f"{name(slices[n])} and {name(slices[n + 1])}" for n in close]
+    if pairs:
+        raise _refuse(
+            uid,
+            f"several slices share one position (closer than {tol:.3f} mm along the normal): "
+            + _listing(pairs),
+            "The series probably mixes two acquisitions or holds copies; " + _NO_FIXUP,
+        )
+
+
+def spacing_tolerance(along: npt.NDArray[np.float64]) -> float:
+    """Position tolerance (mm) for sorted positions ``along`` the normal.
+
+    It follows the smaller of the mean and the median step, so one large gap cannot
+    loosen it.
+    """
+    steps = np.diff(along)
+    return position_tolerance(min(float(np.mean(steps)), float(np.median(steps))))
+
+
+def _irregular_steps(
+    slices: Sequence[SliceHeader], along: npt.NDArray[np.float64], name: _Namer
+) -> list[str] | None:
+    """Descriptions of the steps that break regular spacing, or None when regular."""
+    n = len(slices)
+    dk = (along[-1] - along[0]) / (n - 1)
+    tol = spacing_tolerance(along)
+    deviation = along - (along[0] + dk * np.arange(n))
+    if np.max(np.abs(deviation)) <= tol:
+        return None
+    steps = np.diff(along)
+    usual = float(np.median(steps))
+    bad = [
+        f"{steps[m]:.3f} mm from {name(slices[m])} to {name(slices[m + 1])}"
+        for m in np.flatnonzero(np.abs(steps - usual) > tol).tolist()
+    ]
+    if not bad:  # small steps that add up: name the slice that drifted furthest
+        m = int(np.argmax(np.abs(deviation)))
+        bad = [f"{name(slices[m])} is {deviation[m]:+.3f} mm off the regular grid"]
+    bad.insert(0, f"the usual step is {usual:.3f} mm")
+    return bad
+
+
+def _fixup_planes(
+    along: npt.NDArray[np.float64], uid: str
+) -> tuple[float, int, tuple[int, ...], float]:
+    """Regular planes at the smallest step over the same extent: (dk, nk, k per slice, shift)."""
+    steps = np.diff(along)
+    dk = float(np.min(steps))
+    extent = float(along[-1] - along[0])
+    nk = int(round(extent / dk)) + 1
+    limit = max(FIXUP_MAX_PLANES_FACTOR * len(along), FIXUP_MAX_PLANES_FLOOR)
+    if nk > limit:
+        raise _refuse(
+            uid,
+            f"a regular grid at the smallest step {dk:.3f} mm over {extent:.1f} mm would need "
+            f"{nk} planes for {len(along)} slices",
+            "The fix-up refuses grids more than "
+            f"{FIXUP_MAX_PLANES_FACTOR}x the slice count (and over {FIXUP_MAX_PLANES_FLOOR}); "
+            "check that the files belong to one acquisition.",
+        )
+    ks = np.rint((along - along[0]) / dk).astype(int)
+    shift = float(np.max(np.abs(along - (along[0] + ks * dk))))
+    return dk, nk, tuple(int(k) for k in ks), shift
+
+
+def _single_slice_spacing(h: SliceHeader) -> tuple[float, tuple[str, ...]]:
+    if h.slice_thickness is not None:
+        return h.slice_thickness, ()
+    if h.spacing_between_slices is not None:
+        return h.spacing_between_slices, (
+            f"Single-slice series without SliceThickness: slice spacing taken from "
+            f"SpacingBetweenSlices ({h.spacing_between_slices:g} mm).",
+        )
+    return DEFAULT_SINGLE_SLICE_MM, (
+        "Single-slice series without SliceThickness or SpacingBetweenSlices: a slice "
+        f"spacing of {DEFAULT_SINGLE_SLICE_MM:g} mm was assumed.",
+    )
+
+
+def stack_slices(slices: Sequence[SliceHeader], *, fixup: bool = False) -> Stack:
+    """Order the slices of one series along their normal and build their voxel grid.
+
+    Raises :class:`SeriesGeometryError` naming the slices when they are not one regular
+    grid. With ``fixup``, uneven spacing and gaps are repaired: the slices are placed, each
+    at its nearest plane, on a regular grid at the smallest step between neighbouring
+    slices over the same extent; planes with no slice stay empty. Other problems are
+    always refused.
+    """
+    if not slices:
+        raise ValueError("no slices to stack")
+    uid = slices[0].series_instance_uid
+    name = _Namer([h.path for h in slices])
+    _check_single_frame(slices, uid, name)
+    _check_geometry_present(slices, uid, name)
+    _check_consistent(slices, uid, name)
+    first = slices[0]
+    assert first.orientation is not None and first.pixel_spacing is not None
+    direction = _direction(first.orientation, uid, name(first))
+    normal = direction[:, 2]
+    positions = np.array([h.position for h in slices], dtype=float)
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    ordered = tuple(slices[int(n)] for n in order.tolist())
+    positions, along = positions[order], along[order]
+    _check_no_duplicates(ordered, along, uid, name)
+    _check_not_sheared(ordered, positions, normal, uid, name)
+
+    fixups: tuple[str, ...] = ()
+    indices = tuple(range(len(ordered)))
+    if len(ordered) == 1:
+        dk, fixups = _single_slice_spacing(first)
+        nk = 1
+    else:
+        nk = len(ordered)
+        dk = float((along[-1] - along[0]) / (nk - 1))
+        problems = _irregular_steps(ordered, along, name)
+        if problems is not None and not fixup:
+            raise _refuse(
+                uid,
+                "the slice spacing is uneven or has gaps "
+                f"(tolerance {spacing_tolerance(along):.3f} mm): " + _listing(problems),
+                "Ask for a geometry fix-up to place the slices on a regular grid at the "
+                "smallest spacing (planes without a slice stay empty).",
+            )
+        if problems is not None:
+            dk, nk, indices, shift = _fixup_planes(along, uid)
+            steps = np.diff(along)
+            fixups = (
+                f"Uneven slice spacing (steps from {steps.min():.3f} to {steps.max():.3f} mm): "
+                f"the {len(ordered)} slices were placed on a regular grid of {nk} planes at "
+                f"{dk:.3f} mm (the smallest step) over the same extent, each on its nearest "
+                f"plane (largest shift {shift:.3f} mm); {nk - len(ordered)} planes without a "
+                "slice are empty.",
+            )
+    dj, di = first.pixel_spacing
+    assert first.rows is not None and first.columns is not None
+    grid = VoxelGrid.from_arrays(
+        size=(first.columns, first.rows, nk),
+        spacing=(di, dj, dk),
+        origin_lps=positions[0],
+        direction=direction,
+    )
+    return Stack(grid=grid, slices=ordered, slice_indices=indices, fixups=fixups)
