@@ -38,6 +38,7 @@ class ContourRegion:
     name: str
     contours: tuple[PlanarContour, ...]
     color_rgb: tuple[int, int, int] | None = None
+    frame_of_reference_uid: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +50,10 @@ class MaskRegion:
         name: SegmentLabel.
         mask: the segment's voxels on the referenced image grid, cropped to its box.
         frames_used: how many frames of this segment were placed on the grid.
+        frames_skipped: frames of this segment that fell on no slice of the image (for
+            example frames whose source slice is missing from the series).
+        frames_resampled: frames placed by nearest-neighbour resampling because the SEG's
+            grid differs from the image's.
     """
 
     number: int
@@ -56,6 +61,8 @@ class MaskRegion:
     mask: BoxMask
     color_rgb: tuple[int, int, int] | None = None
     frames_used: int = 0
+    frames_skipped: int = 0
+    frames_resampled: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,3 +77,10 @@ class AnnotationInfo:
     frame_of_reference_uid: str | None
     referenced_series_uids: tuple[str, ...]
     referenced_sop_instance_uids: tuple[str, ...] = field(default_factory=tuple)
+    # Additive fields (annotations readers); defaults keep older constructors valid.
+    sop_class_uid: str = ""
+    label: str = ""  # StructureSetLabel (RTSTRUCT) or ContentLabel (SEG)
+    manufacturer: str = ""
+    segmentation_type: str = ""  # SEG only: BINARY, FRACTIONAL or LABELMAP
+    frame_of_reference_uids: tuple[str, ...] = field(default_factory=tuple)
+    """Every frame of reference the regions are drawn in (RTSTRUCT ROIs may name several)."""
