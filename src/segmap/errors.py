@@ -23,3 +23,26 @@ class SeriesSelectionError(SegmapError):
 
 class PixelDataError(SegmapError):
     """Pixel data that cannot be decoded or does not fit the series it belongs to."""
+
+
+class OverlapError(SegmapError):
+    """Regions with different values overlap and the overlap policy is ``error``.
+
+    ``pairs`` holds ``(first_label, first_value, second_label, second_value, voxels)``
+    per overlapping pair, the first being the earlier line of the region map.
+    """
+
+    def __init__(self, message: str, pairs: tuple[tuple[str, int, str, int, int], ...] = ()):
+        super().__init__(message)
+        self.pairs = pairs
+
+
+class UnmatchedRegionError(SegmapError):
+    """Region names match no map label and the unmatched policy is ``error``.
+
+    ``names`` holds ``(name, suggestions)`` per unmatched name, suggestions best first.
+    """
+
+    def __init__(self, message: str, names: tuple[tuple[str, tuple[str, ...]], ...] = ()):
+        super().__init__(message)
+        self.names = names
