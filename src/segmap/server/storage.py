@@ -63,7 +63,7 @@ class StagingWriter:
         self._hash.update(chunk)
         self._file.write(chunk)
 
-    def write_from(self, source: BinaryIO | Iterable[bytes]) -> None:
+    def write_from(self, source: BinaryIO | Iterable[bytes] | bytes) -> None:
         """Copy a whole binary file object or iterable of chunks."""
         if isinstance(source, (bytes, bytearray)):
             self.write(bytes(source))
