@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -13,6 +13,8 @@ import numpy as np
 from segmap.labelmap.names import closest_names, normalise_name
 from segmap.labelmap.problems import MapProblem, RegionMapError
 from segmap.labelmap.rules import duplicate_problems, label_problem, value_problem
+
+_NO_REGIONS = "the map has no regions; add at least one Label=Value"
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,12 @@ class RegionMap:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))
-        problems = _problems_of(
-            [(r.line or i, r.label, r.value) for i, r in enumerate(self.regions, start=1)],
-            empty_message="the map has no regions; add at least one Label=Value",
+        problems = entry_problems(
+            [
+                (r.line or i, f"{r.label}={r.value}", r.label, r.value)
+                for i, r in enumerate(self.regions, start=1)
+            ],
+            empty_message=_NO_REGIONS,
         )
         if problems:
             raise RegionMapError(problems, source="<regions>")
@@ -58,16 +63,14 @@ class RegionMap:
         Raises:
             RegionMapError: every problem found, not just the first.
         """
-        entries: list[tuple[int, Any, Any]] = []
+        entries: list[tuple[int, str, Any, Any]] = []
         for label, value in pairs:
             trimmed = label.strip() if isinstance(label, str) else label
-            entries.append((len(entries) + 1, trimmed, value))
-        problems = _problems_of(
-            entries, empty_message="the map has no regions; add at least one Label=Value"
-        )
+            entries.append((len(entries) + 1, f"{label}={value}", trimmed, value))
+        problems = entry_problems(entries, empty_message=_NO_REGIONS)
         if problems:
             raise RegionMapError(problems, source="<pairs>")
-        return cls(tuple(Region(label, value) for _, label, value in entries))
+        return cls(tuple(Region(label, value) for _, _, label, value in entries))
 
     def __iter__(self) -> Iterator[Region]:
         return iter(self.regions)
@@ -134,17 +137,21 @@ class RegionMap:
         }
 
 
-def _problems_of(
-    entries: list[tuple[int, Any, Any]], *, empty_message: str
+def entry_problems(
+    entries: Sequence[tuple[int, str, Any, Any]], *, empty_message: str
 ) -> list[MapProblem]:
-    """Every problem of ``(line, label, value)`` entries built in code, in line order."""
+    """Every problem of ``(line, text, label, value)`` entries, sorted by line.
+
+    ``label`` should already be trimmed; ``value`` should be an int (anything else is
+    reported). Importers use this so a map from any format obeys the same rules and
+    messages as a map file.
+    """
     if not entries:
         return [MapProblem(0, "", empty_message)]
     problems: list[MapProblem] = []
     valid_labels: list[tuple[int, str]] = []
     texts: list[str] = []
-    for line, label, value in entries:
-        text = f"{label}={value}"
+    for line, text, label, value in entries:
         if not isinstance(label, str):
             problems.append(MapProblem(line, text, f"the label {label!r} is not text"))
         elif message := label_problem(label):
@@ -158,3 +165,17 @@ def _problems_of(
         problems.append(MapProblem(valid_labels[index][0], texts[index], message))
     problems.sort(key=lambda p: p.line)
     return problems
+
+
+def build_region_map(
+    entries: Sequence[tuple[int, str, Any, Any]], *, source: str, empty_message: str
+) -> RegionMap:
+    """A map from ``(line, text, label, value)`` entries, regions keeping ``line``.
+
+    Raises:
+        RegionMapError: naming ``source``, with every problem of the entries.
+    """
+    problems = entry_problems(entries, empty_message=empty_message)
+    if problems:
+        raise RegionMapError(problems, source=source)
+    return RegionMap(tuple(Region(label, value, line) for line, _, label, value in entries))

@@ -18,6 +18,7 @@ from segmap.labelmap.rules import (
 # certainly some other file given by mistake, and reading it whole would waste memory.
 MAX_MAP_BYTES = 8 * 1024 * 1024
 
+_MAP = "region map"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _NO_REGIONS = (
@@ -90,6 +91,34 @@ def _no_equals_message(stripped: str) -> str:
     return f'there is no "="; {hint}'
 
 
+def decode_text(data: bytes, *, source: str, what: str = _MAP) -> str:
+    """The text of a small UTF-8 file, BOM removed.
+
+    Raises:
+        RegionMapFileError: empty, UTF-16, binary (a NUL byte) or not UTF-8; one sentence
+            naming ``source`` and saying what to do.
+    """
+    if data.startswith(_UTF16_BOMS):
+        raise RegionMapFileError(
+            f"{source} is saved as UTF-16; save it again as UTF-8 text", source
+        )
+    body = data.removeprefix(_UTF8_BOM)
+    if not body.strip():
+        hint = "; a region map needs one Label=Value line per region" if what == _MAP else ""
+        raise RegionMapFileError(f"{source} is empty{hint}", source)
+    if b"\x00" in body:
+        raise RegionMapFileError(f"{source} is a binary file, not a {what} text file", source)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise RegionMapFileError(
+            f"{source} is not UTF-8 text (undecodable byte 0x{body[exc.start]:02X} on line "
+            f"{line}); save it again as UTF-8",
+            source,
+        ) from None
+
+
 def decode_region_map_bytes(data: bytes, *, source: str) -> RegionMap:
     """Decode the bytes of an uploaded or read file and parse them.
 
@@ -101,29 +130,7 @@ def decode_region_map_bytes(data: bytes, *, source: str) -> RegionMap:
         RegionMapFileError: the bytes are not a text file at all.
         RegionMapError: the text breaks the region map rules.
     """
-    if data.startswith(_UTF16_BOMS):
-        raise RegionMapFileError(
-            f"{source} is saved as UTF-16; save it again as UTF-8 text", source
-        )
-    body = data.removeprefix(_UTF8_BOM)
-    if not body.strip():
-        raise RegionMapFileError(
-            f"{source} is empty; a region map needs one Label=Value line per region", source
-        )
-    if b"\x00" in body:
-        raise RegionMapFileError(
-            f"{source} is a binary file, not a region map text file", source
-        )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = body.count(b"\n", 0, exc.start) + 1
-        raise RegionMapFileError(
-            f"{source} is not UTF-8 text (undecodable byte 0x{body[exc.start]:02X} on line "
-            f"{line}); save it again as UTF-8",
-            source,
-        ) from None
-    return parse_region_map(text, source=source)
+    return parse_region_map(decode_text(data, source=source), source=source)
 
 
 def read_region_map(path: str | os.PathLike[str]) -> RegionMap:
@@ -134,11 +141,20 @@ def read_region_map(path: str | os.PathLike[str]) -> RegionMap:
             binary, not UTF-8 or empty (one sentence naming the path).
         RegionMapError: the text breaks the region map rules.
     """
+    return parse_region_map(read_text_file(path), source=os.fspath(path))
+
+
+def read_text_file(
+    path: str | os.PathLike[str], *, what: str = _MAP, limit: int = MAX_MAP_BYTES
+) -> str:
+    """The text of a small UTF-8 file (BOM removed), every failure one sentence.
+
+    Raises:
+        RegionMapFileError: missing, a folder, unreadable, too large, empty, binary or
+            not UTF-8.
+    """
     name = os.fspath(path)
-    data = read_small_file(Path(name), MAX_MAP_BYTES, what="region map")
-    return decode_region_map_bytes(data, source=name)
-
-
+    return decode_text(read_small_file(Path(name), limit, what=what), source=name, what=what)
 def read_small_file(path: Path, limit: int, *, what: str) -> bytes:
     """Read a whole file no larger than ``limit`` bytes, turning OS errors into sentences.
 

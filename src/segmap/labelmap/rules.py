@@ -88,6 +88,8 @@ def parse_value(text: str) -> tuple[int | None, str | None]:
 
 def value_problem(value: int) -> str | None:
     """Why the integer ``value`` cannot be a region's mask value, or None."""
+    if isinstance(value, str):
+        return f'"{value}" is text; write the value as a number, without quotes'
     if isinstance(value, bool) or not isinstance(value, int):
         return f"{value!r} is not a whole number; a region value is {VALUE_RANGE}"
     if value == 0:
