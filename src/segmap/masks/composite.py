@@ -157,8 +157,8 @@ def paint_composite(
     regions: Sequence[NamedMask],
     region_map: RegionMap,
     *,
-    overlap: OverlapPolicy = OverlapPolicy.ORDER,
-    unmatched: UnmatchedPolicy = UnmatchedPolicy.SKIP,
+    overlap: OverlapPolicy | str = OverlapPolicy.ORDER,
+    unmatched: UnmatchedPolicy | str = UnmatchedPolicy.SKIP,
     strict_names: bool = False,
     grid_shape: tuple[int, int, int] | None = None,
 ) -> CompositeResult:
@@ -167,8 +167,8 @@ def paint_composite(
     Args:
         regions: annotation regions, each a :class:`BoxMask` on the same grid.
         region_map: labels, values and paint order (later lines win).
-        overlap: what to do where labels of different values overlap.
-        unmatched: what to do with names that match no label.
+        overlap: what to do where labels of different values overlap (enum or its word).
+        unmatched: what to do with names that match no label (enum or its word).
         strict_names: compare names exactly instead of normalised.
         grid_shape: ``(nk, nj, ni)`` of the output; taken from the regions when omitted
             (then at least one region is needed).
