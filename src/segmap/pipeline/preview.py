@@ -60,9 +60,9 @@ def choose_slices(labels_kji: npt.NDArray[np.integer], values: Sequence[int],
                   max_slices: int = 4) -> list[int]:
     """Up to ``max_slices`` slice indices ``k`` that together show as many values as possible.
 
-    Greedy: start from the slice with the most labelled voxels, then add the slice
-    showing the most values not yet shown (ties: more labelled voxels). When all values
-    are shown, fill up to three slices with the fullest remaining ones, kept apart.
+    Greedy: start from the slice showing the most values (ties: more labelled voxels),
+    then add the slice showing the most values not yet shown. When all values are shown,
+    fill up to three slices with the richest remaining ones, kept apart.
     """
     nk = labels_kji.shape[0]
     vals = [int(v) for v in values]
@@ -79,7 +79,9 @@ def choose_slices(labels_kji: npt.NDArray[np.integer], values: Sequence[int],
     total = counts.sum(axis=1)
     if not total.any():
         return [nk // 2]
-    chosen = [int(np.argmax(total))]
+    distinct = (counts > 0).sum(axis=1)
+    best_first = np.flatnonzero(distinct == distinct.max())
+    chosen = [int(best_first[np.argmax(total[best_first])])]
     shown = counts[chosen[0]] > 0
     while len(chosen) < max_slices:
         gain = ((counts > 0) & ~shown).sum(axis=1)
@@ -91,7 +93,7 @@ def choose_slices(labels_kji: npt.NDArray[np.integer], values: Sequence[int],
         chosen.append(k)
         shown |= counts[k] > 0
     min_gap = max(1, nk // 8)
-    for k in np.argsort(-total, kind="stable"):
+    for k in np.lexsort((-total, -distinct)):
         if len(chosen) >= min(3, max_slices) or total[k] == 0:
             break
         if all(abs(int(k) - c) >= min_gap for c in chosen):
