@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-import json
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -17,10 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 import segmap
@@ -83,15 +80,6 @@ def _static_digest(name: str) -> str:
 def static_url(name: str) -> str:
     """URL of a file in ``static/``, versioned by its content."""
     return f"/static/{quote(name)}?v={_static_digest(name)}"
-
-
-def static_response(name: str) -> Response:
-    """Serve one file of ``static/`` (flat folder; anything else is 404)."""
-    path = STATIC_DIR / name
-    media = STATIC_TYPES.get(path.suffix)
-    if "/" in name or "\\" in name or name.startswith(".") or media is None or not path.is_file():
-        raise HTTPException(status_code=404, detail=f"no static file named {name!r}")
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def colour_of(value: int) -> str:
@@ -182,49 +170,3 @@ def error_page(
     values.update(context or {})
     values.update({"status_code": status_code, "heading": heading, "message": message})
     return render(request, "error.html", values, status_code=status_code)
-
-
-def _reason(detail: Any) -> str:
-    if isinstance(detail, str):
-        return detail
-    return json.dumps(detail)
-
-
-class PageRoute(APIRoute):
-    """A route whose failures are pages for people, not JSON.
-
-    401 becomes a redirect to the log-in page; any other refusal (from the services or
-    from FastAPI's own validation) becomes the friendly error page with the reason.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        inner = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            from segmap.server.errors import ServiceError
-
-            try:
-                return await inner(request)
-            except ServiceError as exc:
-                if exc.status_code == 401:
-                    return login_redirect(request)
-                return error_page(request, exc.status_code, exc.message, _page_user(request))
-            except HTTPException as exc:
-                if exc.status_code == 401:
-                    return login_redirect(request)
-                return error_page(
-                    request, exc.status_code, _reason(exc.detail), _page_user(request)
-                )
-            except RequestValidationError:
-                return error_page(
-                    request, 404, "That address does not name a page here.", _page_user(request)
-                )
-
-        return handler
-
-
-def _page_user(request: Request) -> dict[str, Any]:
-    # The error page still shows who is logged in when the page that failed knew it.
-    user = getattr(request.state, "page_user", None)
-    token = getattr(request.state, "page_csrf", "")
-    return {"user": user, "csrf_token": token}

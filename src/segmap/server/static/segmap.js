@@ -50,7 +50,8 @@ window.Segmap = (function () {
     let heading = "The server refused the request (" + status + ").";
     let lines = [];
     if (typeof detail === "string") {
-      heading = detail;
+      // A region map refusal repeats its problems after the first line; they are listed below.
+      heading = data && Array.isArray(data.problems) ? detail.split("\n")[0] : detail;
     } else if (Array.isArray(detail)) {
       lines = detail.map(problemText);
     } else if (detail && typeof detail === "object") {
