@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmap.labelmap import RegionMap, normalise_name, parse_region_map
+from segmap.labelmap.formats import export_map, import_text
 
 # Any character a text file can hold, except control characters (tab aside), surrogates
 # and U+FEFF, which the rules refuse; "=", "#", spaces and non-Latin scripts included.
@@ -64,3 +65,21 @@ def test_every_label_matches_itself_normalised_and_strict(pairs: list[tuple[str,
     for region in m:
         assert m.match(region.label, strict=True) == region
         assert m.match(f"  {region.label}\t") == region
+
+
+# Small value range so that labels often share a value: the hardest case for formats that
+# hold one name per value.
+_SHARING_PAIRS = st.lists(
+    st.tuples(_LABEL, st.one_of(st.integers(1, 6), st.integers(1, 65535))),
+    min_size=1,
+    max_size=12,
+    unique_by=lambda p: normalise_name(p[0]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_SHARING_PAIRS, st.sampled_from(["monai", "nnunet", "msd", "slicer", "itksnap"]))
+def test_every_format_round_trips_generated_maps(pairs: list[tuple[str, int]], fmt: str) -> None:
+    original = RegionMap.from_pairs(pairs)
+    back = import_text(export_map(original, fmt), fmt, source="generated")
+    assert [(r.label, r.value) for r in back.region_map] == pairs

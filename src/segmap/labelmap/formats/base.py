@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,11 @@ def classes(region_map: RegionMap) -> list[tuple[int, tuple[str, ...]]]:
     return [(value, tuple(labels)) for value, labels in by_value.items()]
 
 
+def json_entry(key: str) -> str:
+    """How messages name a JSON entry: ``entry "liver"``."""
+    return f"entry {json.dumps(key, ensure_ascii=False)}"
+
+
 def finish(
     entries: Sequence[tuple[int, str, Any, Any]],
     format_problems: Sequence[MapProblem],
@@ -102,6 +108,11 @@ def finish(
     if entries or not problems:
         problems += entry_problems(entries, empty_message=NO_REGIONS)
     if problems:
+        # JSON entries have no line (0); their text names the entry and leads the message.
+        problems = [
+            MapProblem(0, "", f"{p.text}: {p.message}") if p.line == 0 and p.text else p
+            for p in problems
+        ]
         problems.sort(key=lambda p: p.line)
         raise RegionMapError(problems, source=source)
     return RegionMap(tuple(Region(label, value, line) for line, _, label, value in entries))

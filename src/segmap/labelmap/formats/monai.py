@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from segmap.labelmap.formats.base import Imported, LabelFormat, LabelFormatError, finish
+from segmap.labelmap.formats.base import (
+    Imported,
+    LabelFormat,
+    LabelFormatError,
+    finish,
+    json_entry,
+)
 from segmap.labelmap.formats.jsonfile import dump_json, load_json
 from segmap.labelmap.model import RegionMap
 from segmap.labelmap.palette import RGBA
@@ -40,7 +46,7 @@ def load(text: str, source: str) -> Imported:
             source,
         )
     entries = [
-        (0, f'"{name}": {value}', name.strip(), value)
+        (0, json_entry(name), name.strip(), value)
         for name, value in data.items()
         if not (isinstance(value, int) and not isinstance(value, bool) and value == 0)
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from segmap.labelmap.formats.base import Imported, LabelFormat, classes, finish
+from segmap.labelmap.formats.base import Imported, LabelFormat, classes, finish, json_entry
 from segmap.labelmap.formats.jsonfile import dump_json, labels_object, load_json
 from segmap.labelmap.formats.record import (
     RECORD_KEY,
@@ -54,10 +54,10 @@ def load(text: str, source: str) -> Imported:
     for key, name in labels.items():
         if key.strip().isascii() and key.strip().isdigit() and int(key) == 0:
             continue  # background
-        text_of = f'"{key}": "{name}"' if isinstance(name, str) else f'"{key}": {name}'
+        text_of = json_entry(key)
         value, message = parse_value(key.strip())
         if message:
-            problems.append(MapProblem(0, text_of, f"the key is the value: {message}"))
+            problems.append(MapProblem(0, text_of, f"the key is the value, and {message}"))
             continue
         label = name.strip() if isinstance(name, str) else name
         entries.append((0, text_of, label, value))

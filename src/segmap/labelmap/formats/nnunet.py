@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from segmap.labelmap.formats.base import Imported, LabelFormat, LabelFormatError, classes, finish
+from segmap.labelmap.formats.base import (
+    Imported,
+    LabelFormat,
+    LabelFormatError,
+    classes,
+    finish,
+    json_entry,
+)
 from segmap.labelmap.formats.jsonfile import dump_json, labels_object, load_json
 from segmap.labelmap.formats.record import (
     RECORD_KEY,
@@ -82,7 +89,7 @@ def load(text: str, source: str) -> Imported:
             source,
         )
     entries = [
-        (0, f'"{name}": {value}', name.strip(), value)
+        (0, json_entry(name), name.strip(), value)
         for name, value in labels.items()
         if not (isinstance(value, int) and not isinstance(value, bool) and value == 0)
     ]
