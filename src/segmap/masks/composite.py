@@ -30,6 +30,9 @@ from segmap.labelmap import Region, RegionMap
 from segmap.masks.boxops import union_masks
 from segmap.masks.policies import OverlapPolicy, UnmatchedPolicy
 
+_SLAB_VOXELS = 1 << 22
+"""Voxels compared per pass when counting; bounds temporaries for large regions."""
+
 
 @dataclass(frozen=True, eq=False)
 class NamedMask:
@@ -208,15 +211,23 @@ def paint_composite(
             np.copyto(array[union.slices], np.asarray(region.value, dtype=array.dtype),
                       where=union.data)
 
+    # A label with one region has that region's mask as its union: count it once.
+    visible: dict[int, int] = {}
+
+    def seen(mask: BoxMask, value: int) -> int:
+        if id(mask) not in visible:
+            visible[id(mask)] = _visible(array, mask, value)
+        return visible[id(mask)]
+
     painted = tuple(
         PaintedRegion(r.name, r.number, m.label, m.value, r.mask.voxel_count,
-                      _visible(array, r.mask, m.value))
+                      seen(r.mask, m.value))
         for r, m in zip(regions, matches, strict=True)
         if m is not None
     )
     labels = tuple(
         LabelPaint(region.label, region.value, region.line, tuple(r.name for r in group),
-                   union.voxel_count, _visible(array, union, region.value))
+                   union.voxel_count, seen(union, region.value))
         for region, union, group in zip(region_map.regions, unions, members, strict=True)
     )
     return CompositeResult(array, painted, labels, missing, overlaps)
@@ -252,10 +263,18 @@ def _overlaps(
 
 
 def _visible(array: npt.NDArray[np.unsignedinteger], mask: BoxMask, value: int) -> int:
-    """Voxels of ``mask`` whose final value is ``value``."""
+    """Voxels of ``mask`` whose final value is ``value``, counted slab by slab."""
     if not mask.data.size:
         return 0
-    return int(np.count_nonzero((array[mask.slices] == value) & mask.data))
+    box = array[mask.slices]
+    per_slice = mask.data.shape[1] * mask.data.shape[2]
+    step = max(1, _SLAB_VOXELS // per_slice)
+    count = 0
+    for k in range(0, mask.data.shape[0], step):
+        same = box[k : k + step] == value
+        same &= mask.data[k : k + step]
+        count += int(np.count_nonzero(same))
+    return count
 
 
 def _overlap_error(conflicts: Sequence[Overlap]) -> OverlapError:
