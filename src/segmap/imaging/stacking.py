@@ -142,10 +142,14 @@ def _check_same(
         groups[key(h)].append(h)
     if len(groups) <= 1:
         return
-    parts = [
+    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    # The largest group is the norm: give its size and one example, list the others whole.
+    (k0, g0), rest = ranked[0], ranked[1:]
+    parts = [f"{show(k0)} in {len(g0)} slice{'s' if len(g0) != 1 else ''} (e.g. {name(g0[0])})"]
+    parts += [
         f"{show(k)} in {len(g)} slice{'s' if len(g) != 1 else ''} "
         f"({_listing([name(h) for h in g])})"
-        for k, g in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+        for k, g in rest
     ]
     raise _refuse(uid, f"the slices have {len(groups)} different {what}: " + " | ".join(parts),
                   _NO_FIXUP)
