@@ -293,14 +293,17 @@ def _fill(placed: _Placed, grid: VoxelGrid) -> BoxMask:
     i0, i1 = int(cr.col.min()), int(cr.col.max())
     nks, nrows, width = k1 - k0 + 1, j1 - j0 + 1, i1 - i0 + 1
 
-    # One spare row collects the toggles of crossings below the image or the box.
-    toggles = np.zeros((nks, nrows + 1, width), dtype=np.uint8)
-    flat = ((cr.k - k0) * (nrows + 1) + np.clip(row - j0, 0, nrows)) * width + (cr.col - i0)
+    # Toggles past the last row change no row we keep; those before the first row
+    # (contours running off the image's top) act on every row, so they move onto it.
+    rel = row - j0
+    kept = rel < nrows
+    flat = ((cr.k[kept] - k0) * nrows + np.maximum(rel[kept], 0)) * width + (cr.col[kept] - i0)
     where, hits = np.unique(flat, return_counts=True)
+    toggles = np.zeros((nks, nrows, width), dtype=np.uint8)
     toggles.reshape(-1)[where[(hits & 1) == 1]] = 1
     for j in range(1, nrows):
         np.bitwise_xor(toggles[:, j], toggles[:, j - 1], out=toggles[:, j])
-    return _crop(toggles[:, :nrows].view(bool), (k0, j0, i0), shape)
+    return _crop(toggles.view(bool), (k0, j0, i0), shape)
 
 
 def _crop(
