@@ -27,13 +27,19 @@ def describe_tag(keyword: str) -> str:
     return f"{keyword} ({t.group:04X},{t.element:04X})"
 
 
-def open_dataset(path: Path, *, stop_before_pixels: bool) -> Dataset:
-    """Read a DICOM file, turning every reading failure into an :class:`AnnotationError`."""
+def open_dataset(
+    path: Path, *, stop_before_pixels: bool, defer_size: int | None = None
+) -> Dataset:
+    """Read a DICOM file, turning every reading failure into an :class:`AnnotationError`.
+
+    ``defer_size`` (bytes) leaves larger values unread, so pixel data can be measured
+    without being loaded.
+    """
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"{path}: no such file; give the path of an RTSTRUCT or SEG file")
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer_size)
     except InvalidDicomError as e:
         raise AnnotationError(
             f"{path}: not a DICOM file ({e}); give the path of an RTSTRUCT or SEG file"

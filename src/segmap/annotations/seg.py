@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from pydicom.dataset import Dataset
 from pydicom.pixels import iter_pixels
+from pydicom.uid import ExplicitVRLittleEndian
 
 from segmap.annotations._dicom import describe_tag, open_dataset
 from segmap.annotations.info import annotation_info_from_dataset, check_frame_of_reference
@@ -34,6 +36,9 @@ from segmap.annotations.types import AnnotationInfo, MaskRegion
 from segmap.errors import AnnotationError
 from segmap.imaging.boxmask import BoxMask
 from segmap.imaging.series import DicomSeries
+
+_DEFER_BYTES = 64 * 1024
+"""Values larger than this (the pixel data) are measured, not read, with the header."""
 
 DEFAULT_THRESHOLD = 0.5
 """FRACTIONAL pixels count as inside when value / MaximumFractionalValue >= this."""
@@ -54,7 +59,7 @@ def read_seg(
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"the FRACTIONAL threshold must be in (0, 1], got {threshold}")
     path = Path(path)
-    ds = open_dataset(path, stop_before_pixels=True)
+    ds = open_dataset(path, stop_before_pixels=False, defer_size=_DEFER_BYTES)
     info = annotation_info_from_dataset(ds, path)
     if info.modality != "SEG":
         raise AnnotationError(
@@ -62,6 +67,7 @@ def read_seg(
         )
     check_frame_of_reference(info, series)
     header = read_seg_header(ds, path)
+    _check_pixel_data_length(ds, header, path)
     del ds
     return info, _place_segments(path, header, series, threshold)
 
@@ -143,6 +149,33 @@ def _place_segments(
         for s in header.segments
         if not (header.segmentation_type == "LABELMAP" and s.number == 0)
     ]
+
+
+def _check_pixel_data_length(ds: Dataset, header: SegHeader, path: Path) -> None:
+    """Refuse uncompressed pixel data shorter than its frames need.
+
+    pydicom's frame iterator reads past the end of a truncated value without complaint,
+    so this is checked here; compressed data is checked by its decoder.
+    """
+    tag = describe_tag("PixelData")
+    if "PixelData" not in ds:
+        raise AnnotationError(
+            f"{path}: {tag} is missing; the file is incomplete, export the segmentation again"
+        )
+    if ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian).is_encapsulated:
+        return
+    bits = int(ds.get("BitsAllocated", 1) or 1) * int(ds.get("SamplesPerPixel", 1) or 1)
+    need = -(-header.rows * header.columns * len(header.frames) * bits // 8)
+    elem = ds.get_item("PixelData", keep_deferred=True)
+    have = getattr(elem, "length", None)
+    if have is None:
+        have = len(elem.value or b"")
+    if have < need:
+        raise AnnotationError(
+            f"{path}: {tag} holds {have} bytes but {len(header.frames)} frames of "
+            f"{header.rows} x {header.columns} pixels at {bits} bit(s) need {need}; the file "
+            "is truncated, export the segmentation again"
+        )
 
 
 def _decoded_frames(path: Path, header: SegHeader) -> Iterator[tuple[int, npt.NDArray[np.generic]]]:
