@@ -315,6 +315,17 @@ def test_partly_outside_the_image_is_clipped_not_dropped() -> None:
     assert mask.voxel_count == 0 and stats.used == 1 and stats.clipped == 1
 
 
+def test_contour_larger_than_the_image_fills_the_whole_slice() -> None:
+    # Runs off all four sides: every voxel of slice 1 is inside, nothing else.
+    grid = GEOMETRIES["oblique-nonsquare"]
+    huge = rect(-500.0, -400.0, 450.0, 380.0)
+    plane = Plane(grid, 1, angle=0.3)
+    mask, stats = rasterise_contours([PlanarContour(plane.to_lps(huge))], grid)
+    assert stats.clipped == 1
+    assert mask.offset_kji == (1, 0, 0) and mask.data.shape == (1, 34, 44)
+    assert mask.data.all() and mask.data.flags["C_CONTIGUOUS"]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_order_and_orientation_do_not_matter(seed: int) -> None:
     grid = GEOMETRIES["axial-ffs"]
