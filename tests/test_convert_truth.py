@@ -106,6 +106,11 @@ def truth_labels_ijk(
             e1, e2 = _plane_basis(n)
             poly = np.stack([pts @ e1, pts @ e2], axis=1)
             for k in range(nk):
+                # Offsets along n are linear over a slice: if its four corners lie beyond
+                # the tolerance on one side, so does every voxel centre of the slice.
+                corner_off = centres[[0, 0, -1, -1], [0, -1, 0, -1], k, :] @ n - d
+                if np.all(corner_off > plane_tol_mm) or np.all(corner_off < -plane_tol_mm):
+                    continue
                 c = centres[:, :, k, :].reshape(-1, 3)
                 off = c @ n - d
                 on_plane = np.abs(off) < plane_tol_mm

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
 
 from segmap.imaging.grid import VoxelGrid
 
@@ -34,6 +33,9 @@ CT_WINDOW_HU = (-160.0, 240.0)
 
 PANEL_PX = 360
 """Longest side of one slice panel in pixels."""
+
+LEGEND_PX = 320
+"""Width of the legend column in pixels."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def render_preview(
     ]
     font = ImageFont.load_default(size=15)
     small = ImageFont.load_default(size=13)
-    legend_w = 300
+    legend_w = LEGEND_PX
     pad, caption_h, title_h = 10, 22, 30 if title else 6
     legend_h = title_h + 30 + 24 * len(legend)
     width = pad + len(panels) * (pw + pad) + legend_w
@@ -149,7 +151,7 @@ def render_preview(
                   f"slice k={k} of {nk}  (centre {_fmt_lps(centre)})",
                   fill=(200, 200, 200), font=small)
     _legend(draw, legend, (width - legend_w + pad, title_h), font, small)
-    canvas.save(Path(path), format="PNG", optimize=True)
+    canvas.save(Path(path), format="PNG", compress_level=6)
     return slices
 
 
@@ -181,16 +183,30 @@ def _panel(
         grey = np.asarray(Image.fromarray(g8).resize((pw, ph), Image.Resampling.BILINEAR))
     lab = _resize_labels(np.asarray(labels), (pw, ph))
     rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
+    lut = np.zeros((max(int(lab.max(initial=0)), max(colors, default=0)) + 1, 3), np.float32)
+    known = np.zeros(lut.shape[0], dtype=bool)
     for value, color in colors.items():
-        region = lab == value
-        if not region.any():
-            continue
-        c = np.asarray(color, dtype=np.float32)
-        rgb[region] = 0.75 * rgb[region] + 0.25 * c
-        edge = region & ~ndimage.binary_erosion(region, border_value=0)
-        edge = ndimage.binary_dilation(edge) & region
-        rgb[edge] = c
+        lut[value] = color
+        known[value] = True
+    shown = known[lab]
+    rgb[shown] = 0.75 * rgb[shown] + 0.25 * lut[lab[shown]]
+    edge = shown & _near_other_label(lab, reach=2)
+    rgb[edge] = lut[lab[edge]]
     return Image.fromarray(rgb.astype(np.uint8), "RGB")
+
+
+def _near_other_label(lab: npt.NDArray[np.int64], reach: int) -> npt.NDArray[np.bool_]:
+    """Pixels with a different label within ``reach`` pixels along a row or column; the
+    outline is then ``reach`` pixels wide on the inside of every region."""
+    near = np.zeros(lab.shape, dtype=bool)
+    for d in range(1, reach + 1):
+        diff_rows = lab[d:, :] != lab[:-d, :]
+        near[d:, :] |= diff_rows
+        near[:-d, :] |= diff_rows
+        diff_cols = lab[:, d:] != lab[:, :-d]
+        near[:, d:] |= diff_cols
+        near[:, :-d] |= diff_cols
+    return near
 
 
 def _resize_labels(labels: npt.NDArray[np.integer], size: tuple[int, int]) -> npt.NDArray[np.int64]:
@@ -211,12 +227,14 @@ def _legend(draw: ImageDraw.ImageDraw, legend: Sequence[LegendEntry], origin: tu
     for e in legend:
         draw.rectangle((x, y + 2, x + 16, y + 16), fill=e.color_rgb, outline=(255, 255, 255))
         name = ", ".join(e.labels)
-        if len(name) > 24:
-            name = name[:23] + "…"
+        if len(name) > 20:
+            name = name[:19] + "…"
         draw.text((x + 24, y), f"{e.value:>5}  {name}", fill=(235, 235, 235), font=font)
         if e.volume_mm3:
-            draw.text((x + 230, y + 2), f"{e.volume_mm3 / 1000:.1f} mL", fill=(170, 170, 170),
-                      font=small)
+            text = f"{e.volume_mm3 / 1000:.1f} mL"
+            right = x + LEGEND_PX - 2 * 10
+            draw.text((right - draw.textlength(text, font=small), y + 2), text,
+                      fill=(170, 170, 170), font=small)
         y += 24
 
 
