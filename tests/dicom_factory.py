@@ -28,7 +28,8 @@ class SeriesSpec:
     """Identity and value encoding of a synthetic series.
 
     ``slope``/``intercept`` map stored values to modality units (HU for CT); the stored
-    type is uint16 when every stored value is non-negative, else int16.
+    type is ``stored_dtype`` when given (e.g. ``"uint8"``), else uint16 when every stored
+    value is non-negative, else int16.
     """
 
     modality: str = "CT"
@@ -40,11 +41,16 @@ class SeriesSpec:
     frame_of_reference_uid: str | None = field(default_factory=generate_uid)
     series_description: str = "synthetic"
     patient_id: str = "SYNTH01"
+    stored_dtype: str | None = None
 
 
 def stored_values(volume: npt.NDArray[np.generic], spec: SeriesSpec) -> npt.NDArray[np.generic]:
     """Stored pixel values for modality values ``volume`` under the spec's rescale."""
     stored = np.rint((np.asarray(volume, dtype=np.float64) - spec.intercept) / spec.slope)
+    if spec.stored_dtype is not None:
+        info = np.iinfo(np.dtype(spec.stored_dtype))
+        assert info.min <= stored.min() and stored.max() <= info.max
+        return stored.astype(spec.stored_dtype)
     if stored.min() >= 0:
         assert stored.max() <= 65535
         return stored.astype(np.uint16)
