@@ -259,6 +259,12 @@ def test_bytes_that_are_not_a_text_map(data: bytes, words: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_oversized_upload_is_refused_before_decoding() -> None:
+    data = b"Liver=1\n" * (1024 * 1024 + 1)  # just over 8 MiB
+    with pytest.raises(RegionMapFileError, match="too large"):
+        decode_region_map_bytes(data, source="big.txt")
+
+
 def test_not_utf8_names_the_line() -> None:
     with pytest.raises(RegionMapFileError, match="on line 3"):
         decode_region_map_bytes(b"Liver=1\nMilz=2\nLeber \xe4=3\n", source="x")

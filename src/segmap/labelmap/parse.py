@@ -98,6 +98,12 @@ def decode_text(data: bytes, *, source: str, what: str = _MAP) -> str:
         RegionMapFileError: empty, UTF-16, binary (a NUL byte) or not UTF-8; one sentence
             naming ``source`` and saying what to do.
     """
+    if len(data) > MAX_MAP_BYTES and what == _MAP:
+        raise RegionMapFileError(
+            f"{source} is {len(data)} bytes, too large to be a {what} "
+            f"(limit {MAX_MAP_BYTES} bytes)",
+            source,
+        )
     if data.startswith(_UTF16_BOMS):
         raise RegionMapFileError(
             f"{source} is saved as UTF-16; save it again as UTF-8 text", source
