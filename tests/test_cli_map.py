@@ -371,3 +371,11 @@ def test_installed_program(tmp_path: Path) -> None:
     (tmp_path / "ok.txt").write_text("Liver=10\n")
     done = program("map", "show", "ok.txt", "--json")
     assert json.loads(done.stdout)["regions"] == [{"label": "Liver", "value": 10, "line": 1}]
+
+
+def test_command_line_offers_exactly_the_library_formats() -> None:
+    # cli.py lists the names itself so that `segmap --help` need not import numpy.
+    from segmap import cli
+    from segmap.labelmap.formats import FORMATS
+
+    assert tuple(FORMATS) == cli._FORMAT_NAMES

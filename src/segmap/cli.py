@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from segmap.labelmap import RegionMap
 
 DEFAULT_MAP_NAME = "region2MaskValueMap.txt"
-_FORMAT_NAMES = ("monai", "nnunet", "msd", "slicer", "itksnap")  # = labelmap.formats.FORMATS
+# The same names as labelmap.formats.FORMATS (a test keeps them equal), listed here so
+# that building the parser does not import numpy.
+_FORMAT_NAMES = ("monai", "nnunet", "msd", "slicer", "itksnap")
 _FORMATS_HELP = (
     "monai: MONAI label dictionary JSON; nnunet: nnU-Net v2 dataset.json labels; "
     "msd: Medical Segmentation Decathlon dataset.json labels; slicer: 3D Slicer colour "
