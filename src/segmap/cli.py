@@ -165,7 +165,22 @@ def _add_map_parser(subparsers: Any) -> None:
     imp.set_defaults(handler=_cmd_map_import)
 
 
-_COMMANDS: tuple[Callable[[Any], None], ...] = (_add_map_parser,)
+def _add_convert_parser(subparsers: Any) -> None:
+    from segmap.pipeline import cli_convert
+
+    parser = _command(subparsers, "convert", help=cli_convert.HELP,
+                      description=cli_convert.DESCRIPTION, epilog=cli_convert.EPILOG)
+    cli_convert.add_convert_arguments(parser)
+    parser.set_defaults(handler=_cmd_convert)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from segmap.pipeline.cli_convert import run_convert
+
+    return run_convert(args)
+
+
+_COMMANDS: tuple[Callable[[Any], None], ...] = (_add_map_parser, _add_convert_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,11 @@
-"""The ``segmap convert`` sub-command: argument parsing and the handler.
+"""The ``segmap convert`` sub-command: its arguments and its handler.
 
-Exit status: 0 on success, 1 when an input is bad (one line on stderr saying which file
-and what to do, no traceback), 2 on usage errors (argparse's convention).
+``segmap.cli`` registers the command with :func:`add_convert_arguments` and calls
+:func:`run_convert`. This module imports nothing heavy at import time, so that
+``segmap --help`` stays instant; the conversion machinery is imported by the handler.
+
+Exit status: 0 on success, 1 when an input is bad (the message says which file and what
+to do, no traceback), 2 on usage errors (argparse's convention).
 """
 
 from __future__ import annotations
@@ -10,13 +14,35 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from segmap.errors import SegmapError
-from segmap.masks.policies import OverlapPolicy, UnmatchedPolicy
-from segmap.pipeline.convert import INTERPOLATION_ORDERS, ConvertOptions, ConvertResult, convert
+
+if TYPE_CHECKING:
+    from segmap.pipeline.convert import ConvertResult
 
 PROG = "segmap convert"
+
+INTERPOLATIONS = ("linear", "bspline")  # = convert.INTERPOLATION_ORDERS
+OVERLAP_POLICIES = ("order", "error")  # = masks.policies.OverlapPolicy
+UNMATCHED_POLICIES = ("skip", "error")  # = masks.policies.UnmatchedPolicy
+
+HELP = "one RTSTRUCT or SEG to a composite mask (NIfTI) with image, report and preview"
+DESCRIPTION = (
+    "Convert one ROI collection (RTSTRUCT or DICOM SEG) into a composite label mask on the\n"
+    "grid of the image series it references, each region painted with its value from the\n"
+    "region map (later map lines win where regions overlap).\n\n"
+    "Writes to DIR: mask.nii.gz and report.json always; image.nii.gz, or with --spacing\n"
+    "image_resampled.nii.gz and mask_resampled.nii.gz instead; preview.png unless\n"
+    "--no-preview or --mask-only. If anything fails, DIR is left as it was."
+)
+EPILOG = (
+    "examples:\n"
+    "  segmap convert --map region2MaskValueMap.txt --image scan/ --rois rtstruct.dcm --out out/\n"
+    "  segmap convert --map map.txt --image scan/ --rois seg.dcm --out out/ --spacing 1,1,1\n"
+    "  segmap convert --map map.txt --image scan/ --rois seg.dcm --out out/ --mask-only\n"
+    "exit status: 0 done, 1 bad input (message says which file), 2 wrong usage"
+)
 
 
 def parse_spacing(text: str) -> tuple[float, float, float]:
@@ -46,18 +72,8 @@ def parse_threshold(text: str) -> float:
     return value
 
 
-def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``convert`` on an ``add_subparsers()`` object; returns its parser."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "convert",
-        help="one RTSTRUCT or SEG to a composite mask (NIfTI) with image, report, preview",
-        description=(
-            "Convert one ROI collection (RTSTRUCT or DICOM SEG) into a composite label mask on "
-            "the grid of the image series it references, painting each region with its value "
-            "from the region map. Writes mask.nii.gz and report.json; image.nii.gz (or, with "
-            "--spacing, image_resampled.nii.gz and mask_resampled.nii.gz); preview.png."
-        ),
-    )
+def add_convert_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``convert`` options to its (already created) parser."""
     p.add_argument("--map", required=True, type=Path, metavar="MAP",
                    help="region map file (region2MaskValueMap.txt, one Label=Value per line)")
     p.add_argument("--image", required=True, type=Path, metavar="SERIES_DIR",
@@ -67,18 +83,19 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="output folder (created if needed; untouched if the conversion fails)")
     p.add_argument("--spacing", type=parse_spacing, metavar="X,Y,Z",
-                   help="also resample image and mask to this voxel spacing in mm, along the "
-                        "image's columns, rows and slices")
-    p.add_argument("--interp", choices=sorted(INTERPOLATION_ORDERS), default="linear",
+                   help="resample image and mask to this voxel spacing in mm, along the "
+                        "image's columns, rows and slices (one number: the same for all)")
+    p.add_argument("--interp", choices=INTERPOLATIONS, default="linear",
                    help="image interpolation for --spacing (default linear; the mask is always "
                         "nearest neighbour)")
-    p.add_argument("--overlap", choices=[x.value for x in OverlapPolicy], default="order",
-                   help="overlapping regions: 'order' = later map line wins (default), "
+    p.add_argument("--overlap", choices=OVERLAP_POLICIES, default="order",
+                   help="overlapping regions: 'order' = the later map line wins (default), "
                         "'error' = refuse")
-    p.add_argument("--unmatched", choices=[x.value for x in UnmatchedPolicy], default="skip",
-                   help="region names the map lacks: 'skip' and report (default) or 'error'")
+    p.add_argument("--unmatched", choices=UNMATCHED_POLICIES, default="skip",
+                   help="region names the map lacks: 'skip' and report them (default) or "
+                        "'error'")
     p.add_argument("--strict-names", action="store_true",
-                   help="match region names exactly (default: ignore case, accents' forms and "
+                   help="match region names exactly (default: ignore case, Unicode forms and "
                         "extra spaces)")
     p.add_argument("--threshold", type=parse_threshold, default=0.5, metavar="F",
                    help="FRACTIONAL SEG threshold, 0 < F <= 1 (default 0.5)")
@@ -86,17 +103,22 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="write only mask.nii.gz and report.json; image pixels are not read")
     p.add_argument("--no-preview", action="store_true", help="do not draw preview.png")
     p.add_argument("--fixup", action="store_true",
-                   help="repair uneven slice spacing or gaps in the series (recorded in the "
-                        "report) instead of refusing it")
-    p.set_defaults(handler=run_convert, _convert_parser=p)
-    return p
+                   help="place a series with uneven slice spacing or gaps on a regular grid "
+                        "(recorded in the report) instead of refusing it")
+    p.set_defaults(_convert_parser=p)
 
 
 def run_convert(args: argparse.Namespace) -> int:
     """Handle parsed ``convert`` arguments; returns the exit status."""
+    from segmap.pipeline.convert import ConvertOptions, convert
+
     if args.mask_only and args.spacing is not None:
-        args._convert_parser.error("--mask-only writes only the native mask; "
-                                   "it cannot be combined with --spacing")
+        parser: argparse.ArgumentParser | None = getattr(args, "_convert_parser", None)
+        if parser is not None:
+            parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: --mask-only writes only the native mask; it cannot be "
+              "combined with --spacing", file=sys.stderr)
+        return 2
     options = ConvertOptions(
         spacing=args.spacing, interp=args.interp, overlap=args.overlap,
         unmatched=args.unmatched, strict_names=args.strict_names, threshold=args.threshold,
@@ -108,8 +130,8 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"{PROG}: error: {exc.filename or ''}: {exc.strerror or exc}".replace(": :", ":"),
-              file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     print(summary(result))
     return 0
