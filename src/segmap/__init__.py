@@ -1,10 +1,7 @@
 """segmap: OHIF annotations (RTSTRUCT, DICOM SEG) to training-ready label masks."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("segmap")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+# The single source of the version: pyproject reads it from here. A literal, not
+# importlib.metadata, so that every `segmap` command starts without scanning site-packages.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]
