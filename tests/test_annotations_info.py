@@ -89,3 +89,11 @@ def test_header_only(testdata: Path, tmp_path: Path) -> None:
 def test_image_is_not_an_annotation(testdata: Path) -> None:
     with pytest.raises(AnnotationError, match="RTSTRUCT or SEG"):
         read_annotation_info(testdata / "dcmqi-ct3slice-seg" / "ct" / "01.dcm")
+
+
+def test_surface_segmentation_is_refused(testdata: Path, tmp_path: Path) -> None:
+    ds = pydicom.dcmread(testdata / "dcmqi-ct3slice-seg" / "seg" / "liver.dcm")
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.66.5"  # Surface Segmentation Storage
+    ds.save_as(tmp_path / "surface.dcm")
+    with pytest.raises(AnnotationError, match="surface segmentation"):
+        read_annotation_info(tmp_path / "surface.dcm")

@@ -39,8 +39,14 @@ def annotation_kind(ds: Dataset, path: Path) -> str:
     sop_class = text(ds, "SOPClassUID")
     if modality == "RTSTRUCT" or sop_class == RTSTRUCT_SOP_CLASS:
         return "RTSTRUCT"
-    if modality == "SEG" or sop_class in _SEG_SOP_CLASSES:
+    if sop_class in _SEG_SOP_CLASSES or (modality == "SEG" and not sop_class):
         return "SEG"
+    if modality == "SEG":
+        raise AnnotationError(
+            f"{path}: a SEG of SOP class {sop_class} (for example a surface segmentation), not "
+            "an image segmentation; segmap reads Segmentation Storage "
+            f"({SEG_SOP_CLASS}) and Label Map Segmentation Storage ({LABELMAP_SEG_SOP_CLASS})"
+        )
     raise AnnotationError(
         f"{path}: Modality is {modality or 'missing'!r} (SOPClassUID {sop_class or 'missing'}); "
         "segmap reads ROI collections stored as RTSTRUCT or SEG: give that file, not an image"
