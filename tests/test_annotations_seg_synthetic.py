@@ -327,6 +327,11 @@ def damaged(case: dict[str, object], tmp_path: Path, edit: object) -> Path:
                             "SegmentIdentificationSequence"),
          "functional groups of frame 1"),
         (lambda ds: setattr(ds, "SegmentationType", "SPARSE"), "SegmentationType (0062,0001)"),
+        (lambda ds: delattr(ds, "PerFrameFunctionalGroupsSequence"),
+         "PerFrameFunctionalGroupsSequence (5200,9230) is missing"),
+        (lambda ds: setattr(ds, "PerFrameFunctionalGroupsSequence",
+                            ds.PerFrameFunctionalGroupsSequence[:-1]),
+         "PerFrameFunctionalGroupsSequence (5200,9230) has"),
     ],
 )
 def test_damaged_seg_names_file_and_tag(

@@ -154,6 +154,12 @@ def _frames(ds: Dataset, path: Path, n_frames: int, *, labelmap: bool) -> tuple[
     shared_items = items(ds, "SharedFunctionalGroupsSequence")
     shared = shared_items[0] if shared_items else Dataset()
     per_frame = items(ds, "PerFrameFunctionalGroupsSequence")
+    if not per_frame and n_frames > 1:
+        raise AnnotationError(
+            f"{path}: {describe_tag('PerFrameFunctionalGroupsSequence')} is missing, so the "
+            f"{n_frames} frames cannot be told apart (a TILED_FULL slide segmentation?); "
+            "segmap reads SEGs of image series with one functional group item per frame"
+        )
     if per_frame and len(per_frame) != n_frames:
         raise AnnotationError(
             f"{path}: {describe_tag('PerFrameFunctionalGroupsSequence')} has {len(per_frame)} "
