@@ -19,11 +19,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from test_convert_truth import TruthROI, dicom_voxel_to_lps, truth_labels_ijk
 
 from segmap.imaging.grid import VoxelGrid
 from segmap.pipeline import synthetic as syn
 from segmap.pipeline.convert import ConvertOptions, convert
+from test_convert_truth import TruthROI, dicom_voxel_to_lps, truth_labels_ijk
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 

@@ -148,7 +148,9 @@ def summary(result: ConvertResult) -> str:
             continue
         extra = ""
         if rec.contours and rec.contours.get("skipped"):
-            extra = f", {rec.contours['skipped']} contour(s) skipped"
+            reasons = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in
+                                rec.contours["skipped_by_reason"].items() if n)
+            extra = f"; {rec.contours['skipped']} contour(s) skipped ({reasons})"
         lines.append(f"  {rec.name!r} -> {rec.matched_label}={rec.value}: "
                      f"{rec.voxels} voxels, {rec.volume_mm3 / 1000:.2f} mL{extra}")
     if r.absent_labels:
