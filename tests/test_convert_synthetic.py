@@ -50,7 +50,8 @@ def _nifti(path: Path) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Image]:
     return np.asarray(img.dataobj), img.affine, img
 
 
-def _affine_error_mm(affine_ras: np.ndarray, dicom_lps: np.ndarray, shape: tuple[int, ...]) -> float:
+def _affine_error_mm(affine_ras: np.ndarray, dicom_lps: np.ndarray,
+                     shape: tuple[int, ...]) -> float:
     """Largest distance between NIfTI and DICOM positions of the grid's corner voxels."""
     corners = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
                         for k in (0, shape[2] - 1)])
@@ -154,8 +155,8 @@ def test_nifti_world_positions_and_image_values(converted):
 def test_resampled_outputs_hold_map_values_on_the_requested_grid(converted, tmp_path):
     name, case, result, _ = converted
     spacing = (1.0, 1.0, 1.0)
-    res = convert(case.region_map_path, case.series.folder, case.rtstruct_path, tmp_path / "o",
-                  ConvertOptions(spacing=spacing))
+    convert(case.region_map_path, case.series.folder, case.rtstruct_path, tmp_path / "o",
+            ConvertOptions(spacing=spacing))
     names = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert names == ["image_resampled.nii.gz", "mask.nii.gz", "mask_resampled.nii.gz",
                      "preview.png", "report.json"]
