@@ -223,3 +223,20 @@ def test_mask_to_identical_grid_is_unchanged() -> None:
     mask = labels(SOURCE, seed=4)
     np.testing.assert_array_equal(resample_mask_to_grid(mask, SOURCE, SOURCE), mask)
     np.testing.assert_array_equal(resample_mask(mask, SOURCE, SOURCE), mask)
+
+
+def test_mask_to_grid_small_region_in_a_large_target() -> None:
+    # Only a small block is set: the result must still equal the full lookup everywhere.
+    mask = np.zeros(SOURCE.array_shape, dtype=np.uint8)
+    mask[5:9, 4:11, 6:10] = 1
+    mask[7, 6, 8] = 2
+    d = rotation((1, -2, 1), 40)
+    centre = world(SOURCE)[7, 7, 8]
+    size, spacing = (40, 36, 30), np.array([0.7, 0.6, 0.9])
+    origin = centre - d @ (spacing * (np.asarray(size) - 1) / 2)
+    target = VoxelGrid.from_arrays(size, spacing, origin, d)
+    out = resample_mask_to_grid(mask, SOURCE, target)
+    truth, clear = nearest_truth(mask, SOURCE, target, margin=0.0)
+    assert (truth == 1).sum() > 500 and (truth == 2).sum() >= 3
+    np.testing.assert_array_equal(out[clear], truth[clear])
+    assert not resample_mask_to_grid(np.zeros_like(mask), SOURCE, target).any()

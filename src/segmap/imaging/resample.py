@@ -290,19 +290,52 @@ def resample_mask_to_grid(
     if np.allclose(source_grid.direction_matrix, target_grid.direction_matrix,
                    atol=_DIRECTION_TOL):
         return _nearest(mask, _axes(source_grid, target_grid), 0.0)
-    m = source_grid.lps_to_voxel @ target_grid.voxel_to_lps
-    ni, nj, nk = target_grid.size
-    src_size = np.asarray(source_grid.size)
     out = np.zeros(target_grid.array_shape, dtype=mask.dtype)
-    ii = np.arange(ni, dtype=np.float64)[None, :]
-    jj = np.arange(nj, dtype=np.float64)[:, None]
-    for k in range(nk):
+    box = _target_box(mask, source_grid, target_grid)
+    if box is None:
+        return out
+    (k0, k1), (j0, j1), (i0, i1) = box
+    m = source_grid.lps_to_voxel @ target_grid.voxel_to_lps
+    src_size = np.asarray(source_grid.size)
+    ii = np.arange(i0, i1, dtype=np.float64)[None, :]
+    jj = np.arange(j0, j1, dtype=np.float64)[:, None]
+    for k in range(k0, k1):
         base = m[:3, 2] * k + m[:3, 3]
         idx = [np.floor(m[a, 0] * ii + m[a, 1] * jj + base[a] + 0.5).astype(np.int64)
                for a in range(3)]
-        inside = np.ones((nj, ni), dtype=bool)
+        inside = np.ones((j1 - j0, i1 - i0), dtype=bool)
         for a in range(3):
             inside &= (idx[a] >= 0) & (idx[a] < src_size[a])
         if inside.any():
-            out[k][inside] = mask[idx[2][inside], idx[1][inside], idx[0][inside]]
+            out[k, j0:j1, i0:i1][inside] = mask[idx[2][inside], idx[1][inside], idx[0][inside]]
     return out
+
+
+def _target_box(
+    mask: npt.NDArray[np.generic], source_grid: VoxelGrid, target_grid: VoxelGrid
+) -> tuple[tuple[int, int], ...] | None:
+    """``[k, j, i]`` index ranges of the target voxels that can fall on a non-zero voxel.
+
+    Regions are small next to a scan, so only the target box around the source's
+    non-zero voxels is visited; everything else stays 0.
+    """
+    nonzero = mask != 0
+    if not nonzero.any():
+        return None
+    lo, hi = [], []
+    for axis in range(3):  # array axes k, j, i
+        others = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(nonzero.any(axis=others))
+        lo.append(hits[0] - 0.5)
+        hi.append(hits[-1] + 0.5)
+    corners_kji = np.array(np.meshgrid(*zip(lo, hi, strict=True), indexing="ij")).reshape(3, -1).T
+    corners_lps = source_grid.voxel_centres_lps(corners_kji[:, ::-1])
+    corners_t = target_grid.lps_to_continuous_index(corners_lps)[:, ::-1]  # as k, j, i
+    ranges = []
+    for axis, n in enumerate(target_grid.array_shape):
+        first = max(0, int(np.floor(corners_t[:, axis].min())))
+        last = min(n, int(np.ceil(corners_t[:, axis].max())) + 1)
+        if first >= last:
+            return None
+        ranges.append((first, last))
+    return tuple(ranges)
