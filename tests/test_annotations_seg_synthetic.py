@@ -189,6 +189,30 @@ def test_frames_on_a_slice_missing_from_the_series(case: dict[str, object]) -> N
     assert regions[0].frames_used == int(organ[:top].any(axis=(1, 2)).sum())
 
 
+@pytest.mark.parametrize("spacing_between_slices", [None, 4.5])
+def test_segment_painted_on_every_other_slice(
+    case: dict[str, object], tmp_path: Path, spacing_between_slices: float | None
+) -> None:
+    """Frames on slices 1, 3, 5 only (the others omitted as empty) stay on those slices,
+    whether the SEG's slice spacing is inferred from its frames (twice the scan's) or
+    declared as three times the scan's."""
+    organ: npt.NDArray[np.bool_] = case["organ"]  # type: ignore[assignment]
+    sparse = organ.copy()
+    sparse[0::2] = False
+    assert sparse.any(axis=(1, 2)).tolist() == [False, True, False, True, False, True, False]
+    path = write_seg(tmp_path / "sparse.dcm", case["scan"], sparse.astype(np.uint8),  # type: ignore[arg-type]
+                     "BINARY", ["Organ"])
+    ds = pydicom.dcmread(path)
+    measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    if spacing_between_slices is None:  # the spacing is then inferred from the frames: 3 mm
+        measures.pop("SpacingBetweenSlices", None)
+    else:
+        measures.SpacingBetweenSlices = spacing_between_slices
+    ds.save_as(path)
+    (mask,) = read_case(case, path)
+    assert np.array_equal(mask, sparse)
+
+
 @pytest.mark.parametrize("threshold", [0.5, 0.2, 0.75, 1.0])
 def test_fractional_threshold(case: dict[str, object], tmp_path: Path, threshold: float) -> None:
     organ: npt.NDArray[np.bool_] = case["organ"]  # type: ignore[assignment]

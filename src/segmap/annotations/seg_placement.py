@@ -178,6 +178,11 @@ def place_frame(
     The frame's position decides when it is known; the referenced source image is used
     when the position is absent. A frame referencing no image of the series and lying on
     none of its slices goes to resampling, which drops whatever falls outside the image.
+
+    A frame derived from an image of this series was drawn on the scan's own slices, so
+    when it lies on one it is copied there whatever slice spacing the SEG declares:
+    annotators often paint every other slice, and the gaps between such frames are
+    empty slices, not thick ones.
     """
     k_ref = next((scan.uid_index[u] for u in frame.source_uids if u in scan.uid_index), None)
     geom = frame_geometry(frame.plane, scan, k_ref, thickness)
@@ -191,16 +196,18 @@ def place_frame(
     k = k_ref if frame.plane.position_lps is None else scan.nearest_slice(geom.origin)
     assert k is not None
     same_size = rows == scan.shape_kji[1] and columns == scan.shape_kji[2]
-    if same_size and _on_slice(geom, rows, columns, scan, k):
+    if same_size and _on_slice(geom, rows, columns, scan, k, check_slab=k_ref is None):
         return Placement("slice", k), geom
     return Placement("resample"), geom
 
 
-def _on_slice(geom: FrameGeometry, rows: int, columns: int, scan: ScanSlices, k: int) -> bool:
+def _on_slice(
+    geom: FrameGeometry, rows: int, columns: int, scan: ScanSlices, k: int, *, check_slab: bool
+) -> bool:
     """True when every pixel centre of the frame is (within tolerance) the same-index voxel
-    centre of slice ``k`` and the frame's slab covers no other slice."""
+    centre of slice ``k`` and, with ``check_slab``, the frame's slab covers no other slice."""
     gap = float(scan.gaps[k])
-    if np.isfinite(gap) and geom.thickness > _MAX_SLAB_RATIO * gap:
+    if check_slab and np.isfinite(gap) and geom.thickness > _MAX_SLAB_RATIO * gap:
         return False
     corners_rc = np.array(
         [[0, 0], [0, columns - 1], [rows - 1, 0], [rows - 1, columns - 1]], dtype=float
