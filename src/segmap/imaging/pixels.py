@@ -136,11 +136,19 @@ def _read_all(series: DicomSeries) -> tuple[npt.NDArray[np.generic], list[_Resca
 def _rescaled(
     stored: npt.NDArray[np.generic], rescale: _Rescale, dtype: np.dtype[np.generic]
 ) -> npt.NDArray[np.generic]:
+    """One slice in modality units, computed in a type that holds every value exactly."""
     if rescale.identity:
         return stored
     if np.issubdtype(dtype, np.integer):
-        work = stored.astype(np.int64)
-        return work * int(round(rescale.slope)) + int(round(rescale.intercept))
+        # int32 is exact for 8/16-bit stored values with the integer rescale checked to fit
+        # ``dtype``; wider stored types use int64.
+        wide = np.int32 if stored.dtype.itemsize <= 2 else np.int64
+        work: npt.NDArray[np.signedinteger] = stored.astype(wide)
+        if rescale.slope != 1.0:
+            np.multiply(work, int(round(rescale.slope)), out=work)
+        if rescale.intercept != 0.0:
+            np.add(work, int(round(rescale.intercept)), out=work)
+        return work
     return stored.astype(np.float64) * rescale.slope + rescale.intercept
 
 
