@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from playwright.sync_api import expect
 
+from segmap.labelmap.palette import colour_for_value
+
 if TYPE_CHECKING:
     from browser_fixtures import LiveServer
 
@@ -267,7 +269,7 @@ def test_collaborator_and_member_download_but_cannot_change(
     assert status == [403, 403]
     page.goto(server.url + model_path(label) + "/region-map")
     expect(page.locator("[data-testid=error-page]")).to_contain_text("403")
-    expect(page.locator("[data-testid=error-page]")).to_contain_text("only project owners")
+    expect(page.locator("[data-testid=error-page]")).to_contain_text("Only project owners")
     assert server.folders(label)["config"][MAP_NAME]["size"] == len(MAP_BYTES)
 
 
@@ -309,6 +311,11 @@ def test_region_map_editor_validates_live_and_saves_the_canonical_file(
     values.nth(1).fill("20")
     expect(row2.locator("[data-role=label-msg]")).to_have_text("")
     expect(save).to_be_enabled()
+
+    # The swatch follows segmap.labelmap's palette, the colour exports give value 20.
+    r, g, b, _a = colour_for_value(20)
+    swatch = row2.locator("[data-role=swatch]")
+    expect(swatch).to_have_css("background-color", f"rgb({r}, {g}, {b})")
 
     page.click("[data-testid=add-region]")
     labels.nth(2).fill("Left  Kidney")
@@ -368,8 +375,8 @@ def test_editor_save_is_checked_by_the_server_not_only_the_browser(
     assert answer.status == 422
     page.set_content(answer.text())
     problems = page.locator("[data-testid=server-problems] li").all_inner_texts()
-    assert [p.split(":")[0] for p in problems] == ["row 2", "row 2", "row 3"], problems
+    assert [p.split(":")[0] for p in problems] == ["Row 2", "Row 2", "Row 3"], problems
     assert any("plus sign" in p for p in problems)
     assert any("already used" in p for p in problems)
-    assert any("#" in p for p in problems if p.startswith("row 3"))
+    assert any("#" in p for p in problems if p.startswith("Row 3"))
     assert server.folders("ServerChecks") == {}

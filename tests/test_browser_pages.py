@@ -82,7 +82,7 @@ def test_friendly_pages_for_missing_and_forbidden(page: Any, live_server: LiveSe
     response = page.goto(f"{server.url}/projects/NOPE/machine-learning/dashboard")
     assert response is not None and response.status == 404
     expect(error.locator("h1")).to_have_text("Not found")
-    expect(error).to_contain_text("there is no project 'NOPE'")
+    expect(error).to_contain_text("There is no project 'NOPE'.")
 
     response = page.goto(f"{server.url}/no/such/page")
     assert response is not None and response.status == 404

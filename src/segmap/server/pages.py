@@ -340,7 +340,7 @@ def model_page(
         who,
         project=view,
         model=mview,
-        region_map=region_map_view(db, storage, view.id, row),
+        region_map=region_map_view(db, storage, who, view.id, row),
         can_manage=access.can_manage,
         resources_api=resources_api_url(view.id, row.label),
         editor_url=f"{mview.url}/region-map",
@@ -400,7 +400,7 @@ def _editor(
     require_manage(access, "edit region maps")
     view = project_view(access.project, access.role, who)
     mview = model_view(view.id, row)
-    current = region_map_view(db, storage, view.id, row)
+    current = region_map_view(db, storage, who, view.id, row)
     folders = [f.name for f in services.list_resources(db, who, project, row.label)]
     if rows is None:
         rows = editor_rows_of(current)

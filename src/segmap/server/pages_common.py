@@ -6,7 +6,6 @@ scripts are served from the package (the service runs offline: no CDN, no build 
 
 from __future__ import annotations
 
-import colorsys
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -67,7 +66,17 @@ def templates() -> Jinja2Templates:
     env = Jinja2Templates(directory=str(TEMPLATES_DIR))
     env.env.globals["static_url"] = static_url
     env.env.globals["version"] = getattr(segmap, "__version__", "")
+    env.env.filters["sentence"] = sentence
     return env
+
+
+def sentence(text: str) -> str:
+    """A service message as a sentence on a page: capital first letter, final full stop."""
+    text = str(text).strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?:" else text + "."
 
 
 @cache
@@ -82,15 +91,10 @@ def static_url(name: str) -> str:
     return f"/static/{quote(name)}?v={_static_digest(name)}"
 
 
-def colour_of(value: int) -> str:
-    """A stable swatch colour for a mask value, as ``#rrggbb``.
-
-    Hue steps by the golden angle so neighbouring values look different; the editor's
-    JavaScript (``static/region_editor.js``) uses the same rule as a CSS ``hsl()``.
-    """
-    hue = (value * 137.50776405) % 360.0
-    r, g, b = colorsys.hls_to_rgb(hue / 360.0, 0.52, 0.62)
-    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+def colour_hex(rgba: tuple[int, int, int, int]) -> str:
+    """``#rrggbb`` of an RGBA colour (alpha dropped: swatches are opaque)."""
+    r, g, b, _a = rgba
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def format_time(moment: datetime | None) -> str:

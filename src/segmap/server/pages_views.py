@@ -13,12 +13,14 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from segmap.labelmap import RegionMap, RegionMapError
+from segmap.labelmap.colour_comments import read_colour_comments
+from segmap.labelmap.palette import colour_for_value
 from segmap.labelmap.rules import parse_value
 from segmap.server.auth import Principal
 from segmap.server.errors import ServiceError
 from segmap.server.orm import MLModel, Project
-from segmap.server.pages_common import colour_of, format_spacing, format_time
-from segmap.server.services import model_region_map
+from segmap.server.pages_common import colour_hex, format_spacing, format_time
+from segmap.server.services import model_region_map, open_file
 from segmap.server.storage import Storage
 
 API = "/api/v1"
@@ -152,9 +154,13 @@ class RegionMapView:
 
 
 def region_map_view(
-    db: Session, storage: Storage, project_id: str, model: MLModel
+    db: Session, storage: Storage, who: Principal, project_id: str, model: MLModel
 ) -> RegionMapView:
-    """The model's region map, or why it has none usable (e.g. two folders disagree)."""
+    """The model's region map, or why it has none usable (e.g. two folders disagree).
+
+    Colours come from the file's ``# segmap colour:`` comments when it has them (maps
+    imported from 3D Slicer or ITK-SNAP), else from the labelmap palette.
+    """
     try:
         found = model_region_map(db, storage, model)
     except ServiceError as exc:
@@ -162,15 +168,25 @@ def region_map_view(
     if found is None:
         return RegionMapView([], None, "", [], [], "")
     rmap = found.region_map
-    rows = [RegionRow(r.label, r.value, colour_of(r.value), r.line) for r in rmap.regions]
+    src = found.source
+    _row, handle = open_file(db, storage, who, project_id, model.label, src.folder, src.file)
+    with handle:
+        colours = read_colour_comments(handle.read().decode("utf-8", errors="replace"))
+    rows = [
+        RegionRow(r.label, r.value, _swatch(colours, r.value), r.line)
+        for r in rmap.regions
+    ]
     notes = [
         f"{', '.join(labels)} share the value {value}: they form one class in the mask."
         for value, labels in rmap.shared_values().items()
     ]
-    src = found.source
     download = file_api_url(project_id, model.label, src.folder, src.file)
     source = MapSourceView(src.folder, src.file, src.sha256, download)
     return RegionMapView(rows, source, rmap.dtype.name, notes, [], "")
+
+
+def _swatch(colours: dict[int, tuple[int, int, int, int]], value: int) -> str:
+    return colour_hex(colours.get(value) or colour_for_value(value))
 
 
 def editor_rows_of(current: RegionMapView) -> list[dict[str, str]]:

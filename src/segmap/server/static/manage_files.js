@@ -22,8 +22,11 @@
   function folderUrl(folder) { return apiBase + "/" + encodeURIComponent(folder); }
   function fileUrl(folder, name) { return folderUrl(folder) + "/files/" + encodeURIComponent(name); }
 
-  function showProblems(heading, lines) {
+  function showProblems(heading, lines, summary) {
     problemsBox.querySelector("h3").textContent = heading;
+    const note = problemsBox.querySelector("p");
+    note.textContent = summary || "";
+    note.hidden = !summary;
     const list = problemsBox.querySelector("ul");
     list.replaceChildren();
     lines.forEach(function (line) {
@@ -204,13 +207,17 @@
     }
     bar.style.width = "100%";
     statusLine.textContent = "Uploaded " + stored + " of " + files.length + " file" + (files.length === 1 ? "" : "s") + " into " + folder + ".";
-    if (failures.length) {
+    bar.classList.toggle("failed", failures.length > 0);
+    if (failures.length === 1) {
+      const only = failures[0];
+      showProblems(only.file + " was not stored.", only.error.lines, only.error.heading);
+    } else if (failures.length > 1) {
       const lines = [];
       failures.forEach(function (f) {
         lines.push(f.file + ": " + f.error.heading);
-        f.error.lines.forEach(function (l) { lines.push("  " + l); });
+        f.error.lines.forEach(function (l) { lines.push("    " + l); });
       });
-      showProblems(failures.length === 1 ? failures[0].file + " was not stored." : failures.length + " files were not stored.", lines);
+      showProblems(failures.length + " files were not stored.", lines);
     }
     if (stored) { changed = true; }
     if (fileInput) { fileInput.value = ""; }

@@ -19,10 +19,22 @@
     return label.normalize("NFKC").trim().replace(/\s+/g, " ").toUpperCase().toLowerCase();
   }
 
-  /* Same hue rule as the model page: the golden angle spreads neighbouring values apart. */
+  /* segmap.labelmap.palette.colour_for_value, so a value has one colour everywhere:
+     hue steps by the golden ratio per value; saturation and brightness alternate. */
+  const GOLDEN = 0.6180339887498949;
+  const SATURATION = [0.80, 0.55, 0.95];
+  const BRIGHTNESS = [0.95, 0.75];
   function colour(value) {
-    const hue = (value * 137.50776405) % 360;
-    return "hsl(" + hue.toFixed(2) + ", 62%, 52%)";
+    const h = (value * GOLDEN) % 1.0;
+    const s = SATURATION[value % 3];
+    const v = BRIGHTNESS[Math.floor(value / 3) % 2];
+    const i = Math.floor(h * 6.0);
+    const f = h * 6.0 - i;
+    const p = v * (1.0 - s);
+    const q = v * (1.0 - s * f);
+    const t = v * (1.0 - s * (1.0 - f));
+    const rgb = [[v, t, p], [q, v, p], [p, v, t], [p, q, v], [t, p, v], [v, p, q]][i % 6];
+    return "rgb(" + rgb.map(function (c) { return Math.round(c * 255); }).join(", ") + ")";
   }
 
   function rows() { return Array.from(body.querySelectorAll('[data-role="row"]')); }

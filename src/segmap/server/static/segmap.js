@@ -51,7 +51,7 @@ window.Segmap = (function () {
     let lines = [];
     if (typeof detail === "string") {
       // A region map refusal repeats its problems after the first line; they are listed below.
-      heading = data && Array.isArray(data.problems) ? detail.split("\n")[0] : detail;
+      heading = data && Array.isArray(data.problems) ? detail.split("\n")[0].replace(/:$/, ".") : detail;
     } else if (Array.isArray(detail)) {
       lines = detail.map(problemText);
     } else if (detail && typeof detail === "object") {
