@@ -220,3 +220,8 @@ class ResourceFile(Base):
 
     folder: Mapped[ResourceFolder] = relationship(back_populates="files")
     uploaded_by: Mapped[User | None] = relationship()
+
+
+# The imaging tables live in their own module on this Base; importing it here puts them
+# in ``Base.metadata`` wherever the ORM is used (migration checks, autogenerate).
+from segmap.server import orm_imaging as _orm_imaging  # noqa: E402, F401
