@@ -166,3 +166,36 @@ def test_two_different_maps_are_reported_on_the_model_page(
     expect(problems).to_contain_text("different region maps in several folders")
     expect(problems).to_contain_text("a/region2MaskValueMap.txt")
     expect(page.locator("[data-testid=region-map-table]")).to_have_count(0)
+
+
+def test_page_forms_refuse_collaborators_and_posts_without_the_token(
+    page: Any, live_server: LiveServer
+) -> None:
+    server = live_server
+    server.create_model("Guarded")
+    model = f"{server.url}/projects/{PROJECT_ID}/machine-learning/models/Guarded"
+    server.log_in(page, "colin")
+    page.goto(model)
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    # A collaborator with a valid token still may not change anything.
+    for url, form in [
+        (f"{model}/delete", {}),
+        (f"{model}/region-map", {"folder": "maps", "label": "Liver", "value": "1"}),
+        (
+            f"{server.url}/projects/{PROJECT_ID}/machine-learning/models",
+            {"label": "Sneaky", "spacing_x": "1", "spacing_y": "1", "spacing_z": "1"},
+        ),
+    ]:
+        answer = page.request.post(url, form={"csrf_token": token or "", **form}, max_redirects=0)
+        assert answer.status == 403, (url, answer.status)
+        assert "Only project owners" in answer.text()
+    page.click("text=Log out")
+
+    # The owner without the form's token: refused too (what a cross-site form would send).
+    server.log_in(page, "olivia")
+    answer = page.request.post(f"{model}/delete", form={}, max_redirects=0)
+    assert answer.status == 403
+    assert "security token" in answer.text()
+    assert server.api("GET", f"/projects/{PROJECT_ID}/models/Guarded").status_code == 200
+    assert server.api("GET", f"/projects/{PROJECT_ID}/models/Sneaky").status_code == 404
+    assert server.folders("Guarded") == {}
