@@ -23,28 +23,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from segmap.annotations.info import check_frame_of_reference, read_annotation_info
 from segmap.annotations.rtstruct import contours_on_missing_slices, read_rtstruct
-from segmap.annotations.seg import read_seg
 from segmap.annotations.types import AnnotationInfo, ContourRegion, MaskRegion
 from segmap.errors import SegmapError, SeriesSelectionError
 from segmap.imaging.grid import VoxelGrid
 from segmap.imaging.nifti import write_nifti
-from segmap.imaging.pixels import read_pixels
-from segmap.imaging.resample import grid_for_spacing, resample_image, resample_mask
 from segmap.imaging.series import DicomSeries, find_series, load_series
 from segmap.labelmap import RegionMap, read_region_map
-from segmap.labelmap.palette import colour_for_value
 from segmap.masks.composite import CompositeResult, NamedMask, paint_composite
 from segmap.masks.policies import OverlapPolicy, UnmatchedPolicy
 from segmap.masks.rasterise import RasterStats, rasterise_contours
 from segmap.pipeline.outputs import OutputTransaction
-from segmap.pipeline.preview import LegendEntry, render_preview
 from segmap.pipeline.report import (
     AnnotationInput,
     ConvertReport,
@@ -56,6 +51,9 @@ from segmap.pipeline.report import (
     RegionRecord,
     file_sha256,
 )
+
+if TYPE_CHECKING:
+    from segmap.pipeline.preview import LegendEntry
 
 MASK_NAME = "mask.nii.gz"
 IMAGE_NAME = "image.nii.gz"
@@ -231,6 +229,12 @@ def _write_image_outputs(
     info: AnnotationInfo,
     say: ProgressCallback,
 ) -> None:
+    # Imported here: a mask-only conversion needs neither pixel decoders, SciPy's
+    # resampling nor Pillow, and a command line run should not pay for loading them.
+    from segmap.imaging.pixels import read_pixels
+    from segmap.imaging.resample import grid_for_spacing, resample_image, resample_mask
+    from segmap.pipeline.preview import render_preview
+
     grid = series.grid
     with clock("read_pixels"):
         image = read_pixels(series)
@@ -340,6 +344,8 @@ def _place_regions(
 ) -> tuple[list[NamedMask], list[_RegionDetail]]:
     if contour_regions is not None:
         return _rasterise_all(contour_regions, series)
+    from segmap.annotations.seg import read_seg  # highdicom: only for SEG files
+
     _, segments = read_seg(Path(info.path), series, threshold=options.threshold)
     return _segments(segments)
 
@@ -483,6 +489,9 @@ def _record(path: Path, kind: str, grid: VoxelGrid | None, dtype: Any) -> Output
 
 def _legend(rmap: RegionMap, labels: npt.NDArray[np.integer], grid: VoxelGrid
             ) -> list[LegendEntry]:
+    from segmap.labelmap.palette import colour_for_value
+    from segmap.pipeline.preview import LegendEntry
+
     counts = np.bincount(labels.ravel(), minlength=max(rmap.values) + 1)
     by_value: dict[int, list[str]] = {}
     for r in rmap.regions:

@@ -90,6 +90,12 @@ class OutputTransaction:
         """
         staging = self.staging_dir
         names = sorted(p.name for p in staging.iterdir() if p.is_file())
+        in_the_way = [n for n in names if (self.destination / n).is_dir()]
+        if in_the_way:
+            raise SegmapError(
+                f"{self.destination / in_the_way[0]} is a folder where an output file must "
+                "go; move it away or choose another output folder"
+            )
         backup = staging / ".replaced"
         created_dest = False
         moved: list[str] = []
