@@ -89,9 +89,9 @@ def principal_of(user: User, via: str) -> Principal:
 def principal_from_token(db: Session, token: str) -> Principal | None:
     """The owner of an API token, or None when the token is unknown or the user disabled."""
     user = db.scalar(
-        select(User).join(ApiToken, ApiToken.user_id == User.id).where(
-            ApiToken.token_hash == token_digest(token)
-        )
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_digest(token))
     )
     if user is None or not user.is_active:
         return None
