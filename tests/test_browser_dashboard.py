@@ -226,6 +226,13 @@ def test_several_files_at_once_drag_and_drop_and_delete_with_confirmation(
     expect(dialog.locator("li[data-file='notes.md']")).to_have_count(0)
     assert set(server.folders("Files")["weights"]) == {"model.pt", "empty.bin", "dropped.txt"}
 
+    # A whole folder goes the same way, files and all.
+    dialog.locator("li[data-folder=weights] [data-action=delete-folder]").click()
+    expect(confirm).to_contain_text("Delete the folder weights and its 3 files?")
+    confirm.locator("[data-testid=confirm-ok]").click()
+    expect(dialog.locator("li[data-folder=weights]")).to_have_count(0)
+    assert server.folders("Files") == {}
+
 
 @pytest.mark.parametrize("username", ["colin", "mia"])
 def test_collaborator_and_member_download_but_cannot_change(

@@ -137,6 +137,9 @@ def redirect(url: str, status_code: int = 303) -> RedirectResponse:
 
 def login_redirect(request: Request) -> RedirectResponse:
     """Send an anonymous visitor to the log-in page, coming back here afterwards."""
+    if request.method not in ("GET", "HEAD"):
+        # A form posted after the session ended cannot be replayed by a GET: start over.
+        return redirect(LOGIN_PATH)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return redirect(f"{LOGIN_PATH}?next={quote(target, safe='')}")
 

@@ -71,6 +71,14 @@
       row.appendChild(element("span", { "class": "name" }, folder.name));
       row.appendChild(element("span", { "class": "small muted" },
         folder.files.length + " file" + (folder.files.length === 1 ? "" : "s")));
+      if (canManage) {
+        const drop = element("button", { "type": "button", "class": "btn small danger", "data-action": "delete-folder" }, "Delete folder");
+        drop.addEventListener("click", function (event) {
+          event.stopPropagation();
+          deleteFolder(folder.name, folder.files.length);
+        });
+        row.appendChild(drop);
+      }
       row.addEventListener("click", function () { select(folder.name); });
       item.appendChild(row);
       const files = element("ul", { "class": "files" });
@@ -146,6 +154,20 @@
     if (!yes) { return; }
     clearProblems();
     const answer = await Segmap.api("DELETE", fileUrl(folder, name));
+    if (!answer.ok) {
+      const e = Segmap.describeError(answer.status, answer.data);
+      showProblems(e.heading, e.lines);
+    }
+    changed = true;
+    await refresh();
+  }
+
+  async function deleteFolder(folder, count) {
+    const what = count ? " and its " + count + " file" + (count === 1 ? "" : "s") : "";
+    const yes = await Segmap.confirm("Delete the folder " + folder + what + "? This cannot be undone.", "Delete folder");
+    if (!yes) { return; }
+    clearProblems();
+    const answer = await Segmap.api("DELETE", folderUrl(folder));
     if (!answer.ok) {
       const e = Segmap.describeError(answer.status, answer.data);
       showProblems(e.heading, e.lines);
