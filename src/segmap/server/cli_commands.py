@@ -1,7 +1,9 @@
 """The ``segmap serve`` and ``segmap users`` commands (registered by ``segmap.cli``).
 
-``add_serve_parser`` / ``add_users_parser`` add the sub-commands to an argparse
-sub-parser set; each sets ``handler`` to a function ``(args) -> exit code``.
+``segmap.cli`` makes the parsers (with its shared conventions) and calls
+``add_serve_arguments`` / ``add_users_commands``; handlers are ``(args) -> exit code``.
+Only light modules are imported at the top so ``segmap --help`` stays instant; the
+server, SQLAlchemy and uvicorn load inside the handlers.
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from segmap.errors import SegmapError
-from segmap.server.database import Database
 from segmap.server.settings import DATA_ENV, DATABASE_ENV, Settings, default_data_dir
 
 
@@ -33,6 +35,31 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+if TYPE_CHECKING:
+    from segmap.server.database import Database
+
+SERVE_HELP = "run the web service (dashboard and REST API)"
+SERVE_DESCRIPTION = (
+    "Run the segmap web service: projects, models, model files and region maps, with the "
+    "REST API under /api/v1 and its documentation at /docs. Starts on an empty data "
+    "folder with no other set-up; the first start tells you how to create an account."
+)
+USERS_HELP = "manage accounts of the web service"
+USERS_DESCRIPTION = "Create and list accounts of the segmap web service, and set passwords."
+
+# segmap.cli's parser maker: (subparsers, name, help=, description=) -> ArgumentParser.
+MakeCommand = Callable[..., argparse.ArgumentParser]
+
+
+def _plain_command(
+    subparsers: Any, name: str, *, help: str, description: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=description, epilog=epilog
+    )
+    return parser
+
+
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     extra = dict(overrides)
     if getattr(args, "database_url", None):
@@ -40,17 +67,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     return Settings.from_env(args.data, **extra)
 
 
-def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``segmap serve``."""
-    p = subparsers.add_parser(
-        "serve",
-        help="run the web service (dashboard and REST API)",
-        description=(
-            "Run the segmap web service: projects, models, model files and region maps, "
-            "with the REST API under /api/v1 and its documentation at /docs. Starts on "
-            "an empty data folder with no other set-up."
-        ),
-    )
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``segmap serve``."""
     _add_data_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
@@ -84,8 +102,6 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="proxies trusted for X-Forwarded-Proto/-For (default: 127.0.0.1)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.set_defaults(handler=run_serve)
-    return p
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -126,16 +142,14 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_users_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``segmap users create|list|set-password``."""
-    p = subparsers.add_parser(
-        "users",
-        help="manage accounts of the web service",
-        description="Create and list accounts of the segmap web service.",
-    )
-    sub = p.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+def add_users_commands(sub: Any, make_command: MakeCommand = _plain_command) -> None:
+    """Add ``create``, ``list`` and ``set-password`` under ``segmap users``.
 
-    create = sub.add_parser(
+    ``sub`` is the group's sub-parser set; ``make_command`` makes each parser (segmap.cli
+    passes its own so every command gets ``--version``).
+    """
+    create = make_command(
+        sub,
         "create",
         help="create an account; the password is read from standard input",
         description=(
@@ -149,11 +163,12 @@ def add_users_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     _add_data_options(create)
     create.set_defaults(handler=run_users_create)
 
-    listing = sub.add_parser("list", help="list accounts", description="List accounts.")
+    listing = make_command(sub, "list", help="list accounts", description="List accounts.")
     _add_data_options(listing)
     listing.set_defaults(handler=run_users_list)
 
-    passwd = sub.add_parser(
+    passwd = make_command(
+        sub,
         "set-password",
         help="replace an account's password (read from standard input)",
         description="Replace an account's password, read from standard input like 'create'.",
@@ -161,7 +176,6 @@ def add_users_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     passwd.add_argument("name")
     _add_data_options(passwd)
     passwd.set_defaults(handler=run_users_set_password)
-    return p
 
 
 class PasswordInputError(SegmapError):
@@ -190,6 +204,8 @@ def read_password(stdin: TextIO) -> str:
 
 
 def _open_database(args: argparse.Namespace) -> Database:
+    from segmap.server.database import Database
+
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.effective_database_url)
@@ -250,15 +266,16 @@ def run_users_set_password(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m segmap.server.cli_commands``) until ``segmap.cli``
-    registers these commands."""
+    """Stand-alone entry: ``python -m segmap.server.cli_commands serve|users ...``."""
     parser = argparse.ArgumentParser(prog="segmap")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_serve_parser(subparsers)
-    add_users_parser(subparsers)
+    serve = _plain_command(subparsers, "serve", help=SERVE_HELP, description=SERVE_DESCRIPTION)
+    add_serve_arguments(serve)
+    serve.set_defaults(handler=run_serve)
+    users = _plain_command(subparsers, "users", help=USERS_HELP, description=USERS_DESCRIPTION)
+    add_users_commands(users.add_subparsers(dest="users_command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
-    handler = args.handler
-    return int(handler(args))
+    return int(args.handler(args))
 
 
 if __name__ == "__main__":
