@@ -183,6 +183,13 @@ class LocalStorage:
         """A whole (small) object."""
         return self._path(key).read_bytes()
 
+    def local_path(self, key: str) -> Path:
+        """Where an object lives on local disk, for tools that read files in place.
+
+        Callers must only read it: objects are never modified once placed.
+        """
+        return self._path(key)
+
     def exists(self, key: str) -> bool:
         """Whether the object is present."""
         return self._path(key).is_file()
