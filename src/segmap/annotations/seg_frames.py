@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from highdicom.color import CIELabColor
 from pydicom.dataset import Dataset
 
 from segmap.annotations._dicom import describe_tag, items, reading, required, text
@@ -141,6 +140,10 @@ def _segments(ds: Dataset, path: Path) -> tuple[SegmentDescription, ...]:
 
 def _segment_color(seg: Dataset) -> tuple[int, int, int] | None:
     """RecommendedDisplayCIELabValue as sRGB 0-255; None when absent or malformed (optional)."""
+    # Imported here: importing highdicom costs about half a second, which every command
+    # line run would pay even when it converts no SEG.
+    from highdicom.color import CIELabColor
+
     try:
         value = seg.get("RecommendedDisplayCIELabValue")
         if value is None or len(value) != 3:
