@@ -28,17 +28,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from segmap.annotations.info import check_frame_of_reference, read_annotation_info
-from segmap.annotations.rtstruct import contours_on_missing_slices, read_rtstruct
+from segmap.annotations.info import check_frame_of_reference
+from segmap.annotations.rtstruct import contours_on_missing_slices
 from segmap.annotations.types import AnnotationInfo, ContourRegion, MaskRegion
-from segmap.errors import SegmapError, SeriesSelectionError
+from segmap.errors import SegmapError
 from segmap.imaging.grid import VoxelGrid
 from segmap.imaging.nifti import write_nifti
-from segmap.imaging.series import DicomSeries, find_series, load_series
+from segmap.imaging.series import DicomSeries
 from segmap.labelmap import RegionMap, read_region_map
 from segmap.masks.composite import CompositeResult, NamedMask, paint_composite
 from segmap.masks.policies import OverlapPolicy, UnmatchedPolicy
 from segmap.masks.rasterise import RasterStats, rasterise_contours
+from segmap.pipeline.inputs import read_inputs
 from segmap.pipeline.outputs import OutputTransaction
 from segmap.pipeline.report import (
     AnnotationInput,
@@ -88,6 +89,8 @@ class ConvertOptions:
         mask_only: write only ``mask.nii.gz`` and ``report.json``; no pixel data is read.
         preview: write ``preview.png`` (ignored with ``mask_only``).
         fixup: repair uneven slice spacing or gaps in the series instead of refusing it.
+        parallel_read: parse an RTSTRUCT in a forked child while the series headers are
+            read here (Linux; falls back to one after the other elsewhere).
     """
 
     spacing: tuple[float, float, float] | None = None
@@ -99,6 +102,7 @@ class ConvertOptions:
     mask_only: bool = False
     preview: bool = True
     fixup: bool = False
+    parallel_read: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -178,11 +182,13 @@ def convert(
     with clock("read_map"):
         rmap, map_path = _region_map(region_map)
     rois_path = Path(rois_path)
-    with clock("read_annotation"):
-        info, contour_regions = _read_annotation(rois_path)
-    with clock("load_series"):
-        series = _load_referenced_series(Path(image_dir), info, options.fixup, warnings)
-        check_frame_of_reference(info, series)
+    with clock("read_inputs"):
+        inputs = read_inputs(rois_path, Path(image_dir), fixup=options.fixup,
+                             parallel=options.parallel_read)
+    clock.timings.update(inputs.timings_s)
+    info, contour_regions, series = inputs.info, inputs.contour_regions, inputs.series
+    warnings.extend(inputs.warnings)
+    check_frame_of_reference(info, series)
     say("placing regions", 0.15)
     with clock("place_regions"):
         named, region_details = _place_regions(info, contour_regions, series, options)
@@ -280,47 +286,6 @@ def _region_map(region_map: RegionMap | str | Path) -> tuple[RegionMap, Path | N
         return region_map, None
     path = Path(region_map)
     return read_region_map(path), path
-
-
-def _read_annotation(path: Path) -> tuple[AnnotationInfo, list[ContourRegion] | None]:
-    """The annotation's identity; for an RTSTRUCT also its ROIs (one read of the file)."""
-    info = read_annotation_info(path)
-    if info.modality == "RTSTRUCT":
-        info, regions = read_rtstruct(path)
-        return info, regions
-    return info, None
-
-
-def _load_referenced_series(
-    folder: Path, info: AnnotationInfo, fixup: bool, warnings: list[str]
-) -> DicomSeries:
-    """The series ``info`` references, from ``folder`` (which may hold several)."""
-    refs = list(info.referenced_series_uids)
-    if len(refs) == 1:
-        try:
-            return load_series(folder, refs[0], fixup=fixup)
-        except SeriesSelectionError:
-            pass  # not there under that UID: look at what the folder does hold
-    summaries = find_series(folder)
-    present = [s for s in summaries if s.series_instance_uid in refs]
-    if present:
-        return load_series(folder, present[0].series_instance_uid, fixup=fixup)
-    if len(summaries) == 1 and refs:
-        only = summaries[0]
-        warnings.append(
-            f"the annotation references series {', '.join(refs)}, which is not in {folder}; "
-            f"converted onto the only series there, {only.series_instance_uid}, whose frame "
-            "of reference was checked"
-        )
-        return load_series(folder, only.series_instance_uid, fixup=fixup)
-    if not refs and len(summaries) == 1:
-        return load_series(folder, summaries[0].series_instance_uid, fixup=fixup)
-    listing = "; ".join(s.describe() for s in summaries) or "no image series"
-    wanted = ", ".join(refs) if refs else "no series at all (it names none)"
-    raise SeriesSelectionError(
-        f"{info.path} references image series {wanted}, but {folder} holds {listing}; "
-        "give the folder of the series the annotation was drawn on"
-    )
 
 
 # --- regions ----------------------------------------------------------------------------
