@@ -183,13 +183,19 @@ def store_staged(
     """
     placed_key: str | None = None
     try:
-        prepare_upload(db, principal, project_id, model_ref, folder_name, file_name)
-        access, model = get_model(db, principal, project_id, model_ref)
         if is_region_map_name(file_name):
             parse_region_map_upload(staged.path.read_bytes(), f"{folder_name}/{file_name}")
-        folder, _ = _folder_for_write(db, access, model, folder_name)
-        placed_key = new_key(model_storage_prefix(model.id))
+        prepare_upload(db, principal, project_id, model_ref, folder_name, file_name)
+        _access, model = get_model(db, principal, project_id, model_ref)
+        model_id = model.id
+        # Place the bytes outside any transaction (on SQLite a write transaction holds the
+        # database lock); the key is new, so nothing can see it until the row points at it.
+        db.rollback()
+        placed_key = new_key(model_storage_prefix(model_id))
         storage.commit(staged, placed_key)
+        access, model = get_model(db, principal, project_id, model_ref)
+        require_manage(access, "upload files")
+        folder, _ = _folder_for_write(db, access, model, folder_name)
         row, created, old_key = _point_file_at(db, access, folder, file_name, staged, placed_key)
         db.commit()
     except BaseException:
