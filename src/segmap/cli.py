@@ -180,7 +180,24 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return run_convert(args)
 
 
-_COMMANDS: tuple[Callable[[Any], None], ...] = (_add_map_parser, _add_convert_parser)
+def _add_batch_parser(subparsers: Any) -> None:
+    from segmap.pipeline import cli_batch
+
+    parser = _command(subparsers, "batch", help=cli_batch.HELP,
+                      description=cli_batch.DESCRIPTION, epilog=cli_batch.EPILOG)
+    cli_batch.add_batch_arguments(parser)
+    parser.set_defaults(handler=_cmd_batch)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from segmap.pipeline.cli_batch import run_batch_command
+
+    return run_batch_command(args)
+
+
+_COMMANDS: tuple[Callable[[Any], None], ...] = (
+    _add_map_parser, _add_convert_parser, _add_batch_parser
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
