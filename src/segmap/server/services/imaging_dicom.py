@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+import pydicom.datadict
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -118,7 +119,33 @@ def _int(ds: Dataset, keyword: str) -> int | None:
         return None
 
 
+def _check_complete(ds: Dataset, path: Path) -> None:
+    """Refuse a file that ends inside one of its elements (pydicom reads it silently).
+
+    Must run before attributes are accessed: only unconverted elements know where their
+    value starts in the file.
+    """
+    if getattr(ds.file_meta, "TransferSyntaxUID", UID("")).is_deflated:
+        return  # offsets are in the inflated stream, not the file; inflating would fail
+    size = os.path.getsize(path)
+    for tag in ds.keys():  # noqa: SIM118 - iterating the Dataset would convert values
+        raw = ds.get_item(tag, keep_deferred=True)
+        if (
+            isinstance(raw, RawDataElement)
+            and raw.length != _UNDEFINED_LENGTH
+            and raw.value_tell is not None
+            and raw.value_tell + raw.length > size
+        ):
+            name = pydicom.datadict.keyword_for_tag(raw.tag) or "an element"
+            raise RejectedFile(
+                f"the file is damaged: it ends inside {name} ({raw.tag.group:04X},"
+                f"{raw.tag.element:04X}), {raw.value_tell + raw.length - size} bytes short "
+                "(truncated); copy or export it again"
+            )
+
+
 def _header_of(ds: Dataset, path: Path) -> ImageHeader:
+    _check_complete(ds, path)
     _refuse_collections(ds)
     uids = {k: _required_uid(ds, k) for k in _UID_KEYWORDS}
     _check_pixel_data(ds, path)

@@ -237,6 +237,7 @@ def upload_dicom(
     files_or_zip: Sequence[IncomingFile | Path],
     *,
     limits: UploadLimits | None = None,
+    rejected: Sequence[Rejection] = (),
 ) -> UploadResult:
     """Store DICOM image files into the project's sessions and scans (committed).
 
@@ -246,6 +247,7 @@ def upload_dicom(
     sessions by StudyInstanceUID and scans by SeriesInstanceUID. A file that is not DICOM,
     is damaged, is not an image (RTSTRUCT and SEG files go through ``put_collection``) or
     clashes with a stored instance is refused with a reason; the rest is kept.
+    ``rejected`` carries files refused before this call (e.g. too large) into the result.
     """
     staged: list[IncomingFile] = [f for f in files_or_zip if isinstance(f, IncomingFile)]
     try:
@@ -255,7 +257,7 @@ def upload_dicom(
         paths = [Path(f) for f in files_or_zip if not isinstance(f, IncomingFile)]
         for path in local_files(paths):
             staged.append(IncomingFile(str(path), stage_path(storage, path, limits.max_file_bytes)))
-        plan = _Plan()
+        plan = _Plan(rejected=list(rejected))
         accepted = _classify(storage, staged, limits, plan)
         _drop_duplicates_in_upload(accepted, plan)
         result = _store(db, storage, access, accepted, plan)
