@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import segmap
-from segmap.server import api
+from segmap.server import api, api_imaging
 from segmap.server.database import Database
 from segmap.server.errors import ServiceError
 from segmap.server.sessions import CookieSessionMiddleware
@@ -140,6 +140,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(api_imaging.router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if not _mount_pages(app, settings):
