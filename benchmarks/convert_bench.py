@@ -39,6 +39,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from segmap.imaging.resample import grid_for_spacing
 from segmap.pipeline import synthetic as syn
 
 TARGET_MASK_SPEEDUP = 5.0
@@ -221,15 +222,18 @@ def _bench(work: Path, log: Path, size: tuple[int, int, int],
     if pm:
         pb = out / "pm_b"
         pb.mkdir(parents=True, exist_ok=True)
+        # Same target grid as segmap's (origin and direction kept, the extent rounded to
+        # whole 1 mm voxels); plastimatch keeps the voxel count unless told --dim.
+        dim = " ".join(str(n) for n in grid_for_spacing(grid, (1.0, 1.0, 1.0)).size)
         runs.append(_chain("(b) image+mask @1mm", "plastimatch", [
             [pm, "convert", "--input", rt, "--referenced-ct", ct, "--xor-contours",
              "--output-labelmap", str(pb / "mask.nii.gz"),
              "--output-ss-list", str(pb / "ss_list.txt")],
             [pm, "convert", "--input", ct, "--output-img", str(pb / "image_resampled.nii.gz"),
-             "--spacing", "1 1 1"],
+             "--spacing", "1 1 1", "--dim", dim],
             [pm, "resample", "--input", str(pb / "mask.nii.gz"),
              "--output", str(pb / "mask_resampled.nii.gz"), "--spacing", "1 1 1",
-             "--interpolation", "nn"],
+             "--dim", dim, "--interpolation", "nn"],
         ], log, repeat))
 
     _table(runs, image_mb)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -203,14 +204,14 @@ def convert(
     labels = composite.array
     grid = series.grid
     say("writing outputs", 0.45)
-    outputs: list[OutputRecord] = []
-    with OutputTransaction(out_dir) as tx:
-        with clock("write_mask"):
-            write_nifti(labels, grid, tx.path(MASK_NAME), description="segmap composite mask")
-        outputs.append(_record(tx.path(MASK_NAME), "mask", grid, labels.dtype))
+    # Output files are gzip-compressed by one writer thread (zlib releases the GIL), so
+    # compression overlaps with decoding, resampling and drawing in this thread. The
+    # writer is shut down (waiting for its last file) before the transaction ends.
+    with OutputTransaction(out_dir) as tx, _Writer(tx, clock) as writer:
+        writer.nifti("write_mask", labels, grid, MASK_NAME, "mask", "segmap composite mask")
         if not options.mask_only:
-            _write_image_outputs(tx, series, labels, rmap, composite, options, clock, outputs,
-                                 info, say)
+            _write_image_outputs(writer, series, labels, rmap, options, clock, info, say)
+        outputs = writer.finish()
         report = _build_report(
             rmap, map_path, info, series, options, composite, region_details, outputs,
             clock.timings, warnings, rois_path,
@@ -224,14 +225,12 @@ def convert(
 
 
 def _write_image_outputs(
-    tx: OutputTransaction,
+    writer: _Writer,
     series: DicomSeries,
     labels: npt.NDArray[np.integer],
     rmap: RegionMap,
-    composite: CompositeResult,
     options: ConvertOptions,
     clock: _Clock,
-    outputs: list[OutputRecord],
     info: AnnotationInfo,
     say: ProgressCallback,
 ) -> None:
@@ -246,36 +245,69 @@ def _write_image_outputs(
         image = read_pixels(series)
     say("writing image", 0.6)
     if options.spacing is None:
-        with clock("write_image"):
-            write_nifti(image, grid, tx.path(IMAGE_NAME), description="segmap image")
-        outputs.append(_record(tx.path(IMAGE_NAME), "image", grid, image.dtype))
+        writer.nifti("write_image", image, grid, IMAGE_NAME, "image", "segmap image")
     else:
         dst = grid_for_spacing(grid, options.spacing)
         with clock("resample_image"):
             resampled = resample_image(image, grid, dst, order=INTERPOLATION_ORDERS[options.interp])
-        with clock("write_image_resampled"):
-            write_nifti(resampled, dst, tx.path(IMAGE_RESAMPLED_NAME),
-                        description=f"segmap image, {options.interp} resampled")
-        outputs.append(_record(tx.path(IMAGE_RESAMPLED_NAME), "image_resampled", dst,
-                               resampled.dtype))
-        del resampled
+        writer.nifti("write_image_resampled", resampled, dst, IMAGE_RESAMPLED_NAME,
+                     "image_resampled", f"segmap image, {options.interp} resampled")
+        del resampled  # the writer holds it until written
         with clock("resample_mask"):
             mask_r = resample_mask(labels, grid, dst)
-        with clock("write_mask_resampled"):
-            write_nifti(mask_r, dst, tx.path(MASK_RESAMPLED_NAME),
-                        description="segmap composite mask, nearest neighbour resampled")
-        outputs.append(_record(tx.path(MASK_RESAMPLED_NAME), "mask_resampled", dst,
-                               mask_r.dtype))
+        writer.nifti("write_mask_resampled", mask_r, dst, MASK_RESAMPLED_NAME, "mask_resampled",
+                     "segmap composite mask, nearest neighbour resampled")
         del mask_r
     if options.preview:
         say("drawing preview", 0.9)
         with clock("preview"):
             render_preview(
-                tx.path(PREVIEW_NAME), image, labels, grid, _legend(rmap, labels, grid),
+                writer.tx.path(PREVIEW_NAME), image, labels, grid, _legend(rmap, labels, grid),
                 title=_title(series, info),
                 window=(-160.0, 240.0) if series.modality == "CT" else None,
             )
-        outputs.append(_record(tx.path(PREVIEW_NAME), "preview", None, None))
+        writer.done(PREVIEW_NAME, "preview", None, None)
+
+
+class _Writer:
+    """Writes NIfTI outputs on one background thread and records them in order."""
+
+    def __init__(self, tx: OutputTransaction, clock: _Clock) -> None:
+        self.tx = tx
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-writer")
+        self._pending: list[tuple[Future[None] | None, str, str, VoxelGrid | None, Any]] = []
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def nifti(self, stage: str, volume: npt.NDArray[np.generic], grid: VoxelGrid, name: str,
+              kind: str, description: str) -> None:
+        """Queue ``volume`` to be written as ``name`` (the writer keeps a reference)."""
+        future = self._pool.submit(self._timed, stage, volume, grid, self.tx.path(name),
+                                   description)
+        self._pending.append((future, name, kind, grid, volume.dtype))
+
+    def done(self, name: str, kind: str, grid: VoxelGrid | None, dtype: Any) -> None:
+        """Record a file written directly into the staging folder."""
+        self._pending.append((None, name, kind, grid, dtype))
+
+    def finish(self) -> list[OutputRecord]:
+        """Wait for every queued file (raising its error, if any); their records."""
+        records = []
+        for future, name, kind, grid, dtype in self._pending:
+            if future is not None:
+                future.result()
+            records.append(_record(self.tx.path(name), kind, grid, dtype))
+        return records
+
+    def _timed(self, stage: str, volume: npt.NDArray[np.generic], grid: VoxelGrid, path: Path,
+               description: str) -> None:
+        with self._clock(stage):
+            write_nifti(volume, grid, path, description=description)
 
 
 # --- inputs -----------------------------------------------------------------------------
