@@ -212,8 +212,9 @@ def _annotation_info(path: Path, label: str, kind: str) -> AnnotationInfo:
         raise Unprocessable(message) from None
     if info.modality != kind:
         raise Unprocessable(
-            f"the collection {label!r} was sent as type={kind} but the file is an "
-            f"{info.modality}; send it with ?type={info.modality}"
+            f"the collection {label!r} was sent as type={kind} but the file is "
+            f"{'an' if info.modality == 'RTSTRUCT' else 'a'} {info.modality}; send it with "
+            f"?type={info.modality}"
         )
     return info
 
