@@ -225,3 +225,4 @@ class ResourceFile(Base):
 # The imaging tables live in their own module on this Base; importing it here puts them
 # in ``Base.metadata`` wherever the ORM is used (migration checks, autogenerate).
 from segmap.server import orm_imaging as _orm_imaging  # noqa: E402, F401
+from segmap.server import orm_jobs as _orm_jobs  # noqa: E402, F401
