@@ -195,8 +195,35 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return run_batch_command(args)
 
 
+def _add_serve_parser(subparsers: Any) -> None:
+    from segmap.server import cli_commands
+
+    parser = _command(subparsers, "serve", help=cli_commands.SERVE_HELP,
+                      description=cli_commands.SERVE_DESCRIPTION)
+    cli_commands.add_serve_arguments(parser)
+    parser.set_defaults(handler=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from segmap.server.cli_commands import run_serve
+
+    return run_serve(args)
+
+
+def _add_users_parser(subparsers: Any) -> None:
+    from segmap.server import cli_commands
+
+    group = _command(subparsers, "users", help=cli_commands.USERS_HELP,
+                     description=cli_commands.USERS_DESCRIPTION)
+    group.set_defaults(handler=_group_needs_subcommand(group))
+    cli_commands.add_users_commands(
+        group.add_subparsers(dest="users_command", metavar="USERS_COMMAND"), _command
+    )
+
+
 _COMMANDS: tuple[Callable[[Any], None], ...] = (
-    _add_map_parser, _add_convert_parser, _add_batch_parser
+    _add_map_parser, _add_convert_parser, _add_batch_parser, _add_serve_parser,
+    _add_users_parser,
 )
 
 
