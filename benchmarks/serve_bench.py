@@ -31,8 +31,10 @@ from pathlib import Path
 
 import httpx
 
-SERVE = [sys.executable, "-m", "segmap.server.cli_commands", "serve"]
-USERS = [sys.executable, "-m", "segmap.server.cli_commands", "users", "create"]
+# The ``segmap`` command line, run with this interpreter.
+SEGMAP = [sys.executable, "-c", "import sys; from segmap.cli import main; sys.exit(main())"]
+SERVE = [*SEGMAP, "serve"]
+USERS = [*SEGMAP, "users", "create"]
 PASSWORD = "bench-password"
 
 

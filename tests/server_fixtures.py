@@ -24,12 +24,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -293,22 +292,6 @@ def live_server(app: Any) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
-
-
-def wait_for_http(
-    url: str, timeout_s: float = 30.0, alive: Callable[[], bool] | None = None
-) -> None:
-    """Poll ``url`` until it answers (any status) or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if alive is not None and not alive():
-            raise RuntimeError(f"the server process exited before answering at {url}")
-        try:
-            httpx.get(url, timeout=2.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing answered at {url} within {timeout_s} s")
 
 
 @dataclass
