@@ -201,6 +201,7 @@ def convert(
             strict_names=options.strict_names,
             grid_shape=series.grid.array_shape,
         )
+    del named  # the regions' boxes are painted; free them before the image is read
     labels = composite.array
     grid = series.grid
     say("writing outputs", 0.45)
