@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -42,6 +44,9 @@ def test_parallel_and_sequential_reads_agree(two_series):
     root, *_ = two_series
     p = read_inputs(root / "rt_b.dcm", root / "both", parallel=True)
     s = read_inputs(root / "rt_b.dcm", root / "both", parallel=False)
+    assert not s.read_in_parallel
+    if threading.active_count() == 1:  # pytest's own thread only: the fork path must run
+        assert p.read_in_parallel
     assert p.series.sop_instance_uids == s.series.sop_instance_uids
     for rp, rs in zip(p.contour_regions, s.contour_regions, strict=True):
         assert (rp.number, rp.name) == (rs.number, rs.name)
@@ -79,3 +84,16 @@ def test_is_rtstruct_reads_only_the_start(two_series, tmp_path):
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(data[:1000])
     assert is_rtstruct(cut)
+
+
+def test_threaded_callers_read_sequentially(two_series):
+    root, *_ = two_series
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        got = read_inputs(root / "rt_b.dcm", root / "both", parallel=True)
+    finally:
+        stop.set()
+        other.join()
+    assert not got.read_in_parallel

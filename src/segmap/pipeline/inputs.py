@@ -2,10 +2,10 @@
 
 An RTSTRUCT and the series' headers are independent reads that each take a good part of
 a second for a large study, and both are pure-Python parsing (pydicom), which threads
-cannot overlap. So, where the platform can fork cheaply, the RTSTRUCT is parsed in a
-child process while this process scans the series headers; elsewhere, or when a child
-cannot be started (e.g. inside a daemonic worker), the two run one after the other with
-the same result.
+cannot overlap. So, where the platform can fork cheaply and safely (Linux, a process
+running one thread, as the command line does), the RTSTRUCT is parsed in a child process
+while this process scans the series headers; elsewhere (threaded servers, daemonic pool
+workers, other systems) the two run one after the other with the same result.
 
 The series is chosen by the SeriesInstanceUID the annotation references when the folder
 holds several; a folder holding exactly one series is used even when the annotation
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import sys
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Inputs:
     series: DicomSeries
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    read_in_parallel: bool = False
 
 
 def is_rtstruct(path: Path) -> bool:
@@ -112,7 +114,7 @@ def read_inputs(rois_path: Path, image_dir: Path, *, fixup: bool = False,
     else:
         series = load_referenced_series(image_dir, info, fixup, warnings)
     timings["load_series"] = scan_s + time.perf_counter() - t
-    return Inputs(info, regions, series, warnings, timings)
+    return Inputs(info, regions, series, warnings, timings, read_in_parallel=True)
 
 
 def _timed_read_rtstruct(path: Path) -> tuple[tuple[AnnotationInfo, list[ContourRegion]], float]:
@@ -122,8 +124,14 @@ def _timed_read_rtstruct(path: Path) -> tuple[tuple[AnnotationInfo, list[Contour
 
 
 def _fork_pool() -> ProcessPoolExecutor | None:
-    """A one-process pool started by fork, or None where that is unavailable or unsafe."""
-    if sys.platform != "linux" or multiprocessing.current_process().daemon:
+    """A one-process pool started by fork, or None where that is unavailable or unsafe.
+
+    Forking is only safe while this process runs a single thread (a lock held by another
+    thread at fork time stays locked forever in the child), and daemonic processes (pool
+    workers) may not have children: servers and batch workers read one after the other.
+    """
+    if (sys.platform != "linux" or multiprocessing.current_process().daemon
+            or threading.active_count() > 1):
         return None
     try:
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
