@@ -74,8 +74,17 @@ class Executor(ABC):
     def is_lost_worker(self, exc: BaseException) -> bool:
         """Whether ``exc`` (from ``result()``) means the worker died, not the task failed."""
 
+    @property
+    @abstractmethod
+    def capacity(self) -> int:
+        """How many tasks can run at the same time."""
+
     def restart(self) -> None:  # noqa: B027 - optional; most executors recover by themselves
         """Make the executor usable again after a lost worker (a no-op unless needed)."""
+
+    def terminate(self) -> None:
+        """Stop now: cancel queued tasks and stop running ones where possible, then close."""
+        self.close()
 
     @abstractmethod
     def close(self) -> None:
@@ -123,6 +132,11 @@ class LocalPoolExecutor(Executor):
             max_workers=self.workers, mp_context=self._context, initializer=_die_with_parent
         )
 
+    @property
+    def capacity(self) -> int:
+        """The number of worker processes."""
+        return self.workers
+
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> TaskHandle:
         """Queue ``fn(*args)`` on the pool."""
         return self._pool.submit(fn, *args)
@@ -142,8 +156,22 @@ class LocalPoolExecutor(Executor):
         self._pool = self._new_pool()
 
     def close(self) -> None:
-        """Cancel queued tasks and let the workers exit."""
+        """Cancel queued tasks, let running ones finish, and let the workers exit."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def terminate(self) -> None:
+        """Cancel queued tasks and kill the workers (running tasks are lost)."""
+        # ProcessPoolExecutor has no public way to stop running tasks; its worker table
+        # is the only handle on the processes.
+        processes = list(getattr(self._pool, "_processes", {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.kill()
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.join(timeout=10)
+        self._pool.shutdown(wait=True)
 
 
 class DaskExecutor(Executor):
@@ -165,11 +193,23 @@ class DaskExecutor(Executor):
                 f"cannot reach the Dask scheduler at {address!r} ({exc}); start it "
                 "(dask scheduler) or fix the address"
             ) from None
+        self._pending: list[TaskHandle] = []
         self.description = f"Dask cluster at {address}"
+
+    @property
+    def capacity(self) -> int:
+        """Threads over all workers of the cluster now (at least 1)."""
+        try:
+            threads = sum(self._client.nthreads().values())
+        except Exception:  # the scheduler went away; the next submit will say so
+            threads = 0
+        return max(1, int(threads))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> TaskHandle:
         """Send ``fn(*args)`` to the cluster; ``pure=False`` so every call runs."""
         future: TaskHandle = self._client.submit(fn, *args, pure=False)
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(future)
         return future
 
     def as_completed(self, handles: Iterable[TaskHandle]) -> Iterator[TaskHandle]:
@@ -188,6 +228,15 @@ class DaskExecutor(Executor):
     def close(self) -> None:
         """Disconnect from the scheduler (the cluster keeps running)."""
         self._client.close()
+
+    def terminate(self) -> None:
+        """Cancel this client's tasks on the cluster, then disconnect."""
+        with contextlib.suppress(Exception):
+            running = [f for f in self._pending if not f.done()]
+            if running:
+                self._client.cancel(running)
+        self._pending = []
+        self.close()
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None) -> Executor:

@@ -1,0 +1,213 @@
+"""Conversion jobs as users see them: created by automation or by hand, listed, read.
+
+* :func:`on_collection_stored` — called by the ROI collection upload after a collection
+  is stored (new or replaced): one job per model of the project with automation on.
+* :func:`start_conversion` — an owner converts one collection, or every collection of
+  the project, with one model.
+* :func:`get_job`, :func:`list_jobs` — readers (every project role) see jobs.
+* :func:`set_automation` — owners switch a model's automation on or off.
+
+A job waiting in the queue for the same model and collection is reused rather than
+doubled: when it runs it reads the collection as it is then. Running the jobs is the job
+runner's business (``segmap.server.jobs``); these functions only write rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from segmap.server.auth import Principal
+from segmap.server.errors import NotFound, Unprocessable
+from segmap.server.orm import MLModel
+from segmap.server.orm_imaging import ImagingSession, RoiCollection
+from segmap.server.orm_jobs import JOB_QUEUED, JOB_STATES, Job
+from segmap.server.services.access import ProjectAccess, project_access, require_manage
+from segmap.server.services.imaging_collections import project_collections
+from segmap.server.services.imaging_sessions import find_session
+from segmap.server.services.mlmodels import find_model, get_model
+from segmap.server.services.names import name_key
+
+TRIGGER_AUTOMATION = "automation"
+TRIGGER_MANUAL = "manual"
+MAX_LISTED = 1000
+
+
+def _queue(
+    db: Session, model: MLModel, collection: RoiCollection, principal: Principal | None,
+    trigger: str,
+) -> Job:
+    """A queued job for (model, collection): the waiting one if there is one, else new."""
+    waiting = db.scalar(
+        select(Job).where(
+            Job.model_id == model.id,
+            Job.collection_id == collection.id,
+            Job.state == JOB_QUEUED,
+        )
+    )
+    if waiting is not None:
+        return waiting
+    job = Job(
+        project_id=model.project_id,
+        model_id=model.id,
+        collection_id=collection.id,
+        state=JOB_QUEUED,
+        progress=0.0,
+        stage="waiting for a worker",
+        log="",
+        attempts=0,
+        trigger=trigger,
+        created_by_id=principal.id if principal is not None else None,
+    )
+    db.add(job)
+    return job
+
+
+def on_collection_stored(
+    db: Session, principal: Principal | None, collection: RoiCollection
+) -> list[Job]:
+    """Queue one job per model of the collection's project with automation on (committed).
+
+    Called by the ROI collection upload once the collection is stored; the uploader's
+    permission was checked there.
+    """
+    session = db.get(ImagingSession, collection.session_id)
+    if session is None:
+        return []
+    models = db.scalars(
+        select(MLModel)
+        .where(MLModel.project_id == session.project_id, MLModel.automation.is_(True))
+        .order_by(MLModel.label_key)
+    ).all()
+    jobs = [_queue(db, m, collection, principal, TRIGGER_AUTOMATION) for m in models]
+    db.commit()
+    return jobs
+
+
+def find_collection(db: Session, access: ProjectAccess, ref: str | int) -> RoiCollection:
+    """A collection of the project by numeric id, or by ``SESSION/LABEL``.
+
+    ``SESSION`` is a session's id or StudyInstanceUID; ``LABEL`` the collection's label.
+    """
+    text = str(ref).strip()
+    found: RoiCollection | None = None
+    if text.isdigit():
+        found = db.get(RoiCollection, int(text))
+        if found is not None:
+            owner = db.get(ImagingSession, found.session_id)
+            if owner is None or owner.project_id != access.project.id:
+                found = None
+    elif "/" in text:
+        session_ref, label = text.split("/", 1)
+        session = find_session(db, access, session_ref)
+        found = db.scalar(
+            select(RoiCollection).where(
+                RoiCollection.session_id == session.id,
+                RoiCollection.label_key == name_key(label),
+            )
+        )
+    if found is None:
+        raise NotFound(
+            f"project {access.project.id!r} has no ROI collection {text!r}; give its numeric "
+            "id or SESSION/LABEL"
+        )
+    return found
+
+
+def start_conversion(
+    db: Session,
+    principal: Principal | None,
+    project_id: str,
+    model_ref: str | int,
+    collection: str | int | None = None,
+) -> list[Job]:
+    """Queue conversions with one model (committed). Owners and site admins.
+
+    ``collection`` None means every ROI collection of the project. Raises
+    ``Unprocessable`` when the model has no region map or the project no collection.
+    """
+    from segmap.server.services.regionmap import REGION_MAP_FILENAME
+
+    access, model = get_model(db, principal, project_id, model_ref)
+    require_manage(access, "start conversions")
+    if not _has_region_map(db, model):
+        raise Unprocessable(
+            f"model {model.label!r} has no region map yet; upload {REGION_MAP_FILENAME} "
+            "into one of its folders (Manage Files) first"
+        )
+    if collection is not None and str(collection).strip() != "":
+        targets = [find_collection(db, access, collection)]
+    else:
+        targets = project_collections(db, access.project.id)
+        if not targets:
+            raise Unprocessable(
+                f"project {access.project.id!r} has no ROI collections to convert; upload "
+                "an RTSTRUCT or SEG onto a session first"
+            )
+    jobs = [_queue(db, model, c, access.principal, TRIGGER_MANUAL) for c in targets]
+    db.commit()
+    return jobs
+
+
+def _has_region_map(db: Session, model: MLModel) -> bool:
+    from segmap.server.orm import ResourceFile, ResourceFolder
+    from segmap.server.services.regionmap import is_region_map_name
+
+    names = db.scalars(
+        select(ResourceFile.name)
+        .join(ResourceFolder, ResourceFolder.id == ResourceFile.folder_id)
+        .where(ResourceFolder.model_id == model.id)
+    ).all()
+    return any(is_region_map_name(n) for n in names)
+
+
+def get_job(db: Session, principal: Principal | None, job_id: int | str) -> Job:
+    """One job, for any member of its project (404 for a job of another project)."""
+    text = str(job_id).strip()
+    job = db.get(Job, int(text)) if text.isdigit() else None
+    if job is None:
+        raise NotFound(f"there is no job {text!r}")
+    project_access(db, principal, job.project_id)
+    return job
+
+
+def list_jobs(
+    db: Session,
+    principal: Principal | None,
+    project_id: str,
+    *,
+    state: str | None = None,
+    model_ref: str | int | None = None,
+    limit: int = 200,
+) -> list[Job]:
+    """The project's jobs, newest first, optionally of one state or one model."""
+    access = project_access(db, principal, project_id)
+    query = select(Job).where(Job.project_id == access.project.id)
+    if state:
+        if state not in JOB_STATES:
+            raise Unprocessable(f"state must be one of {', '.join(JOB_STATES)}, got {state!r}")
+        query = query.where(Job.state == state)
+    if model_ref is not None and str(model_ref).strip():
+        query = query.where(Job.model_id == find_model(db, access, model_ref).id)
+    limit = max(1, min(int(limit), MAX_LISTED))
+    query = query.options(selectinload(Job.model), selectinload(Job.collection))
+    return list(db.scalars(query.order_by(Job.id.desc()).limit(limit)))
+
+
+def set_automation(
+    db: Session,
+    principal: Principal | None,
+    project_id: str,
+    model_ref: str | int,
+    automation: bool,
+) -> MLModel:
+    """Switch a model's automation on or off (committed). Owners and site admins.
+
+    Switching it on does not convert collections already stored; use
+    :func:`start_conversion` for those.
+    """
+    access, model = get_model(db, principal, project_id, model_ref)
+    require_manage(access, "change a model's automation")
+    model.automation = bool(automation)
+    db.commit()
+    return model
