@@ -17,9 +17,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import segmap
-from segmap.server import api, api_imaging
+from segmap.server import api, api_imaging, api_jobs
 from segmap.server.database import Database
 from segmap.server.errors import ServiceError
+from segmap.server.jobs import job_runner_lifespan
 from segmap.server.sessions import CookieSessionMiddleware
 from segmap.server.settings import Settings, load_or_create_secret
 from segmap.server.storage import LocalStorage
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     secret = load_or_create_secret(settings.data_dir)
 
     app = FastAPI(
+        lifespan=job_runner_lifespan,
         title="segmap",
         version=segmap.__version__,
         description=(
@@ -141,6 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(api_imaging.router)
+    app.include_router(api_jobs.router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if not _mount_pages(app, settings):
