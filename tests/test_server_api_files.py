@@ -138,6 +138,8 @@ def test_upload_download_round_trip_any_bytes(world: World) -> None:
         assert got.content == data
         assert got.headers["content-length"] == str(len(data))
         assert got.headers["x-content-sha256"] == _sha(data)
+        assert got.headers["content-type"] == "application/octet-stream"
+        assert got.headers["x-content-type-options"] == "nosniff"
 
 
 def test_download_refused_to_outsiders_and_anonymous(world: World) -> None:

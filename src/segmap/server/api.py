@@ -367,6 +367,8 @@ def download_file(
         "Content-Disposition": _content_disposition(row.name),
         "ETag": f'"{row.sha256}"',
         "X-Content-SHA256": row.sha256,
+        # Never let a browser run an uploaded .html or .svg as a page of this site.
+        "X-Content-Type-Options": "nosniff",
     }
     return StreamingResponse(
         iter_file(handle), media_type="application/octet-stream", headers=headers
