@@ -72,17 +72,25 @@ def authenticate(
     """The principal when ``password`` is right for ``username``; None otherwise.
 
     Takes the same time whether or not the user exists. Upgrades old hashes in passing.
+    Ends the session's current transaction before the (deliberately slow) hash check, so
+    no database lock is held meanwhile.
     """
     user = find_user(db, username) if username else None
     if user is None or not user.is_active:
+        db.rollback()
         auth.dummy_verify(password)
         return None
-    if not auth.verify_password(user.password_hash, password):
+    user_id, stored = user.id, user.password_hash
+    principal = auth.principal_of(user, via)
+    db.rollback()
+    if not auth.verify_password(stored, password):
         return None
-    if auth.needs_rehash(user.password_hash):
-        user.password_hash = auth.hash_password(password)
-        db.commit()
-    return auth.principal_of(user, via)
+    if auth.needs_rehash(stored):
+        fresh = db.get(User, user_id)
+        if fresh is not None and fresh.password_hash == stored:
+            fresh.password_hash = auth.hash_password(password)
+            db.commit()
+    return principal
 
 
 def issue_token(db: Session, principal: Principal) -> str:
