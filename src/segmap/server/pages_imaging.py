@@ -1,0 +1,173 @@
+"""Pages of imaging sessions: the project's Sessions tab and a session's page.
+
+Paths::
+
+    /projects/{p}/sessions            sessions with their scans; Upload Session (owners)
+    /projects/{p}/sessions/{s}        scans, ROI collections (region names matched per
+                                      model), Upload ROI Collection, and per scan the
+                                      derived resources: preview and report figures
+
+Uploads go from the browser to the REST API (``static/imaging.js``, XMLHttpRequest for
+the progress bar, ``X-CSRF-Token`` header); these handlers only read. ``install`` adds
+the Sessions tab to the project page's tabs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from sqlalchemy.orm import Session
+
+from segmap.server import auth, pages_views, services
+from segmap.server.auth import Principal
+from segmap.server.deps import get_db, get_storage, optional_principal
+from segmap.server.pages_common import Crumb, pop_flashes, render
+from segmap.server.pages_imaging_views import (
+    collection_view,
+    derived_views,
+    format_date,
+    model_maps,
+    scan_row,
+    session_api_url,
+    session_row,
+    session_url,
+    sessions_url,
+)
+from segmap.server.pages_views import NavItem, project_url, project_view
+from segmap.server.services.imaging import derived_folders_of, sorted_scans
+from segmap.server.settings import Settings
+from segmap.server.storage import LocalStorage
+
+router = APIRouter(include_in_schema=False)
+
+SESSIONS_TAB = "sessions"
+
+
+def with_sessions_tab(
+    tabs: Callable[[str], list[NavItem]],
+) -> Callable[[str], list[NavItem]]:
+    """``tabs`` with a Sessions tab before Machine Learning (idempotent)."""
+    if getattr(tabs, "has_sessions_tab", False):
+        return tabs
+
+    def project_tabs(project_id: str) -> list[NavItem]:
+        items = list(tabs(project_id))
+        tab = NavItem(SESSIONS_TAB, "Sessions", sessions_url(project_id))
+        keys = [i.key for i in items]
+        at = keys.index("machine-learning") if "machine-learning" in keys else len(items)
+        return [*items[:at], tab, *items[at:]]
+
+    project_tabs.has_sessions_tab = True  # type: ignore[attr-defined]
+    return project_tabs
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Called by ``create_app``: put the Sessions tab among the project page's tabs.
+
+    The project pages read ``PROJECT_TABS`` (``pages_views``, re-imported by ``pages``),
+    which is documented as replaceable, so both names are replaced.
+    """
+    del app, settings
+    tabs = with_sessions_tab(pages_views.PROJECT_TABS)
+    pages_views.PROJECT_TABS = tabs
+    try:
+        from segmap.server import pages
+    except ImportError:
+        return
+    if hasattr(pages, "PROJECT_TABS"):
+        pages.PROJECT_TABS = with_sessions_tab(pages.PROJECT_TABS)
+
+
+def _context(request: Request, who: Principal, **values: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "user": who,
+        "csrf_token": auth.csrf_token(request),
+        "flashes": pop_flashes(request),
+        "nav": "projects",
+        "extra_nav": pages_views.EXTRA_NAV,
+        "breadcrumbs": [],
+    }
+    context.update(values)
+    return context
+
+
+def _crumbs(project: Any, *more: Crumb) -> list[Crumb]:
+    return [Crumb("Projects", "/projects"), Crumb(project.name, project.url), *more]
+
+
+@router.get("/projects/{project}/sessions")
+def sessions_page(
+    request: Request,
+    project: str,
+    db: Session = Depends(get_db),
+    principal: Principal | None = Depends(optional_principal),
+) -> Response:
+    """The Sessions tab: every session with subject, date and its scans; Upload Session."""
+    who = services.require_principal(principal)
+    access = services.get_project(db, who, project)
+    view = project_view(access.project, access.role, who)
+    rows = [
+        session_row(view.id, s, sorted_scans(s)) for s in services.list_sessions(db, who, project)
+    ]
+    context = _context(
+        request,
+        who,
+        project=view,
+        project_tabs=pages_views.PROJECT_TABS(view.id),
+        active_tab=SESSIONS_TAB,
+        sessions=rows,
+        can_manage=access.can_manage,
+        upload_api=f"/api/v1/projects/{view.id}/sessions",
+        breadcrumbs=_crumbs(view, Crumb("Sessions")),
+    )
+    return render(request, "imaging_sessions.html", context)
+
+
+@router.get("/projects/{project}/sessions/{session}")
+def session_page(
+    request: Request,
+    project: str,
+    session: str,
+    db: Session = Depends(get_db),
+    storage: LocalStorage = Depends(get_storage),
+    principal: Principal | None = Depends(optional_principal),
+) -> Response:
+    """A session: scans, ROI collections with matched region names, derived results."""
+    who = services.require_principal(principal)
+    access = services.get_project(db, who, project)
+    view = project_view(access.project, access.role, who)
+    found = services.get_session(db, who, project, session)
+    scans = sorted_scans(found)
+    by_id = {s.id: s for s in scans}
+    maps = model_maps(db, storage, view.id, services.list_models(db, who, project))
+    collections = [collection_view(view.id, c, by_id, maps) for c in found.collections]
+    results = [
+        (scan_row(scan), derived_views(db, storage, view.id, found.id, scan, folders))
+        for scan in scans
+        if (folders := derived_folders_of(db, scan))
+    ]
+    context = _context(
+        request,
+        who,
+        project=view,
+        project_tabs=pages_views.PROJECT_TABS(view.id),
+        active_tab=SESSIONS_TAB,
+        session=session_row(view.id, found, scans),
+        study_uid=found.study_instance_uid,
+        description=found.study_description,
+        date_text=format_date(found.study_date),
+        scans=[scan_row(s) for s in scans],
+        collections=collections,
+        models=maps,
+        results=results,
+        can_manage=access.can_manage,
+        session_api=session_api_url(view.id, found.id),
+        page_url=session_url(view.id, found.id),
+        breadcrumbs=_crumbs(view, Crumb("Sessions", sessions_url(view.id)), Crumb(found.label)),
+    )
+    return render(request, "imaging_session.html", context)
+
+
+__all__ = ["install", "project_url", "router", "with_sessions_tab"]
