@@ -96,6 +96,10 @@ def _validation_summary(errors: Any) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
+# Page modules mounted after ``pages`` (same optional ``install`` hook, then ``router``).
+EXTRA_PAGE_MODULES = ("segmap.server.pages_imaging",)
+
+
 def _mount_pages(app: FastAPI, settings: Settings) -> bool:
     """Include ``segmap.server.pages.router`` when that module exists (pages are optional)."""
     if importlib.util.find_spec("segmap.server.pages") is None:
@@ -105,6 +109,11 @@ def _mount_pages(app: FastAPI, settings: Settings) -> bool:
     if install is not None:
         install(app, settings)
     app.include_router(pages.router)
+    for name in EXTRA_PAGE_MODULES:
+        extra = importlib.import_module(name)
+        if hasattr(extra, "install"):
+            extra.install(app, settings)
+        app.include_router(extra.router)
     return True
 
 
