@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
 from segmap.server.errors import Conflict, NotFound, Unprocessable
@@ -26,6 +26,7 @@ def list_models(db: Session, principal: Principal | None, project_id: str) -> li
         db.scalars(
             select(MLModel)
             .where(MLModel.project_id == access.project.id)
+            .options(selectinload(MLModel.created_by))
             .order_by(MLModel.label_key)
         )
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
 from segmap.server.errors import Conflict, NotFound, Unprocessable
@@ -40,7 +40,7 @@ def list_projects(db: Session, principal: Principal | None) -> list[ProjectEntry
         select(Membership.project_id, Membership.role).where(Membership.user_id == who.id)
     )
     roles = {project_id: role for project_id, role in rows}
-    query = select(Project).order_by(Project.id_key)
+    query = select(Project).options(selectinload(Project.created_by)).order_by(Project.id_key)
     if not who.is_admin:
         query = query.where(Project.id.in_(list(roles)))
     return [ProjectEntry(p, roles.get(p.id)) for p in db.scalars(query)]

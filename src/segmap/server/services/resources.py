@@ -44,7 +44,7 @@ def list_resources(
         db.scalars(
             select(ResourceFolder)
             .where(ResourceFolder.model_id == model.id)
-            .options(selectinload(ResourceFolder.files))
+            .options(selectinload(ResourceFolder.files).selectinload(ResourceFile.uploaded_by))
             .order_by(ResourceFolder.name_key)
         )
     )
