@@ -102,6 +102,21 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="proxies trusted for X-Forwarded-Proto/-For (default: 127.0.0.1)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    # Jobs (additive, jobs engineer): worker pool size and the first-run demo.
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local worker processes for conversion jobs (default: 2; ignored when "
+        "$SEGMAP_DASK_SCHEDULER names a Dask scheduler, which then runs the jobs)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="on the first start in an empty data folder, make a demo project (generated "
+        "CT with an RTSTRUCT, two automated models, their masks) and print its log-in",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -118,8 +133,17 @@ def run_serve(args: argparse.Namespace) -> int:
         overrides["max_upload_bytes"] = args.max_upload_bytes
     if args.secure_cookies is not None:
         overrides["secure_cookies"] = args.secure_cookies
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            print("segmap serve: --workers must be at least 1", file=sys.stderr)
+            return 2
+        overrides["workers"] = args.workers
     try:
         settings = _settings(args, **overrides)
+        if getattr(args, "demo", False):
+            from segmap.server.demo import prepare_demo
+
+            print(f"segmap: {prepare_demo(settings).message}", file=sys.stderr, flush=True)
         app = create_app(settings)
     except SegmapError as exc:
         print(f"segmap serve: {exc}", file=sys.stderr)
