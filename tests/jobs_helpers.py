@@ -6,8 +6,12 @@ LPS vertices and on voxel centres from the DICOM headers), never from segmap's c
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import nibabel as nib
 import numpy as np
 
@@ -70,3 +74,24 @@ def small_case(root: Path, seed: int, *, size: tuple[int, int, int] = (48, 40, 8
     grid = syn.axial_grid(size, (1.5, 1.5, 3.0))
     identity = syn.StudyIdentity.generate(seed, patient or f"PAT{seed:03d}")
     return syn.make_case(root, grid, seed=seed, identity=identity, noise_hu=0.0)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout_s: float, alive: Callable[[], bool]) -> None:
+    """Poll ``url`` until it answers (any status); fail if ``alive()`` turns False."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the server process exited before answering at {url}")
+        try:
+            httpx.get(url, timeout=2.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered at {url} within {timeout_s} s")

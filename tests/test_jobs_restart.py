@@ -1,0 +1,181 @@
+"""A real ``segmap serve`` process killed with SIGKILL in the middle of a job.
+
+The job is slowed down with the runner's test hook ``SEGMAP_JOB_STAGE_DELAY_S`` (the
+worker sleeps after each progress report), so the kill lands while the worker is
+writing outputs. After a restart on the same data folder the job runs again and
+succeeds; its folder holds exactly the five outputs, whole (sizes and SHA-256 match,
+the mask is right voxel for voxel), and nothing half-written is left anywhere in the
+data folder. The killed service's worker process dies with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jobs_helpers import (
+    assert_mask_matches_truth,
+    free_port,
+    small_case,
+    truth_rois,
+    wait_for_http,
+)
+from segmap.pipeline import synthetic as syn
+
+OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
+           "preview.png"}
+PASSWORD = "restart-test-password"
+
+
+class Service:
+    """``segmap serve`` in a subprocess on a data folder."""
+
+    def __init__(self, data: Path, port: int, env: dict[str, str]) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(data.parent / f"serve-{port}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "segmap.cli", "serve", "--data", str(data), "--port",
+             str(port), "--workers", "1", "--log-level", "warning"],
+            env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for_http(self.url + "/api/v1/me", 60, alive=lambda: self.process.poll() is None)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture()
+def services() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def _job(client: httpx.Client, job_id: int) -> dict[str, Any]:
+    r = client.get(f"/api/v1/jobs/{job_id}")
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services) -> None:
+    data = tmp_path / "data"
+    created = subprocess.run(
+        [sys.executable, "-m", "segmap.cli", "users", "create", "olga", "--data", str(data)],
+        input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    case = small_case(tmp_path / "case", 31, size=(64, 56, 12))
+
+    port = free_port()
+    first = Service(data, port, {"SEGMAP_JOB_STAGE_DELAY_S": "2.0"})
+    services.append(first)
+    token = httpx.post(first.url + "/api/v1/auth/token",
+                       json={"username": "olga", "password": PASSWORD}).json()["token"]
+    client = httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {token}"},
+                          timeout=60)
+    assert client.post("/api/v1/projects", json={"id": "R", "name": "Restart"}).status_code == 201
+    r = client.post("/api/v1/projects/R/models", json={
+        "label": "organs-2mm", "voxel_spacing": [2, 2, 4], "automation": True})
+    assert r.status_code == 201, r.text
+    map_text = "".join(f"{k}={v}\n" for k, v in syn.PHANTOM_REGION_VALUES.items())
+    r = client.put("/api/v1/projects/R/models/organs-2mm/resources/maps/files/"
+                   "region2MaskValueMap.txt", content=map_text.encode())
+    assert r.status_code == 201, r.text
+    files = [("files", (p.name, p.read_bytes(), "application/dicom")) for p in case.series.files]
+    r = client.post("/api/v1/projects/R/sessions", files=files)
+    assert r.status_code == 201, r.text
+    session = r.json()["sessions"][0]["id"]
+    r = client.put(f"/api/v1/projects/R/sessions/{session}/collections/rois",
+                   content=case.rtstruct_path.read_bytes(), params={"type": "RTSTRUCT"})
+    assert r.status_code == 201, r.text
+    scan = r.json()["scan"]["id"]
+    resources = f"/api/v1/projects/R/sessions/{session}/scans/{scan}/resources"
+
+    jobs = client.get("/api/v1/projects/R/jobs").json()
+    assert len(jobs) == 1
+    job_id = jobs[0]["id"]
+    # Wait until the worker is writing the outputs (the stage after "writing outputs").
+    deadline = time.monotonic() + 120
+    while True:
+        job = _job(client, job_id)
+        if job["state"] == "running" and job["stage"] == "writing image":
+            break
+        assert job["state"] in ("queued", "running"), job
+        assert time.monotonic() < deadline, f"job never reached the output stage: {job}"
+        time.sleep(0.1)
+    worker_pid = int(job["log"].split("worker pid ")[1].split()[0])
+    deadline = time.monotonic() + 1.5  # the mask is gzipped on a writer thread
+    while not list((data / "jobs").rglob("mask.nii.gz")):
+        assert time.monotonic() < deadline, "the mask should be staged in the work folder"
+        time.sleep(0.05)
+    assert _job(client, job_id)["state"] == "running"
+    assert client.get(resources).json() == []
+
+    first.kill()
+    deadline = time.monotonic() + 15
+    while _pid_alive(worker_pid):
+        assert time.monotonic() < deadline, "the worker outlived the killed service"
+        time.sleep(0.1)
+
+    second = Service(data, free_port(), {})
+    services.append(second)
+    client = httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {token}"},
+                          timeout=60)
+    deadline = time.monotonic() + 180
+    while (job := _job(client, job_id))["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, f"the job did not finish after the restart: {job}"
+        time.sleep(0.3)
+    assert job["state"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert "the service stopped while this job ran" in job["log"]
+
+    folders = client.get(resources).json()
+    assert [f["label"] for f in folders] == ["organs-2mm"]
+    listed = {f["name"]: f for f in folders[0]["files"]}
+    assert set(listed) == OUTPUTS
+    for name, meta in listed.items():
+        body = client.get(f"{resources}/organs-2mm/files/{name}").content
+        assert len(body) == meta["size"] and hashlib.sha256(body).hexdigest() == meta["sha256"]
+    mask = client.get(f"{resources}/organs-2mm/files/mask.nii.gz").content
+    assert_mask_matches_truth(mask, case.series.folder, truth_rois(case), tmp_path)
+
+    # Nothing half-written anywhere: no work files, no staged uploads, and the stored
+    # derived objects are exactly the five listed.
+    assert [p for p in (data / "jobs").rglob("*") if p.is_file()] == []
+    assert [p for p in (data / "storage" / "staging").rglob("*") if p.is_file()] == []
+    derived = [p for p in (data / "storage" / "objects" / "scans").rglob("*")
+               if p.is_file() and "derived" in p.parts]
+    assert len(derived) == len(OUTPUTS)
+    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in derived} == {
+        m["sha256"] for m in listed.values()}
