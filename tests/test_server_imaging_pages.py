@@ -215,3 +215,19 @@ def _owner(page: Page) -> Any:
         user = services.find_user(db, "owner")
         assert user is not None
         return Principal(user.id, user.username, user.is_admin, "token")
+
+
+def test_browser_uploads_need_the_csrf_header(
+    page_data: Page, owner_browser: TestClient, tmp_path: Path
+) -> None:
+    text = owner_browser.get("/projects/P/sessions").text
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', text)
+    assert token is not None
+    study = write_study(tmp_path, seed=32, patient_id="CSRF", slices=1)
+    url = "/api/v1/projects/P/sessions"
+    refused = owner_browser.post(url, files=multipart(study.files))
+    assert refused.status_code == 403
+    accepted = owner_browser.post(
+        url, files=multipart(study.files), headers={"X-CSRF-Token": token.group(1)}
+    )
+    assert accepted.status_code == 201, accepted.text

@@ -258,3 +258,37 @@ def test_readers_list_but_only_owners_and_admins_upload(world: World, tmp_path: 
         world.client.get("/api/v1/projects/NOPE/sessions", headers=world.h("owner")).status_code
         == 404
     )
+
+
+def test_a_part_over_the_limit_is_refused_by_name_and_the_rest_kept(
+    world: World, tmp_path: Path
+) -> None:
+    study = write_study(tmp_path, seed=10, patient_id="LIMIT", slices=2)
+    files = [
+        ("files", ("huge.dcm", bytes(TEST_MAX_UPLOAD + 1), "application/dicom")),
+        *multipart(study.files),
+    ]
+    r = world.client.post(SESSIONS, files=files, headers=world.h("owner"))
+    assert r.status_code == 201, r.text
+    [refused] = r.json()["rejected"]
+    assert refused["file"] == "huge.dcm"
+    assert f"limit of {TEST_MAX_UPLOAD} bytes" in refused["reason"]
+    assert r.json()["sessions"][0]["scans"][0]["added"] == 2
+    assert list(world.api.app.state.storage.staging.iterdir()) == []
+
+
+def test_one_dicom_file_as_the_raw_body(world: World, tmp_path: Path) -> None:
+    study = write_study(tmp_path, seed=13, patient_id="RAW", slices=1)
+    r = world.client.post(
+        SESSIONS,
+        content=study.files[0].read_bytes(),
+        headers={**world.h("owner"), "Content-Type": "application/dicom"},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["sessions"][0]["scans"][0]["slice_count"] == 1
+    too_big = world.client.post(
+        SESSIONS,
+        content=bytes(TEST_MAX_UPLOAD + 1),
+        headers={**world.h("owner"), "Content-Type": "application/dicom"},
+    )
+    assert too_big.status_code == 413
