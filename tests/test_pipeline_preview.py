@@ -82,3 +82,11 @@ def test_preview_of_the_phantom_is_written(tmp_path):
     shown = render_preview(tmp_path / "p.png", image, labels, grid, legend)
     assert 1 <= len(shown) <= 4
     assert Image.open(tmp_path / "p.png").format == "PNG"
+
+
+def test_choose_slices_with_sixteen_bit_values():
+    labels = np.zeros((12, 5, 5), np.uint16)
+    labels[2, 1, 1] = 300
+    labels[9, 2, 2] = 65535
+    labels[5, :, :] = 1000
+    assert choose_slices(labels, [300, 1000, 65535], max_slices=3) == [2, 5, 9]

@@ -67,17 +67,13 @@ def choose_slices(labels_kji: npt.NDArray[np.integer], values: Sequence[int],
     fill up to three slices with the richest remaining ones, kept apart.
     """
     nk = labels_kji.shape[0]
-    vals = [int(v) for v in values]
+    vals = np.asarray([int(v) for v in values], dtype=np.int64)
     counts = np.zeros((nk, len(vals)), dtype=np.int64)
-    lut = np.full(int(labels_kji.max(initial=0)) + 1, -1, dtype=np.int64)
-    for n, v in enumerate(vals):
-        if v < lut.size:
-            lut[v] = n
-    for k in range(nk):
-        idx = lut[labels_kji[k].ravel()]
-        idx = idx[idx >= 0]
-        if idx.size:
-            counts[k] = np.bincount(idx, minlength=len(vals))
+    if len(vals):
+        top = max(int(vals.max()), int(labels_kji.max(initial=0))) + 1
+        for k in range(nk):
+            # A direct bincount of the slice's values: no temporary index arrays.
+            counts[k] = np.bincount(np.asarray(labels_kji[k]).ravel(), minlength=top)[vals]
     total = counts.sum(axis=1)
     if not total.any():
         return [nk // 2]
