@@ -97,7 +97,7 @@ def _validation_summary(errors: Any) -> str:
 
 
 # Page modules mounted after ``pages`` (same optional ``install`` hook, then ``router``).
-EXTRA_PAGE_MODULES = ("segmap.server.pages_imaging",)
+EXTRA_PAGE_MODULES = ("segmap.server.pages_imaging", "segmap.server.pages_jobs")
 
 
 def _mount_pages(app: FastAPI, settings: Settings) -> bool:
