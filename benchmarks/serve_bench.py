@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -68,6 +69,10 @@ def _percentile(values: list[float], q: float) -> float:
         return float("nan")
     rank = max(1, int(-(-q * len(ordered) // 100)))  # ceil(q/100 * n)
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def _sha(data: bytes) -> str:
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             capture_output=True,
         )
         port = _free_port()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(
             [*SERVE, "--data", str(data), "--port", str(port), "--log-level", "warning"],
             env=env,
@@ -259,8 +265,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
             start = time.perf_counter()
+            self_before = resource.getrusage(resource.RUSAGE_SELF)
             asyncio.run(run_all())
             wall = time.perf_counter() - start
+            self_after = resource.getrusage(resource.RUSAGE_SELF)
             checked = asyncio.run(_verify_uploads(base, token, uploaded, stats))
         finally:
             proc.send_signal(signal.SIGINT)
@@ -268,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     failures = sum(len(v) for v in stats.failures.values())
     db = "PostgreSQL" if args.database_url else "SQLite"
@@ -276,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{db}, uploads of {args.upload_kb} KiB, {os.cpu_count()} CPUs, {wall:.1f} s"
     )
     print(_table(stats, wall))
+    print(
+        f"CPU seconds: server {_cpu(children_after) - _cpu(children_before):.1f} "
+        f"(whole run incl. start-up), clients {_cpu(self_after) - _cpu(self_before):.1f}"
+    )
     print(f"failed requests: {failures}")
     print(
         f"byte checks: {sum(len(v) for k, v in stats.latencies.items() if k != 'list models')}"

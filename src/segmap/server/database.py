@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_HOLDS_WRITER_LOCK = "segmap_holds_writer_lock"
+_WRITER_WAIT_S = 30.0
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -31,14 +34,47 @@ def _sqlite_engine(url: str) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
+    # SQLite lets one writer in at a time and makes the others poll with growing sleeps
+    # (up to 100 ms each), which under many concurrent uploads wastes most of the time.
+    # Writers of this process queue on a lock instead and start the moment it is free;
+    # other processes still meet SQLite's own busy timeout.
+    writer_lock = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A deferred transaction that reads and then writes fails at once (no busy wait)
         # when another writer committed in between; write sessions take the lock up front.
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE" and writer_lock.acquire(timeout=_WRITER_WAIT_S):
+            # On timeout (a thread holding the lock opened a second write session, say)
+            # fall through to SQLite's own waiting rather than deadlock here.
+            conn.info[_HOLDS_WRITER_LOCK] = True
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            _release(conn.info)
+            raise
 
+    def _release(info: dict[str, Any]) -> None:
+        if info.pop(_HOLDS_WRITER_LOCK, False):
+            writer_lock.release()
+
+    event.listen(engine, "commit", lambda conn: _release(conn.info))
+    event.listen(engine, "rollback", lambda conn: _release(conn.info))
+    # Belt and braces: a connection going back to the pool never keeps the lock.
+    event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
     return engine
+
+
+def read_first(db: Session) -> None:
+    """Start ``db``'s next transaction without SQLite's write lock (for a read-only step).
+
+    Write sessions otherwise take the lock at their first statement; a service that
+    checks things before slow work calls this, then ``db.rollback()`` after the check.
+    No effect when a transaction is already open, and none on PostgreSQL.
+    """
+    if not db.in_transaction():
+        db.connection(execution_options={"sqlite_begin": "DEFERRED"})
 
 
 class Database:

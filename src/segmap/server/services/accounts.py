@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from segmap.server import auth
 from segmap.server.auth import Principal
+from segmap.server.database import read_first
 from segmap.server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from segmap.server.orm import ApiToken, User
 from segmap.server.services.names import check_username, name_key
@@ -75,6 +76,7 @@ def authenticate(
     Ends the session's current transaction before the (deliberately slow) hash check, so
     no database lock is held meanwhile.
     """
+    read_first(db)
     user = find_user(db, username) if username else None
     if user is None or not user.is_active:
         db.rollback()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
+from segmap.server.database import read_first
 from segmap.server.errors import Conflict, NotFound, Unprocessable
 from segmap.server.orm import MLModel, ResourceFile, ResourceFolder, utcnow
 from segmap.server.services.access import ProjectAccess, require_manage
@@ -185,6 +186,7 @@ def store_staged(
     try:
         if is_region_map_name(file_name):
             parse_region_map_upload(staged.path.read_bytes(), f"{folder_name}/{file_name}")
+        read_first(db)
         prepare_upload(db, principal, project_id, model_ref, folder_name, file_name)
         _access, model = get_model(db, principal, project_id, model_ref)
         model_id = model.id
@@ -268,6 +270,7 @@ def save_file(
     Ends the session's current transaction before copying, so no database lock is held
     while bytes move.
     """
+    read_first(db)
     prepare_upload(db, principal, project_id, model_ref, folder_name, file_name)
     db.rollback()
     with storage.stage(max_bytes) as writer:
