@@ -6,7 +6,11 @@ LPS vertices and on voxel centres from the DICOM headers), never from segmap's c
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,3 +99,39 @@ def wait_for_http(url: str, timeout_s: float, alive: Callable[[], bool]) -> None
         except httpx.TransportError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing answered at {url} within {timeout_s} s")
+
+
+class Service:
+    """``segmap serve`` in a subprocess on a data folder."""
+
+    def __init__(self, data: Path, port: int, env: dict[str, str]) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(data.parent / f"serve-{port}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "segmap.cli", "serve", "--data", str(data), "--port",
+             str(port), "--workers", "1", "--log-level", "warning"],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("SEGMAP_")}, **env},
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for_http(self.url + "/api/v1/me", 60, alive=lambda: self.process.poll() is None)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+def create_user(data: Path, name: str, password: str) -> None:
+    """``segmap users create NAME --data DATA`` with the password on standard input."""
+    done = subprocess.run(
+        [sys.executable, "-m", "segmap.cli", "users", "create", name, "--data", str(data)],
+        input=password + "\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,44 +21,18 @@ import httpx
 import pytest
 
 from jobs_helpers import (
+    Service,
     assert_mask_matches_truth,
+    create_user,
     free_port,
     small_case,
     truth_rois,
-    wait_for_http,
 )
 from segmap.pipeline import synthetic as syn
 
 OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
            "preview.png"}
 PASSWORD = "restart-test-password"
-
-
-class Service:
-    """``segmap serve`` in a subprocess on a data folder."""
-
-    def __init__(self, data: Path, port: int, env: dict[str, str]) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(data.parent / f"serve-{port}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "segmap.cli", "serve", "--data", str(data), "--port",
-             str(port), "--workers", "1", "--log-level", "warning"],
-            env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        wait_for_http(self.url + "/api/v1/me", 60, alive=lambda: self.process.poll() is None)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
 
 
 @pytest.fixture()
@@ -91,10 +62,7 @@ def _job(client: httpx.Client, job_id: int) -> dict[str, Any]:
 
 def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services) -> None:
     data = tmp_path / "data"
-    created = subprocess.run(
-        [sys.executable, "-m", "segmap.cli", "users", "create", "olga", "--data", str(data)],
-        input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr
+    create_user(data, "olga", PASSWORD)
     case = small_case(tmp_path / "case", 31, size=(64, 56, 12))
 
     port = free_port()

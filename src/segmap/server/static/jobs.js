@@ -195,7 +195,7 @@
       let active = false;
       boxes.forEach(function (box) {
         const mine = jobs.filter(function (j) {
-          return String(j.session) === box.dataset.sessionId && j.collection === box.dataset.collection;
+          return String(j.session) === box.dataset.sessionId && j.collection === box.dataset.jobsCollection;
         });
         const latest = {};
         mine.forEach(function (j) { if (!latest[j.model]) { latest[j.model] = j; } });  // newest first
