@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from segmap.server.auth import Principal
@@ -56,14 +56,18 @@ def require_principal(principal: Principal | None) -> Principal:
 def project_access(db: Session, principal: Principal | None, project_id: str) -> ProjectAccess:
     """The caller's access to a project; raises 401, 404 or 403 (``ServiceError``)."""
     who = require_principal(principal)
-    project = db.get(Project, project_id)
-    if project is None:
-        raise NotFound(f"there is no project {project_id!r}")
-    role = db.scalar(
-        select(Membership.role).where(
-            Membership.project_id == project.id, Membership.user_id == who.id
+    # One query for the project and the caller's role in it (None: not a member).
+    row = db.execute(
+        select(Project, Membership.role)
+        .outerjoin(
+            Membership,
+            and_(Membership.project_id == Project.id, Membership.user_id == who.id),
         )
-    )
+        .where(Project.id == project_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"there is no project {project_id!r}")
+    project, role = row
     access = ProjectAccess(project=project, principal=who, role=role)
     if not access.can_read:
         raise Forbidden(

@@ -184,17 +184,20 @@ def store_staged(
     """
     placed_key: str | None = None
     try:
+        check_resource_name(folder_name, "folder name")
+        check_resource_name(file_name, "file name")
+        read_first(db)
+        access, model = get_model(db, principal, project_id, model_ref)
+        require_manage(access, "upload files")
+        model_id = model.id
         if is_region_map_name(file_name):
             parse_region_map_upload(staged.path.read_bytes(), f"{folder_name}/{file_name}")
-        read_first(db)
-        prepare_upload(db, principal, project_id, model_ref, folder_name, file_name)
-        _access, model = get_model(db, principal, project_id, model_ref)
-        model_id = model.id
         # Place the bytes outside any transaction (on SQLite a write transaction holds the
         # database lock); the key is new, so nothing can see it until the row points at it.
         db.rollback()
         placed_key = new_key(model_storage_prefix(model_id))
         storage.commit(staged, placed_key)
+        # Check again inside the write transaction: roles or the model may have changed.
         access, model = get_model(db, principal, project_id, model_ref)
         require_manage(access, "upload files")
         folder, _ = _folder_for_write(db, access, model, folder_name)
