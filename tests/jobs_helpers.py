@@ -104,12 +104,14 @@ def wait_for_http(url: str, timeout_s: float, alive: Callable[[], bool]) -> None
 class Service:
     """``segmap serve`` in a subprocess on a data folder."""
 
-    def __init__(self, data: Path, port: int, env: dict[str, str]) -> None:
+    def __init__(self, data: Path, port: int, env: dict[str, str],
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.log = open(data.parent / f"serve-{port}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        self.log_path = data.parent / f"serve-{port}-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "segmap.cli", "serve", "--data", str(data), "--port",
-             str(port), "--workers", "1", "--log-level", "warning"],
+             str(port), "--workers", "1", "--log-level", "warning", *extra_args],
             env={**{k: v for k, v in os.environ.items() if not k.startswith("SEGMAP_")}, **env},
             stdout=self.log, stderr=subprocess.STDOUT,
         )

@@ -6,12 +6,16 @@ writing outputs. After a restart on the same data folder the job runs again and
 succeeds; its folder holds exactly the five outputs, whole (sizes and SHA-256 match,
 the mask is right voxel for voxel), and nothing half-written is left anywhere in the
 data folder. The killed service's worker process dies with it.
+
+Also: a worker process killed on its own (as the out-of-memory killer would) breaks the
+local pool; the service stays up, starts a fresh pool and runs the job again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,18 +64,18 @@ def _job(client: httpx.Client, job_id: int) -> dict[str, Any]:
     return data
 
 
-def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services) -> None:
-    data = tmp_path / "data"
-    create_user(data, "olga", PASSWORD)
-    case = small_case(tmp_path / "case", 31, size=(64, 56, 12))
-
-    port = free_port()
-    first = Service(data, port, {"SEGMAP_JOB_STAGE_DELAY_S": "2.0"})
-    services.append(first)
-    token = httpx.post(first.url + "/api/v1/auth/token",
+def _client(service: Service) -> httpx.Client:
+    token = httpx.post(service.url + "/api/v1/auth/token",
                        json={"username": "olga", "password": PASSWORD}).json()["token"]
-    client = httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {token}"},
-                          timeout=60)
+    return httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"},
+                        timeout=60)
+
+
+def _queue_a_job(client: httpx.Client, case: syn.SyntheticCase) -> tuple[int, str]:
+    """Project R, an automated model with a map, the case's session and RTSTRUCT uploaded.
+
+    Returns the job's id and the URL of the scan's derived resources.
+    """
     assert client.post("/api/v1/projects", json={"id": "R", "name": "Restart"}).status_code == 201
     r = client.post("/api/v1/projects/R/models", json={
         "label": "organs-2mm", "voxel_spacing": [2, 2, 4], "automation": True})
@@ -88,20 +92,40 @@ def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services)
                    content=case.rtstruct_path.read_bytes(), params={"type": "RTSTRUCT"})
     assert r.status_code == 201, r.text
     scan = r.json()["scan"]["id"]
-    resources = f"/api/v1/projects/R/sessions/{session}/scans/{scan}/resources"
-
     jobs = client.get("/api/v1/projects/R/jobs").json()
     assert len(jobs) == 1
-    job_id = jobs[0]["id"]
-    # Wait until the worker is writing the outputs (the stage after "writing outputs").
+    return jobs[0]["id"], f"/api/v1/projects/R/sessions/{session}/scans/{scan}/resources"
+
+
+def _wait_for_stage(client: httpx.Client, job_id: int, stage: str) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while True:
         job = _job(client, job_id)
-        if job["state"] == "running" and job["stage"] == "writing image":
-            break
+        if job["state"] == "running" and job["stage"] == stage:
+            return job
         assert job["state"] in ("queued", "running"), job
-        assert time.monotonic() < deadline, f"job never reached the output stage: {job}"
+        assert time.monotonic() < deadline, f"job never reached {stage!r}: {job}"
         time.sleep(0.1)
+
+
+def _wait_until_done(client: httpx.Client, job_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while (job := _job(client, job_id))["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, f"the job did not finish: {job}"
+        time.sleep(0.3)
+    return job
+
+
+def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services) -> None:
+    data = tmp_path / "data"
+    create_user(data, "olga", PASSWORD)
+    case = small_case(tmp_path / "case", 31, size=(64, 56, 12))
+    first = Service(data, free_port(), {"SEGMAP_JOB_STAGE_DELAY_S": "2.0"})
+    services.append(first)
+    client = _client(first)
+    job_id, resources = _queue_a_job(client, case)
+    # Wait until the worker is writing the outputs (the stage after "writing outputs").
+    job = _wait_for_stage(client, job_id, "writing image")
     worker_pid = int(job["log"].split("worker pid ")[1].split()[0])
     deadline = time.monotonic() + 1.5  # the mask is gzipped on a writer thread
     while not list((data / "jobs").rglob("mask.nii.gz")):
@@ -118,12 +142,8 @@ def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services)
 
     second = Service(data, free_port(), {})
     services.append(second)
-    client = httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {token}"},
-                          timeout=60)
-    deadline = time.monotonic() + 180
-    while (job := _job(client, job_id))["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline, f"the job did not finish after the restart: {job}"
-        time.sleep(0.3)
+    client = _client(second)
+    job = _wait_until_done(client, job_id)
     assert job["state"] == "succeeded", job
     assert job["attempts"] == 2
     assert "the service stopped while this job ran" in job["log"]
@@ -147,3 +167,28 @@ def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services)
     assert len(derived) == len(OUTPUTS)
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in derived} == {
         m["sha256"] for m in listed.values()}
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_runs_again(
+    tmp_path: Path, services
+) -> None:
+    """The out-of-memory killer takes a worker: the service stays up and re-runs the job."""
+    data = tmp_path / "data"
+    create_user(data, "olga", PASSWORD)
+    case = small_case(tmp_path / "case", 32, size=(64, 56, 12))
+    service = Service(data, free_port(), {"SEGMAP_JOB_STAGE_DELAY_S": "1.0"})
+    services.append(service)
+    client = _client(service)
+    job_id, resources = _queue_a_job(client, case)
+    job = _wait_for_stage(client, job_id, "placing regions")
+    worker_pid = int(job["log"].split("worker pid ")[1].split()[0])
+    os.kill(worker_pid, signal.SIGKILL)
+    job = _wait_until_done(client, job_id)
+    assert job["state"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert "the worker process died" in job["log"]
+    assert service.process.poll() is None
+    second_pid = int(job["log"].split("worker pid ")[-1].split()[0])
+    assert second_pid != worker_pid
+    mask = client.get(f"{resources}/organs-2mm/files/mask.nii.gz").content
+    assert_mask_matches_truth(mask, case.series.folder, truth_rois(case), tmp_path)
