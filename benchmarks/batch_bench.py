@@ -48,6 +48,13 @@ def _warm_up() -> float:
     return time.perf_counter()
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def generate(root: Path, studies: int, size: tuple[int, int, int], workers: int) -> float:
     """Write the studies (in parallel); returns seconds taken."""
     start = time.perf_counter()
@@ -77,7 +84,8 @@ def main() -> int:
     tree.mkdir(exist_ok=True)
     try:
         print(f"machine: {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} CPU cores, Python {platform.python_version()}")
+              f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+              f"load average {_load()} before")
         gen_s = generate(tree, args.studies, size, max(counts))
         found = discover(tree)
         slices = size[2]
@@ -101,6 +109,8 @@ def main() -> int:
                   f"(mean {mean:.2f} s per study inside a worker)")
             for o in result.failed:
                 print(f"  FAILED {o.name}: {o.error}")
+        print(f"load average {_load()} after (other programs share the cores: "
+              "compare the scaling with the load)")
         base = rates.get(1)
         if base:
             for n in counts:
