@@ -39,7 +39,7 @@ from segmap.server.auth import Principal
 from segmap.server.deps import api_principal, get_database, get_db, get_settings, get_storage
 from segmap.server.errors import NotAuthenticated, PayloadTooLarge
 from segmap.server.services.access import require_principal
-from segmap.server.storage import LocalStorage, iter_file
+from segmap.server.storage import LocalStorage, StagingWriter, iter_file
 
 # Gathering the request body into pieces this big before writing keeps the number of
 # thread hand-offs per upload small.
@@ -289,7 +289,6 @@ async def upload_file(
     model: str,
     folder: str,
     name: str,
-    principal: Principal | None = Depends(api_principal),
 ) -> Any:
     """Upload a file with the raw body (201; 200 when it replaces one).
 
@@ -300,18 +299,21 @@ async def upload_file(
     storage = get_storage(request)
     limit = get_settings(request).max_upload_bytes
 
-    def prepare() -> None:
+    # Everything before the body arrives in one worker-thread call: who is calling, may
+    # they upload this, is it too large; then a staging file to receive it.
+    def begin() -> tuple[Principal | None, StagingWriter]:
+        principal = api_principal(request)
         with database.session() as db:
             services.prepare_upload(db, principal, project, model, folder, name)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"the upload is {declared} bytes, larger than the limit of {limit} bytes; "
+                "ask the administrator to raise --max-upload-bytes"
+            )
+        return principal, storage.stage(limit)
 
-    await run_in_threadpool(prepare)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the upload is {declared} bytes, larger than the limit of {limit} bytes; "
-            "ask the administrator to raise --max-upload-bytes"
-        )
-    writer = await run_in_threadpool(storage.stage, limit)
+    principal, writer = await run_in_threadpool(begin)
     try:
         pending: list[bytes] = []
         pending_size = 0
@@ -321,14 +323,18 @@ async def upload_file(
             if pending_size >= _WRITE_BATCH:
                 await run_in_threadpool(writer.write, b"".join(pending))
                 pending, pending_size = [], 0
-        if pending:
-            await run_in_threadpool(writer.write, b"".join(pending))
-        staged = await run_in_threadpool(writer.finish)
     except BaseException:
         writer.discard()
         raise
 
     def store() -> tuple[dict[str, Any], bool]:
+        try:
+            if pending:
+                writer.write(b"".join(pending))
+            staged = writer.finish()
+        except BaseException:
+            writer.discard()
+            raise
         with database.session(write=True) as db:
             saved = services.store_staged(
                 db, storage, principal, project, model, folder, name, staged
