@@ -265,7 +265,7 @@ def api(app: Any) -> Iterator[Api]:
 
 
 @dataclass
-class LiveServer:
+class ThreadedServer:
     """The app served by a real uvicorn on 127.0.0.1 in a background thread."""
 
     url: str
@@ -273,7 +273,7 @@ class LiveServer:
 
 
 @pytest.fixture()
-def live_server(app: Any) -> Iterator[LiveServer]:
+def threaded_server(app: Any) -> Iterator[ThreadedServer]:
     """Serve ``app`` over real HTTP (for concurrency and streaming tests)."""
     import uvicorn
 
@@ -288,7 +288,7 @@ def live_server(app: Any) -> Iterator[LiveServer]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", app)
+        yield ThreadedServer(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
         thread.join(timeout=20)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 if TYPE_CHECKING:
-    from server_fixtures import LiveServer, World
+    from server_fixtures import ThreadedServer, World
 
 pytest_plugins = ["server_fixtures"]
 
@@ -45,8 +45,8 @@ def _version(i: int, size: int = 256 * 1024) -> bytes:
     return head + bytes([(i * 37 + k) % 251 for k in range(251)]) * ((size - len(head)) // 251)
 
 
-def test_same_name_uploaded_by_many_at_once(world: World, live_server: LiveServer) -> None:
-    url = live_server.url + world.file_url("race", "weights.bin")
+def test_same_name_uploaded_by_many_at_once(world: World, threaded_server: ThreadedServer) -> None:
+    url = threaded_server.url + world.file_url("race", "weights.bin")
     headers = world.h("owner")
     versions = [_version(i) for i in range(12)]
     barrier = threading.Barrier(len(versions))
@@ -68,8 +68,10 @@ def test_same_name_uploaded_by_many_at_once(world: World, live_server: LiveServe
     assert _staging(world) == []
 
 
-def test_downloads_during_replacement_are_never_torn(world: World, live_server: LiveServer) -> None:
-    url = live_server.url + world.file_url("live", "big.bin")
+def test_downloads_during_replacement_are_never_torn(
+    world: World, threaded_server: ThreadedServer
+) -> None:
+    url = threaded_server.url + world.file_url("live", "big.bin")
     headers = world.h("owner")
     a, b = _version(1, 1024 * 1024), _version(2, 1024 * 1024)
     assert httpx.put(url, content=a, headers=headers, timeout=60).status_code == 201
@@ -105,8 +107,8 @@ def test_downloads_during_replacement_are_never_torn(world: World, live_server: 
     assert _staging(world) == []
 
 
-def test_same_folder_created_by_many_at_once(world: World, live_server: LiveServer) -> None:
-    url = live_server.url + world.model_url + "/resources/shared"
+def test_same_folder_created_by_many_at_once(world: World, threaded_server: ThreadedServer) -> None:
+    url = threaded_server.url + world.model_url + "/resources/shared"
     barrier = threading.Barrier(8)
 
     def create(_: int) -> int:
@@ -130,10 +132,10 @@ def _wait_until(predicate: Any, timeout_s: float = 10.0) -> bool:
     return predicate()
 
 
-def test_abandoned_upload_leaves_nothing(world: World, live_server: LiveServer) -> None:
+def test_abandoned_upload_leaves_nothing(world: World, threaded_server: ThreadedServer) -> None:
     """The client promises 1 MB, sends 100 kB and hangs up."""
     path = world.file_url("f", "partial.bin")
-    parts = urlsplit(live_server.url)
+    parts = urlsplit(threaded_server.url)
     head = (
         f"PUT {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
         f"Authorization: {world.h('owner')['Authorization']}\r\n"
@@ -149,8 +151,10 @@ def test_abandoned_upload_leaves_nothing(world: World, live_server: LiveServer) 
     assert _objects(world) == []
 
 
-def test_streamed_upload_over_limit_over_http(world: World, live_server: LiveServer) -> None:
-    url = live_server.url + world.file_url("f", "huge.bin")
+def test_streamed_upload_over_limit_over_http(
+    world: World, threaded_server: ThreadedServer
+) -> None:
+    url = threaded_server.url + world.file_url("f", "huge.bin")
 
     def body() -> Iterator[bytes]:
         for _ in range(8):
