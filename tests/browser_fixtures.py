@@ -1,6 +1,6 @@
 """Fixtures for the browser tests: Debian's Chromium driven by Playwright, and a real server.
 
-Load with ``pytest_plugins = ["browser_fixtures"]`` in a test module. Nothing here
+Registered for every test module by ``conftest.py``. Nothing here
 downloads a browser: Playwright drives ``/usr/bin/chromium`` (Debian package ``chromium``).
 Without it the tests skip on a workstation and FAIL in CI (``CI=true``), so a CI image
 that lost Chromium cannot pass silently.

@@ -9,6 +9,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Fixture modules shared by many test files (the service, the browser).
+pytest_plugins = ["server_fixtures", "browser_fixtures"]
+
 
 def _testdata_root() -> Path | None:
     env = os.environ.get("SEGMAP_TESTDATA")

@@ -1,6 +1,6 @@
 """Fixtures for the server tests: the app on SQLite and on a real PostgreSQL.
 
-Load with ``pytest_plugins = ["server_fixtures"]`` in a test module.
+Registered for every test module by ``conftest.py``.
 
 PostgreSQL: when ``SEGMAP_TEST_DATABASE_URL`` names a server (a database URL whose user
 may CREATE DATABASE), tests make their databases there. Otherwise a throwaway server is

@@ -20,7 +20,6 @@ from segmap.labelmap.palette import colour_for_value
 if TYPE_CHECKING:
     from browser_fixtures import LiveServer
 
-pytest_plugins = ["browser_fixtures"]
 pytestmark = pytest.mark.browser
 
 PROJECT_ID = "LIVER01"  # the project browser_fixtures makes (owner olivia)

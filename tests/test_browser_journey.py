@@ -29,8 +29,6 @@ from jobs_helpers import (
 )
 from segmap.pipeline import synthetic as syn
 
-pytest_plugins = ["browser_fixtures"]
-
 PASSWORD = "journey-password-1"
 PROJECT = "JOURNEY"
 MODEL = "abdomen"

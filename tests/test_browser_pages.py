@@ -11,7 +11,6 @@ from playwright.sync_api import expect
 if TYPE_CHECKING:
     from browser_fixtures import LiveServer
 
-pytest_plugins = ["browser_fixtures"]
 pytestmark = pytest.mark.browser
 
 PROJECT_ID = "LIVER01"

@@ -21,8 +21,6 @@ from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
 from segmap.pipeline import synthetic as syn
 from server_fixtures import World
 
-pytest_plugins = ["server_fixtures"]
-
 OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
            "preview.png"}
 ORGANS = {"Liver": 5, "Kidneys": 6, "Spleen": 7}  # another model, other values, fewer labels

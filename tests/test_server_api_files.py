@@ -15,7 +15,6 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from server_fixtures import World
 
-pytest_plugins = ["server_fixtures"]
 
 TEST_MAX_UPLOAD = 3 * 1024 * 1024  # server_fixtures.TEST_MAX_UPLOAD
 MAP = "region2MaskValueMap.txt"

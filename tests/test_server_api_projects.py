@@ -16,7 +16,6 @@ from segmap.server.orm import ApiToken, User
 if TYPE_CHECKING:
     from server_fixtures import Api, World
 
-pytest_plugins = ["server_fixtures"]
 
 PASSWORD = "correct horse battery staple"  # server_fixtures.PASSWORD
 

@@ -19,8 +19,6 @@ from segmap.server import auth, services
 from segmap.server.app import create_app
 from segmap.server.settings import Settings
 
-pytest_plugins = ["server_fixtures"]
-
 PASSWORD = "correct horse battery staple"  # server_fixtures.PASSWORD
 COOKIE = "segmap_session"
 

@@ -17,8 +17,6 @@ from segmap.server import services
 from segmap.server.database import Database
 from segmap.server.settings import Settings
 
-pytest_plugins = ["server_fixtures"]
-
 SEGMAP = [sys.executable, "-c", "import sys; from segmap.cli import main; sys.exit(main())"]
 
 

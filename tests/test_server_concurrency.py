@@ -21,7 +21,6 @@ import httpx
 if TYPE_CHECKING:
     from server_fixtures import ThreadedServer, World
 
-pytest_plugins = ["server_fixtures"]
 
 TEST_MAX_UPLOAD = 3 * 1024 * 1024  # server_fixtures.TEST_MAX_UPLOAD
 

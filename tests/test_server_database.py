@@ -11,8 +11,6 @@ from sqlalchemy import text
 from segmap.server.database import Database, read_first
 from segmap.server.orm import User
 
-pytest_plugins = ["server_fixtures"]
-
 
 def _db(tmp_path: Path, url: str | None) -> Database:
     db = Database(url or f"sqlite:///{tmp_path / 'x.sqlite3'}")

@@ -22,8 +22,6 @@ from segmap.server.orm_imaging import RoiCollection
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 
-pytest_plugins = ["browser_fixtures"]
-
 MAP = "Liver=10\nSpleen=20\n"
 
 

@@ -21,8 +21,6 @@ from imaging_data import (
 )
 from server_fixtures import World
 
-pytest_plugins = ["server_fixtures"]
-
 
 @dataclass
 class Uploaded:

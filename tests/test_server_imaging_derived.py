@@ -20,8 +20,6 @@ from segmap.server.errors import Unprocessable
 from segmap.server.orm_imaging import DerivedFolder, Scan
 from server_fixtures import World
 
-pytest_plugins = ["server_fixtures"]
-
 
 @dataclass
 class Target:

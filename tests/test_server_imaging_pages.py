@@ -24,8 +24,6 @@ from segmap.pipeline.convert import ConvertOptions, convert
 from segmap.server import services
 from server_fixtures import PASSWORD, World
 
-pytest_plugins = ["server_fixtures"]
-
 MAP = "Liver=10\nSpleen=20\nKidney=30\n"  # the phantom's "Kidneys" matches nothing
 
 

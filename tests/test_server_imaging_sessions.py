@@ -17,8 +17,6 @@ from imaging_data import multipart, sha256, write_phantom_rtstruct, write_study,
 from segmap.server.orm_imaging import Instance
 from server_fixtures import TEST_MAX_UPLOAD, World
 
-pytest_plugins = ["server_fixtures"]
-
 SESSIONS = "/api/v1/projects/P/sessions"
 
 

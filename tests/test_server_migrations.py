@@ -14,8 +14,6 @@ from segmap.server.database import MIGRATIONS_DIR, Database
 from segmap.server.orm import Base
 from segmap.server.settings import Settings
 
-pytest_plugins = ["server_fixtures"]
-
 
 def _head() -> str | None:
     cfg = Config()

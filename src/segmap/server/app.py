@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import segmap
-from segmap.server import api, api_imaging, api_jobs
+from segmap.server import api, api_imaging, api_jobs, pages, pages_imaging, pages_jobs
 from segmap.server.database import Database
 from segmap.server.errors import ServiceError
 from segmap.server.jobs import job_runner_lifespan
@@ -30,10 +27,6 @@ log = logging.getLogger("segmap.server")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/"
 
-# Signature of ``app.state.html_error_handler``, which the pages may set to render errors
-# on non-API paths as a friendly page: (request, status_code, detail) -> Response.
-HtmlErrorHandler = Callable[[Request, int, str], Awaitable[Response] | Response]
-
 NO_USERS_HINT = (
     "segmap has no user accounts yet. Create an administrator with:\n"
     "    echo 'a-good-password' | segmap users create admin --admin --data {data}\n"
@@ -41,20 +34,11 @@ NO_USERS_HINT = (
 )
 
 
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith(API_PREFIX) or (
-        getattr(request.app.state, "html_error_handler", None) is None
-    )
-
-
 async def _error_response(request: Request, status: int, detail: Any, **extra: Any) -> Response:
+    """JSON ``{"detail": ...}`` on the API; a friendly page (or the log-in page) elsewhere."""
+    if not request.url.path.startswith(API_PREFIX):
+        return pages.html_error(request, status, str(detail))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if not _wants_json(request):
-        handler: HtmlErrorHandler = request.app.state.html_error_handler
-        result = handler(request, status, str(detail))
-        if isinstance(result, Response):
-            return result
-        return await result
     body = {"detail": detail, **extra}
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
@@ -79,7 +63,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
-        if not _wants_json(request):
+        if not request.url.path.startswith(API_PREFIX):
             return await _error_response(request, 422, _validation_summary(errors))
         return JSONResponse(jsonable_encoder({"detail": errors}), status_code=422)
 
@@ -94,27 +78,6 @@ def _validation_summary(errors: Any) -> str:
         where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
         parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg")))
     return "; ".join(parts) or "the request is not valid"
-
-
-# Page modules mounted after ``pages`` (same optional ``install`` hook, then ``router``).
-EXTRA_PAGE_MODULES = ("segmap.server.pages_imaging", "segmap.server.pages_jobs")
-
-
-def _mount_pages(app: FastAPI, settings: Settings) -> bool:
-    """Include ``segmap.server.pages.router`` when that module exists (pages are optional)."""
-    if importlib.util.find_spec("segmap.server.pages") is None:
-        return False
-    pages = importlib.import_module("segmap.server.pages")
-    install = getattr(pages, "install", None)
-    if install is not None:
-        install(app, settings)
-    app.include_router(pages.router)
-    for name in EXTRA_PAGE_MODULES:
-        extra = importlib.import_module(name)
-        if hasattr(extra, "install"):
-            extra.install(app, settings)
-        app.include_router(extra.router)
-    return True
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -142,7 +105,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.storage = storage
-    app.state.html_error_handler = None
     app.add_middleware(
         CookieSessionMiddleware,
         secret=secret,
@@ -155,12 +117,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_jobs.router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    if not _mount_pages(app, settings):
-
-        @app.get("/", include_in_schema=False)
-        def root() -> RedirectResponse:
-            return RedirectResponse("/docs")
-
+    app.include_router(pages.router)
+    app.include_router(pages_imaging.router)
+    app.include_router(pages_jobs.router)
     if database.user_count() == 0:
         log.warning(NO_USERS_HINT.format(data=settings.data_dir))
     return app

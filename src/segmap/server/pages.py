@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from segmap.server import auth, services
@@ -38,13 +38,12 @@ from segmap.server.pages_common import (
     set_flash,
 )
 from segmap.server.pages_views import (
-    EXTRA_NAV,
-    PROJECT_TABS,
     editor_problems,
     editor_rows_of,
     file_api_url,
     model_url,
     model_view,
+    project_tabs,
     project_url,
     project_view,
     region_map_view,
@@ -57,12 +56,6 @@ from segmap.server.storage import LocalStorage
 router = APIRouter(include_in_schema=False)
 
 DEFAULT_MAP_FOLDER = "region-map"
-
-
-def install(app: FastAPI, settings: Settings) -> None:
-    """Called by ``create_app``: errors on non-API paths become friendly pages."""
-    del settings  # the pages read settings per request from app.state
-    app.state.html_error_handler = html_error
 
 
 def html_error(request: Request, status_code: int, detail: str) -> Response:
@@ -86,7 +79,6 @@ def _base(request: Request, principal: Principal | None, **values: Any) -> dict[
         "csrf_token": auth.csrf_token(request),
         "flashes": pop_flashes(request),
         "nav": "projects",
-        "extra_nav": EXTRA_NAV,
         "breadcrumbs": [],
     }
     context.update(values)
@@ -206,7 +198,7 @@ def project_page(
         request,
         who,
         project=view,
-        project_tabs=PROJECT_TABS(view.id),
+        project_tabs=project_tabs(view.id),
         active_tab="overview",
         members=services.list_members(db, who, project),
         models=services.list_models(db, who, project),
@@ -231,7 +223,7 @@ def machine_learning_tab(
         request,
         who,
         project=view,
-        project_tabs=PROJECT_TABS(view.id),
+        project_tabs=project_tabs(view.id),
         active_tab="machine-learning",
         models=models,
         dashboard_url=f"{view.url}/machine-learning/dashboard",
@@ -492,4 +484,4 @@ async def editor_save(
     return redirect(model_url(project, row.label))
 
 
-__all__ = ["file_api_url", "install", "router"]
+__all__ = ["file_api_url", "html_error", "router"]

@@ -14,13 +14,12 @@ the Sessions tab to the project page's tabs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from segmap.server import auth, pages_views, services
+from segmap.server import auth, services
 from segmap.server.auth import Principal
 from segmap.server.deps import get_db, get_storage, optional_principal
 from segmap.server.pages_common import Crumb, pop_flashes, render
@@ -35,50 +34,11 @@ from segmap.server.pages_imaging_views import (
     session_url,
     sessions_url,
 )
-from segmap.server.pages_views import NavItem, project_url, project_view
+from segmap.server.pages_views import project_tabs, project_view
 from segmap.server.services.imaging import derived_folders_of, sorted_scans
-from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 
 router = APIRouter(include_in_schema=False)
-
-SESSIONS_TAB = "sessions"
-
-
-def with_sessions_tab(
-    tabs: Callable[[str], list[NavItem]],
-) -> Callable[[str], list[NavItem]]:
-    """``tabs`` with a Sessions tab before Machine Learning (idempotent)."""
-    if getattr(tabs, "has_sessions_tab", False):
-        return tabs
-
-    def project_tabs(project_id: str) -> list[NavItem]:
-        items = list(tabs(project_id))
-        tab = NavItem(SESSIONS_TAB, "Sessions", sessions_url(project_id))
-        keys = [i.key for i in items]
-        at = keys.index("machine-learning") if "machine-learning" in keys else len(items)
-        return [*items[:at], tab, *items[at:]]
-
-    project_tabs.has_sessions_tab = True  # type: ignore[attr-defined]
-    return project_tabs
-
-
-def install(app: FastAPI, settings: Settings) -> None:
-    """Called by ``create_app``: put the Sessions tab among the project page's tabs.
-
-    The project pages read ``PROJECT_TABS`` (``pages_views``, re-imported by ``pages``),
-    which is documented as replaceable, so both names are replaced.
-    """
-    del app, settings
-    tabs = with_sessions_tab(pages_views.PROJECT_TABS)
-    pages_views.PROJECT_TABS = tabs
-    try:
-        from segmap.server import pages
-    except ImportError:
-        return
-    if hasattr(pages, "PROJECT_TABS"):
-        pages.PROJECT_TABS = with_sessions_tab(pages.PROJECT_TABS)
-
 
 def _context(request: Request, who: Principal, **values: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
@@ -86,7 +46,6 @@ def _context(request: Request, who: Principal, **values: Any) -> dict[str, Any]:
         "csrf_token": auth.csrf_token(request),
         "flashes": pop_flashes(request),
         "nav": "projects",
-        "extra_nav": pages_views.EXTRA_NAV,
         "breadcrumbs": [],
     }
     context.update(values)
@@ -115,8 +74,8 @@ def sessions_page(
         request,
         who,
         project=view,
-        project_tabs=pages_views.PROJECT_TABS(view.id),
-        active_tab=SESSIONS_TAB,
+        project_tabs=project_tabs(view.id),
+        active_tab="sessions",
         sessions=rows,
         can_manage=access.can_manage,
         upload_api=f"/api/v1/projects/{view.id}/sessions",
@@ -152,8 +111,8 @@ def session_page(
         request,
         who,
         project=view,
-        project_tabs=pages_views.PROJECT_TABS(view.id),
-        active_tab=SESSIONS_TAB,
+        project_tabs=project_tabs(view.id),
+        active_tab="sessions",
         session=session_row(view.id, found, scans),
         study_uid=found.study_instance_uid,
         description=found.study_description,
@@ -170,4 +129,4 @@ def session_page(
     return render(request, "imaging_session.html", context)
 
 
-__all__ = ["install", "project_url", "router", "with_sessions_tab"]
+__all__ = ["router"]

@@ -19,61 +19,27 @@ these handlers only read. ``install`` adds the Jobs tab to the project page's ta
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from segmap.server import auth, pages_views, services
+from segmap.server import auth, services
 from segmap.server.auth import Principal
 from segmap.server.deps import get_db, optional_principal
 from segmap.server.orm_jobs import Job
 from segmap.server.pages_common import Crumb, format_time, pop_flashes, render
-from segmap.server.pages_views import NavItem, model_url, project_url, project_view
+from segmap.server.pages_views import model_url, project_tabs, project_url, project_view
 from segmap.server.services import jobs as job_services
-from segmap.server.settings import Settings
 
 router = APIRouter(include_in_schema=False)
-
-JOBS_TAB = "jobs"
-
 
 def jobs_url(project_id: str) -> str:
     """The project's Jobs page."""
     return f"{project_url(project_id)}/jobs"
-
-
-def with_jobs_tab(tabs: Callable[[str], list[NavItem]]) -> Callable[[str], list[NavItem]]:
-    """``tabs`` with a Jobs tab before Machine Learning (idempotent)."""
-    if getattr(tabs, "has_jobs_tab", False):
-        return tabs
-
-    def project_tabs(project_id: str) -> list[NavItem]:
-        items = list(tabs(project_id))
-        tab = NavItem(JOBS_TAB, "Jobs", jobs_url(project_id))
-        keys = [i.key for i in items]
-        at = keys.index("machine-learning") if "machine-learning" in keys else len(items)
-        return [*items[:at], tab, *items[at:]]
-
-    project_tabs.has_jobs_tab = True  # type: ignore[attr-defined]
-    project_tabs.has_sessions_tab = getattr(tabs, "has_sessions_tab", False)  # type: ignore[attr-defined]
-    return project_tabs
-
-
-def install(app: FastAPI, settings: Settings) -> None:
-    """Called by ``create_app``: put the Jobs tab among the project page's tabs."""
-    del app, settings
-    pages_views.PROJECT_TABS = with_jobs_tab(pages_views.PROJECT_TABS)
-    try:
-        from segmap.server import pages
-    except ImportError:
-        return
-    if hasattr(pages, "PROJECT_TABS"):
-        pages.PROJECT_TABS = with_jobs_tab(pages.PROJECT_TABS)
 
 
 @dataclass(frozen=True)
@@ -147,7 +113,6 @@ def _context(request: Request, who: Principal, **values: Any) -> dict[str, Any]:
         "csrf_token": auth.csrf_token(request),
         "flashes": pop_flashes(request),
         "nav": "projects",
-        "extra_nav": pages_views.EXTRA_NAV,
         "breadcrumbs": [],
     }
     context.update(values)
@@ -176,8 +141,8 @@ def jobs_page(
         request,
         who,
         project=view,
-        project_tabs=pages_views.PROJECT_TABS(view.id),
-        active_tab=JOBS_TAB,
+        project_tabs=project_tabs(view.id),
+        active_tab="jobs",
         jobs=rows,
         models=models,
         can_manage=access.can_manage,
@@ -187,4 +152,4 @@ def jobs_page(
     return render(request, "jobs.html", context)
 
 
-__all__ = ["install", "job_row", "jobs_url", "router", "with_jobs_tab"]
+__all__ = ["job_row", "jobs_url", "router"]

@@ -6,7 +6,6 @@ database (no lazy loads after the session closes) and every URL is built in one 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -35,21 +34,15 @@ class NavItem:
     url: str
 
 
-# Header entries after "Projects" (e.g. a Jobs page); pages modules may append.
-EXTRA_NAV: list[NavItem] = []
-
-
-def _project_tabs(project_id: str) -> list[NavItem]:
+def project_tabs(project_id: str) -> list[NavItem]:
+    """The project page's tabs, in order; a page marks its own by ``key``."""
     base = project_url(project_id)
     return [
         NavItem("overview", "Overview", base),
-        # Sessions and Jobs tabs (imaging sessions, mask jobs) go between these two.
+        NavItem("sessions", "Sessions", f"{base}/sessions"),
+        NavItem("jobs", "Jobs", f"{base}/jobs"),
         NavItem("machine-learning", "Machine Learning", f"{base}/machine-learning"),
     ]
-
-
-# The project page's tabs, in order; replace to add tabs (keys mark the active one).
-PROJECT_TABS: Callable[[str], list[NavItem]] = _project_tabs
 
 
 def project_url(project_id: str) -> str:

@@ -16,8 +16,6 @@ download.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import uuid
 from collections.abc import Iterable
@@ -51,8 +49,6 @@ from segmap.server.storage import LocalStorage, StagedFile, Storage
 
 log = logging.getLogger("segmap.server.imaging")
 
-JOBS_MODULE = "segmap.server.services.jobs"
-JOBS_HOOK = "on_collection_stored"
 _LOOKUP_BATCH = 500
 
 
@@ -343,13 +339,11 @@ def _point_collection_at(
 
 
 def _notify_jobs(db: Session, principal: Principal, collection: RoiCollection) -> None:
-    if importlib.util.find_spec(JOBS_MODULE) is None:
-        return
-    hook = getattr(importlib.import_module(JOBS_MODULE), JOBS_HOOK, None)
-    if not callable(hook):
-        return
+    # Imported here: the jobs service itself lists collections through this module.
+    from segmap.server.services.jobs import on_collection_stored
+
     try:
-        hook(db, principal, collection)
+        on_collection_stored(db, principal, collection)
     except Exception:
         db.rollback()
         log.exception(
