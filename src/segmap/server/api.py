@@ -7,7 +7,6 @@ Errors are ``ServiceError``s turned into ``{"detail": ...}`` by the app's handle
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -37,13 +36,10 @@ from segmap.server.api_schemas import (
 )
 from segmap.server.auth import Principal
 from segmap.server.deps import api_principal, get_database, get_db, get_settings, get_storage
-from segmap.server.errors import NotAuthenticated, PayloadTooLarge
+from segmap.server.errors import NotAuthenticated
 from segmap.server.services.access import require_principal
-from segmap.server.storage import LocalStorage, StagingWriter, iter_file
-
-# Gathering the request body into pieces this big before writing keeps the number of
-# thread hand-offs per upload small.
-_WRITE_BATCH = 1024 * 1024
+from segmap.server.storage import LocalStorage, StagingWriter
+from segmap.server.transfer import download_response, receive_body, refuse_declared_oversize
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Not logged in"},
@@ -305,32 +301,15 @@ async def upload_file(
         principal = api_principal(request)
         with database.session() as db:
             services.prepare_upload(db, principal, project, model, folder, name)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(
-                f"the upload is {declared} bytes, larger than the limit of {limit} bytes; "
-                "ask the administrator to raise --max-upload-bytes"
-            )
+        refuse_declared_oversize(request, limit)
         return principal, storage.stage(limit)
 
     principal, writer = await run_in_threadpool(begin)
-    try:
-        pending: list[bytes] = []
-        pending_size = 0
-        async for chunk in request.stream():
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= _WRITE_BATCH:
-                await run_in_threadpool(writer.write, b"".join(pending))
-                pending, pending_size = [], 0
-    except BaseException:
-        writer.discard()
-        raise
+    tail = await receive_body(request, writer)
 
     def store() -> tuple[dict[str, Any], bool]:
         try:
-            if pending:
-                writer.write(b"".join(pending))
+            writer.write(tail)
             staged = writer.finish()
         except BaseException:
             writer.discard()
@@ -344,11 +323,6 @@ async def upload_file(
 
     body, created = await run_in_threadpool(store)
     return JSONResponse(body, status_code=201 if created else 200)
-
-
-def _content_disposition(name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @router.get(
@@ -368,17 +342,7 @@ def download_file(
 ) -> StreamingResponse:
     """Download a file's bytes exactly as uploaded (members and collaborators too)."""
     row, handle = services.open_file(db, storage, principal, project, model, folder, name)
-    headers = {
-        "Content-Length": str(row.size),
-        "Content-Disposition": _content_disposition(row.name),
-        "ETag": f'"{row.sha256}"',
-        "X-Content-SHA256": row.sha256,
-        # Never let a browser run an uploaded .html or .svg as a page of this site.
-        "X-Content-Type-Options": "nosniff",
-    }
-    return StreamingResponse(
-        iter_file(handle), media_type="application/octet-stream", headers=headers
-    )
+    return download_response(row.name, row.size, row.sha256, handle, "application/octet-stream")
 
 
 @router.delete(FILE, status_code=204, tags=["files"])

@@ -17,7 +17,6 @@ SeriesInstanceUID. Bodies stream to disk; nothing is held in memory whole.
 
 from __future__ import annotations
 
-import mimetypes
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -32,7 +31,6 @@ from segmap.server import services
 from segmap.server.api_schemas import ErrorOut
 from segmap.server.auth import Principal
 from segmap.server.deps import api_principal, get_database, get_db, get_settings, get_storage
-from segmap.server.errors import PayloadTooLarge
 from segmap.server.multipart_stream import receive_files
 from segmap.server.orm_imaging import DerivedFolder, ImagingSession, RoiCollection, Scan
 from segmap.server.services.imaging import (
@@ -44,9 +42,13 @@ from segmap.server.services.imaging import (
     require_nonempty,
     sorted_scans,
 )
-from segmap.server.storage import LocalStorage, iter_file
-
-_WRITE_BATCH = 1024 * 1024
+from segmap.server.storage import LocalStorage, StagedFile
+from segmap.server.transfer import (
+    download_response,
+    guess_media_type,
+    receive_body,
+    refuse_declared_oversize,
+)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Not logged in"},
@@ -271,30 +273,21 @@ def derived_folder_out(folder: DerivedFolder) -> DerivedFolderOut:
 # --------------------------------------------------------------------------- receiving
 
 
-async def _stage_body(request: Request, storage: LocalStorage, limit: int) -> Any:
+async def _stage_body(request: Request, storage: LocalStorage, limit: int) -> StagedFile:
     """Stream the raw request body into one staging file."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the upload is {declared} bytes, larger than the limit of {limit} bytes; "
-            "ask the administrator to raise --max-upload-bytes"
-        )
+    refuse_declared_oversize(request, limit)
     writer = await run_in_threadpool(storage.stage, limit)
-    try:
-        pending: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= _WRITE_BATCH:
-                await run_in_threadpool(writer.write, b"".join(pending))
-                pending, size = [], 0
-        if pending:
-            await run_in_threadpool(writer.write, b"".join(pending))
-        return await run_in_threadpool(writer.finish)
-    except BaseException:
-        writer.discard()
-        raise
+    tail = await receive_body(request, writer)
+
+    def finish() -> StagedFile:
+        try:
+            writer.write(tail)
+            return writer.finish()
+        except BaseException:
+            writer.discard()
+            raise
+
+    return await run_in_threadpool(finish)
 
 
 def _raw_name(request: Request, name: str | None) -> str:
@@ -519,29 +512,6 @@ def get_collection(
     return collection_out(row.session.project_id, row)
 
 
-def _download(
-    name: str, size: int, sha256: str, handle: Any, media: str | None = None
-) -> StreamingResponse:
-    if media is None:
-        media, encoding = mimetypes.guess_type(name)
-        if encoding == "gzip":
-            media = "application/gzip"
-    headers = {
-        "Content-Length": str(size),
-        "Content-Disposition": _content_disposition(name),
-        "ETag": f'"{sha256}"',
-        "X-Content-SHA256": sha256,
-    }
-    return StreamingResponse(
-        iter_file(handle), media_type=media or "application/octet-stream", headers=headers
-    )
-
-
-def _content_disposition(name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 @router.get(
     COLLECTION + "/file",
     response_class=StreamingResponse,
@@ -557,7 +527,9 @@ def download_collection(
 ) -> StreamingResponse:
     """Download the collection's file exactly as uploaded (members and collaborators too)."""
     row, handle = services.open_collection(db, storage, principal, project, session, label)
-    return _download(f"{row.label}.dcm", row.size, row.sha256, handle, "application/dicom")
+    return download_response(
+        f"{row.label}.dcm", row.size, row.sha256, handle, "application/dicom"
+    )
 
 
 # --------------------------------------------------------------------------- derived resources
@@ -595,4 +567,6 @@ def download_resource(
     row, handle = services.open_derived_file(
         db, storage, principal, project, session, scan, folder, name
     )
-    return _download(row.name, row.size, row.sha256, handle)
+    return download_response(
+        row.name, row.size, row.sha256, handle, guess_media_type(row.name)
+    )
