@@ -31,7 +31,8 @@ from segmap.server.pages_common import (
     Crumb,
     error_page,
     login_redirect,
-    pop_flashes,
+    page_context,
+    project_crumbs,
     redirect,
     render,
     safe_next,
@@ -72,19 +73,6 @@ def html_error(request: Request, status_code: int, detail: str) -> Response:
     return error_page(request, status_code, detail, context)
 
 
-def _base(request: Request, principal: Principal | None, **values: Any) -> dict[str, Any]:
-    """Context every page template expects (header, nav, flash messages, CSRF token)."""
-    context: dict[str, Any] = {
-        "user": principal,
-        "csrf_token": auth.csrf_token(request),
-        "flashes": pop_flashes(request),
-        "nav": "projects",
-        "breadcrumbs": [],
-    }
-    context.update(values)
-    return context
-
-
 def _logged_in(principal: Principal | None) -> Principal:
     # Raising the service's own 401 lets the error handler send the browser to log in.
     return services.require_principal(principal)
@@ -111,7 +99,7 @@ def login_form(
     return render(
         request,
         "login.html",
-        _base(request, None, nav="login", next_url=safe_next(next), username="", error=None),
+        page_context(request, None, nav="login", next_url=safe_next(next), username="", error=None),
     )
 
 
@@ -124,7 +112,7 @@ async def login_submit(request: Request, db: Session = Depends(get_db)) -> Respo
     next_url = safe_next(_field(form, "next"))
     principal = services.authenticate(db, username, _field(form, "password"))
     if principal is None:
-        context = _base(
+        context = page_context(
             request,
             None,
             nav="login",
@@ -175,12 +163,8 @@ def projects_page(
         project_view(e.project, e.role, who, len(services.list_models(db, who, e.project.id)))
         for e in entries
     ]
-    context = _base(request, who, projects=views, breadcrumbs=[Crumb("Projects")])
+    context = page_context(request, who, projects=views, breadcrumbs=[Crumb("Projects")])
     return render(request, "projects.html", context)
-
-
-def _project_crumbs(project: Any, *more: Crumb) -> list[Crumb]:
-    return [Crumb("Projects", "/projects"), Crumb(project.name, project.url), *more]
 
 
 @router.get("/projects/{project}")
@@ -194,7 +178,7 @@ def project_page(
     who = _logged_in(principal)
     access = services.get_project(db, who, project)
     view = project_view(access.project, access.role, who)
-    context = _base(
+    context = page_context(
         request,
         who,
         project=view,
@@ -202,7 +186,7 @@ def project_page(
         active_tab="overview",
         members=services.list_members(db, who, project),
         models=services.list_models(db, who, project),
-        breadcrumbs=_project_crumbs(view),
+        breadcrumbs=project_crumbs(view),
     )
     return render(request, "project.html", context)
 
@@ -219,7 +203,7 @@ def machine_learning_tab(
     access = services.get_project(db, who, project)
     view = project_view(access.project, access.role, who)
     models = [model_view(view.id, m) for m in services.list_models(db, who, project)]
-    context = _base(
+    context = page_context(
         request,
         who,
         project=view,
@@ -227,7 +211,7 @@ def machine_learning_tab(
         active_tab="machine-learning",
         models=models,
         dashboard_url=f"{view.url}/machine-learning/dashboard",
-        breadcrumbs=_project_crumbs(view, Crumb("Machine Learning")),
+        breadcrumbs=project_crumbs(view, Crumb("Machine Learning")),
     )
     return render(request, "machine_learning.html", context)
 
@@ -247,7 +231,7 @@ def _dashboard(
     access = services.get_project(db, who, project)
     view = project_view(access.project, access.role, who)
     models = [model_view(view.id, m) for m in services.list_models(db, who, project)]
-    context = _base(
+    context = page_context(
         request,
         who,
         project=view,
@@ -256,7 +240,7 @@ def _dashboard(
         install_url=f"{view.url}/machine-learning/models",
         form=form or {},
         form_error=form_error,
-        breadcrumbs=_project_crumbs(
+        breadcrumbs=project_crumbs(
             view,
             Crumb("Machine Learning", f"{view.url}/machine-learning"),
             Crumb("Machine Learning dashboard"),
@@ -327,7 +311,7 @@ def model_page(
     access, row = services.get_model(db, who, project, model)
     view = project_view(access.project, access.role, who)
     mview = model_view(view.id, row)
-    context = _base(
+    context = page_context(
         request,
         who,
         project=view,
@@ -344,7 +328,7 @@ def model_page(
 
 
 def _model_crumbs(project: Any, model: Any, *more: Crumb) -> list[Crumb]:
-    return _project_crumbs(
+    return project_crumbs(
         project,
         Crumb("Machine Learning", f"{project.url}/machine-learning"),
         Crumb("Machine Learning dashboard", f"{project.url}/machine-learning/dashboard"),
@@ -399,7 +383,7 @@ def _editor(
     if folder is None:
         folder = current.source.folder if current.source else (folders[0] if folders else "")
         folder = folder or DEFAULT_MAP_FOLDER
-    context = _base(
+    context = page_context(
         request,
         who,
         project=view,

@@ -20,6 +20,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 import segmap
+from segmap.server import auth
+from segmap.server.auth import Principal
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -151,6 +153,25 @@ def safe_next(url: str | None) -> str:
     return url
 
 
+def page_context(request: Request, user: Principal | None, **values: Any) -> dict[str, Any]:
+    """What every page template expects (user box, nav, flash messages, CSRF token),
+    updated with ``values``."""
+    context: dict[str, Any] = {
+        "user": user,
+        "csrf_token": auth.csrf_token(request),
+        "flashes": pop_flashes(request),
+        "nav": "projects",
+        "breadcrumbs": [],
+    }
+    context.update(values)
+    return context
+
+
+def project_crumbs(project: Any, *more: Crumb) -> list[Crumb]:
+    """Breadcrumbs Projects › the project (``project.name``, ``project.url``) › ``more``."""
+    return [Crumb("Projects", "/projects"), Crumb(project.name, project.url), *more]
+
+
 def render(
     request: Request,
     name: str,
@@ -170,7 +191,6 @@ def error_page(
         "user": None,
         "csrf_token": "",
         "nav": "",
-        "extra_nav": [],
         "breadcrumbs": [],
         "flashes": [],
     }

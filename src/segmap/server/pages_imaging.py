@@ -14,15 +14,13 @@ the Sessions tab to the project page's tabs.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from segmap.server import auth, services
+from segmap.server import services
 from segmap.server.auth import Principal
 from segmap.server.deps import get_db, get_storage, optional_principal
-from segmap.server.pages_common import Crumb, pop_flashes, render
+from segmap.server.pages_common import Crumb, page_context, project_crumbs, render
 from segmap.server.pages_imaging_views import (
     collection_view,
     derived_views,
@@ -40,22 +38,6 @@ from segmap.server.storage import LocalStorage
 
 router = APIRouter(include_in_schema=False)
 
-def _context(request: Request, who: Principal, **values: Any) -> dict[str, Any]:
-    context: dict[str, Any] = {
-        "user": who,
-        "csrf_token": auth.csrf_token(request),
-        "flashes": pop_flashes(request),
-        "nav": "projects",
-        "breadcrumbs": [],
-    }
-    context.update(values)
-    return context
-
-
-def _crumbs(project: Any, *more: Crumb) -> list[Crumb]:
-    return [Crumb("Projects", "/projects"), Crumb(project.name, project.url), *more]
-
-
 @router.get("/projects/{project}/sessions")
 def sessions_page(
     request: Request,
@@ -70,7 +52,7 @@ def sessions_page(
     rows = [
         session_row(view.id, s, sorted_scans(s)) for s in services.list_sessions(db, who, project)
     ]
-    context = _context(
+    context = page_context(
         request,
         who,
         project=view,
@@ -79,7 +61,7 @@ def sessions_page(
         sessions=rows,
         can_manage=access.can_manage,
         upload_api=f"/api/v1/projects/{view.id}/sessions",
-        breadcrumbs=_crumbs(view, Crumb("Sessions")),
+        breadcrumbs=project_crumbs(view, Crumb("Sessions")),
     )
     return render(request, "imaging_sessions.html", context)
 
@@ -107,7 +89,7 @@ def session_page(
         for scan in scans
         if (folders := derived_folders_of(db, scan))
     ]
-    context = _context(
+    context = page_context(
         request,
         who,
         project=view,
@@ -124,7 +106,9 @@ def session_page(
         can_manage=access.can_manage,
         session_api=session_api_url(view.id, found.id),
         page_url=session_url(view.id, found.id),
-        breadcrumbs=_crumbs(view, Crumb("Sessions", sessions_url(view.id)), Crumb(found.label)),
+        breadcrumbs=project_crumbs(
+            view, Crumb("Sessions", sessions_url(view.id)), Crumb(found.label)
+        ),
     )
     return render(request, "imaging_session.html", context)
 

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from segmap.server import auth, services
+from segmap.server import services
 from segmap.server.auth import Principal
 from segmap.server.deps import get_db, optional_principal
 from segmap.server.orm_jobs import Job
-from segmap.server.pages_common import Crumb, format_time, pop_flashes, render
+from segmap.server.pages_common import Crumb, format_time, page_context, project_crumbs, render
 from segmap.server.pages_views import model_url, project_tabs, project_url, project_view
 from segmap.server.services import jobs as job_services
 
@@ -107,18 +106,6 @@ class ModelChoice:
     convert_api: str
 
 
-def _context(request: Request, who: Principal, **values: Any) -> dict[str, Any]:
-    context: dict[str, Any] = {
-        "user": who,
-        "csrf_token": auth.csrf_token(request),
-        "flashes": pop_flashes(request),
-        "nav": "projects",
-        "breadcrumbs": [],
-    }
-    context.update(values)
-    return context
-
-
 @router.get("/projects/{project}/jobs")
 def jobs_page(
     request: Request,
@@ -137,7 +124,7 @@ def jobs_page(
                     f"{quote(m.label, safe='')}/convert")
         for m in services.list_models(db, who, project)
     ]
-    context = _context(
+    context = page_context(
         request,
         who,
         project=view,
@@ -147,7 +134,7 @@ def jobs_page(
         models=models,
         can_manage=access.can_manage,
         jobs_api=f"/api/v1/projects/{quote(view.id, safe='')}/jobs",
-        breadcrumbs=[Crumb("Projects", "/projects"), Crumb(view.name, view.url), Crumb("Jobs")],
+        breadcrumbs=project_crumbs(view, Crumb("Jobs")),
     )
     return render(request, "jobs.html", context)
 
