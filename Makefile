@@ -1,8 +1,11 @@
 # The two entry points the README promises, and the checks CI runs.
 .PHONY: run test setup setup-test lint typecheck pytest bench
 
+# Where `make run` keeps its database and files; `SEGMAP_DATA=/elsewhere make run` moves it.
+SEGMAP_DATA ?= data
+
 run: setup
-	.venv/bin/segmap serve --demo
+	.venv/bin/segmap serve --demo --data "$(SEGMAP_DATA)"
 
 test: setup-test lint typecheck pytest
 
