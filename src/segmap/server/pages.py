@@ -8,8 +8,9 @@ the session cookie and the ``X-CSRF-Token`` header.
 Paths (XNAT's path through its Machine Learning plugin)::
 
     /login, /logout
-    /projects                                          project list
-    /projects/{p}                                      project page (Overview tab)
+    /projects                                          project list (+ New Project)
+    /projects/{p}                                      project page (Overview tab, Members)
+    /projects/{p}/members, /projects/{p}/members/remove   Add Member, Remove (forms)
     /projects/{p}/machine-learning                     Machine Learning tab
     /projects/{p}/machine-learning/dashboard           Installed Models (+ Install Model)
     /projects/{p}/machine-learning/models/{m}          View Model (+ Manage Files dialog)
@@ -27,6 +28,7 @@ from segmap.server import auth, services
 from segmap.server.auth import Principal
 from segmap.server.deps import get_db, get_settings, get_storage, optional_principal
 from segmap.server.errors import ServiceError, Unprocessable
+from segmap.server.orm import ROLES
 from segmap.server.pages_common import (
     Crumb,
     error_page,
@@ -36,6 +38,7 @@ from segmap.server.pages_common import (
     redirect,
     render,
     safe_next,
+    sentence,
     set_flash,
 )
 from segmap.server.pages_views import (
@@ -150,32 +153,72 @@ def _field(form: Any, name: str) -> str:
 # ---------------------------------------------------------------- projects
 
 
+def _projects(
+    request: Request,
+    db: Session,
+    who: Principal,
+    form: dict[str, str] | None = None,
+    form_error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    entries = services.list_projects(db, who)
+    views = [
+        project_view(e.project, e.role, who, len(services.list_models(db, who, e.project.id)))
+        for e in entries
+    ]
+    context = page_context(
+        request,
+        who,
+        projects=views,
+        can_create=services.can_create_projects(who),
+        form=form or {},
+        form_error=form_error,
+        breadcrumbs=[Crumb("Projects")],
+    )
+    return render(request, "projects.html", context, status_code=status_code)
+
+
 @router.get("/projects")
 def projects_page(
     request: Request,
     db: Session = Depends(get_db),
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
-    """Every project the user belongs to (site admins: all)."""
-    who = _logged_in(principal)
-    entries = services.list_projects(db, who)
-    views = [
-        project_view(e.project, e.role, who, len(services.list_models(db, who, e.project.id)))
-        for e in entries
-    ]
-    context = page_context(request, who, projects=views, breadcrumbs=[Crumb("Projects")])
-    return render(request, "projects.html", context)
+    """Every project the user belongs to (site admins: all), and the New Project form."""
+    return _projects(request, db, _logged_in(principal))
 
 
-@router.get("/projects/{project}")
-def project_page(
+@router.post("/projects")
+async def new_project(
     request: Request,
-    project: str,
     db: Session = Depends(get_db),
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
-    """The project page, Overview tab: details and members."""
+    """The New Project form: create the project (the creator owns it), then show it."""
     who = _logged_in(principal)
+    form = await request.form()
+    auth.check_csrf(request, _field(form, "csrf_token"))
+    fields = {key: _field(form, key).strip() for key in ("id", "name")}
+    try:
+        created = services.create_project(db, who, fields["id"], fields["name"])
+    except ServiceError as exc:
+        if exc.status_code in (401, 403):
+            raise
+        db.rollback()
+        return _projects(request, db, who, fields, exc.message, exc.status_code)
+    set_flash(request, "success", f"Created the project {created.name} ({created.id}).")
+    return redirect(project_url(created.id))
+
+
+def _overview(
+    request: Request,
+    db: Session,
+    who: Principal,
+    project: str,
+    form: dict[str, str] | None = None,
+    form_error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     access = services.get_project(db, who, project)
     view = project_view(access.project, access.role, who)
     context = page_context(
@@ -186,9 +229,76 @@ def project_page(
         active_tab="overview",
         members=services.list_members(db, who, project),
         models=services.list_models(db, who, project),
+        can_manage=access.can_manage,
+        roles=ROLES,
+        members_url=f"{view.url}/members",
+        form=form or {},
+        form_error=form_error,
         breadcrumbs=project_crumbs(view),
     )
-    return render(request, "project.html", context)
+    return render(request, "project.html", context, status_code=status_code)
+
+
+@router.get("/projects/{project}")
+def project_page(
+    request: Request,
+    project: str,
+    db: Session = Depends(get_db),
+    principal: Principal | None = Depends(optional_principal),
+) -> Response:
+    """The project page, Overview tab: details and Members (+ Add Member for owners)."""
+    return _overview(request, db, _logged_in(principal), project)
+
+
+@router.post("/projects/{project}/members")
+async def add_member(
+    request: Request,
+    project: str,
+    db: Session = Depends(get_db),
+    principal: Principal | None = Depends(optional_principal),
+) -> Response:
+    """The Add Member form: give a user a role (an existing member gets the new one)."""
+    who = _logged_in(principal)
+    form = await request.form()
+    auth.check_csrf(request, _field(form, "csrf_token"))
+    fields = {key: _field(form, key).strip() for key in ("username", "role")}
+    try:
+        added = services.set_member(db, who, project, fields["username"], fields["role"])
+    except ServiceError as exc:
+        if exc.status_code in (401, 403):
+            raise
+        db.rollback()  # a missing project raises its 404 again while re-rendering
+        return _overview(request, db, who, project, fields, exc.message, exc.status_code)
+    username, role = fields["username"], fields["role"]
+    done = f"Added {username} as {role}." if added else f"{username} is now {role}."
+    set_flash(request, "success", done)
+    return redirect(project_url(project))
+
+
+@router.post("/projects/{project}/members/remove")
+async def remove_member(
+    request: Request,
+    project: str,
+    db: Session = Depends(get_db),
+    principal: Principal | None = Depends(optional_principal),
+) -> Response:
+    """Remove (after the confirmation in the page): take a user out of the project."""
+    who = _logged_in(principal)
+    form = await request.form()
+    auth.check_csrf(request, _field(form, "csrf_token"))
+    username = _field(form, "username").strip()
+    try:
+        services.remove_member(db, who, project, username)
+    except ServiceError as exc:
+        if exc.status_code in (401, 403):
+            raise
+        db.rollback()
+        set_flash(request, "error", sentence(exc.message))
+        return redirect(project_url(project))
+    set_flash(request, "success", f"Removed {username} from the project.")
+    if username.casefold() == who.username.casefold() and not who.is_admin:
+        return redirect("/projects")  # they left it: its page is closed to them now
+    return redirect(project_url(project))
 
 
 @router.get("/projects/{project}/machine-learning")

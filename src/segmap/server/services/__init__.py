@@ -48,6 +48,7 @@ from segmap.server.services.mlmodels import (
 from segmap.server.services.projects import (
     MemberEntry,
     ProjectEntry,
+    can_create_projects,
     create_project,
     get_project,
     list_members,
@@ -105,6 +106,7 @@ __all__ = [
     "RegionMapSource",
     "SavedFile",
     "authenticate",
+    "can_create_projects",
     "check_spacing",
     "count_users",
     "create_folder",

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
-from segmap.server.errors import Conflict, NotFound, Unprocessable
+from segmap.server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from segmap.server.orm import ROLE_OWNER, ROLES, Membership, Project
 from segmap.server.services.access import (
     ProjectAccess,
@@ -51,9 +51,20 @@ def get_project(db: Session, principal: Principal | None, project_id: str) -> Pr
     return project_access(db, principal, project_id)
 
 
+def can_create_projects(principal: Principal) -> bool:
+    """Whether ``principal`` may create projects: every logged-in user may, as in XNAT.
+
+    The one place this rule lives: ``create_project`` applies it and the pages ask it
+    whether to show the New Project form.
+    """
+    return principal is not None  # a site could narrow this to principal.is_admin
+
+
 def create_project(db: Session, principal: Principal | None, project_id: str, name: str) -> Project:
     """Create a project owned by the caller (committed)."""
     who = require_principal(principal)
+    if not can_create_projects(who):
+        raise Forbidden("you may not create projects; ask a site administrator")
     check_project_id(project_id)
     name = (name or "").strip()
     if not name:
