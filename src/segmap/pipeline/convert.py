@@ -205,9 +205,9 @@ def convert(
     labels = composite.array
     grid = series.grid
     say("writing outputs", 0.45)
-    # Output files are gzip-compressed by one writer thread (zlib releases the GIL), so
-    # compression overlaps with decoding, resampling and drawing in this thread. The
-    # writer is shut down (waiting for its last file) before the transaction ends.
+    # Output files are gzip-compressed by one writer thread (ISA-L and zlib release the
+    # GIL), so compression overlaps with decoding, resampling and drawing in this thread.
+    # The writer is shut down (waiting for its last file) before the transaction ends.
     with OutputTransaction(out_dir) as tx, _Writer(tx, clock) as writer:
         writer.nifti("write_mask", labels, grid, MASK_NAME, "mask", "segmap composite mask")
         if not options.mask_only:
