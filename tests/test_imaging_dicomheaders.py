@@ -1,10 +1,11 @@
-"""Header extraction: the fast path (values decoded from pydicom's raw bytes) gives exactly
-what pydicom's own conversion gives, for plain values and for every odd one.
+"""Header extraction: plain values decoded from pydicom's raw bytes (dicomvalues) give
+exactly what pydicom's own conversion gives, for plain values and for every odd one.
 
-The reference is ``_header_via_pydicom``, which reads every value through ``ds.get``.
-Each case builds two identical datasets of raw elements (one per path, since reading a
-value through pydicom converts it in place) and compares the two headers, or the two
-exceptions when pydicom refuses a value.
+The reference is ``header_via_pydicom`` below: the extraction as it was written before
+the fast path, every value read through ``ds.get``. Each case builds two identical
+datasets of raw elements (one per side, since reading a value through pydicom converts
+it in place) and compares the two headers, or the two exceptions when pydicom refuses a
+value.
 """
 
 from __future__ import annotations
@@ -24,7 +25,48 @@ from pydicom.tag import Tag
 
 from dicom_factory import SeriesSpec, write_series
 from segmap.imaging import dicomheaders as dh
+from segmap.imaging.dicomheaders import SliceHeader, _floats, _int, _str
 from segmap.imaging.grid import VoxelGrid
+
+
+def header_via_pydicom(ds: Dataset, path: Path) -> SliceHeader:
+    """The reference: every value converted by pydicom."""
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+    position = _floats(ds.get("ImagePositionPatient"), 3)
+    thickness = _floats(ds.get("SliceThickness"), 1)
+    between = _floats(ds.get("SpacingBetweenSlices"), 1)
+    frames = _int(ds.get("NumberOfFrames"))
+    sop_class = ds.get("SOPClassUID")
+    if sop_class is None and hasattr(ds, "file_meta"):
+        sop_class = ds.file_meta.get("MediaStorageSOPClassUID")
+    return SliceHeader(
+        path=path,
+        sop_class_uid=str(sop_class or ""),
+        sop_instance_uid=_str(ds, "SOPInstanceUID"),
+        series_instance_uid=_str(ds, "SeriesInstanceUID"),
+        study_instance_uid=_str(ds, "StudyInstanceUID"),
+        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID") or None,
+        modality=_str(ds, "Modality"),
+        series_description=_str(ds, "SeriesDescription"),
+        series_number=_int(ds.get("SeriesNumber")),
+        patient_id=_str(ds, "PatientID"),
+        study_date=_str(ds, "StudyDate"),
+        instance_number=_int(ds.get("InstanceNumber")),
+        rows=_int(ds.get("Rows")),
+        columns=_int(ds.get("Columns")),
+        pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
+        orientation=(
+            (orientation[0], orientation[1], orientation[2],
+             orientation[3], orientation[4], orientation[5])
+            if orientation
+            else None
+        ),
+        position=(position[0], position[1], position[2]) if position else None,
+        slice_thickness=thickness[0] if thickness and thickness[0] > 0 else None,
+        spacing_between_slices=between[0] if between and between[0] > 0 else None,
+        number_of_frames=frames if frames and frames > 0 else 1,
+    )
 
 
 def test_tag_table_matches_the_dictionary() -> None:
@@ -104,7 +146,7 @@ def test_fast_path_agrees_with_pydicom(
     args = {"explicit": explicit, "little": little, "charset": charset,
             "meta_sop_class": meta_sop_class}
     fast = _outcome(dh.header_from_dataset, _dataset(raw, **args))
-    slow = _outcome(dh._header_via_pydicom, _dataset(raw, **args))
+    slow = _outcome(header_via_pydicom, _dataset(raw, **args))
     assert fast == slow
 
 
@@ -117,7 +159,7 @@ def test_real_files_agree(tmp_path: Path) -> None:
 
     for path in paths:
         fast = dh.header_from_dataset(read(path), path)
-        slow = dh._header_via_pydicom(read(path), path)
+        slow = header_via_pydicom(read(path), path)
         assert fast == slow
         assert fast.rows == 3 and fast.columns == 4 and fast.pixel_spacing == (0.9, 0.7)
         assert fast.series_description == "Café résumé"
@@ -137,3 +179,40 @@ def test_customised_pydicom_conversion_is_respected(monkeypatch: pytest.MonkeyPa
     header = dh.header_from_dataset(ds, Path("f.dcm"))
     assert header.rows == 512 and header.modality == "CT"
     assert 0x00280010 in seen and 0x00080060 in seen
+
+
+_ANNOTATION_TEXT = {"ReferencedSOPInstanceUID": "UI", "ContourGeometricType": "CS",
+                    "ROIName": "LO", "StructureSetLabel": "SH", "StructureSetDate": "DA"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keyword=st.sampled_from(sorted(_ANNOTATION_TEXT)),
+    value=_values["text"],
+    explicit=st.booleans(),
+    charset=st.sampled_from([None, b"ISO_IR 100", b"ISO_IR 192", b"ISO 2022 IR 13"]),
+)
+def test_annotation_text_agrees_with_pydicom(
+    keyword: str, value: bytes, explicit: bool, charset: bytes | None
+) -> None:
+    """``annotations._dicom.text`` (plain values decoded by dicomvalues) equals what it
+    was before: ``str(ds.get(keyword)).strip()``, or "" when absent."""
+    from segmap.annotations._dicom import text
+
+    def build() -> Dataset:
+        ds = Dataset()
+        if charset is not None:
+            ds[0x00080005] = RawDataElement(Tag(0x00080005), "CS" if explicit else None,
+                                            len(charset), charset, 0, not explicit, True)
+        tag = tag_for_keyword(keyword)
+        assert dictionary_VR(tag) == _ANNOTATION_TEXT[keyword]
+        ds[tag] = RawDataElement(Tag(tag), _ANNOTATION_TEXT[keyword] if explicit else None,
+                                 len(value), value, 0, not explicit, True)
+        return ds
+
+    def reference(ds: Dataset) -> str:
+        got = ds.get(keyword)
+        return "" if got is None else str(got).strip()
+
+    assert _outcome(lambda ds, _: text(ds, keyword), build()) == _outcome(
+        lambda ds, _: reference(ds), build())

@@ -7,21 +7,17 @@ header is parsed (``stop_before_pixels``) and only the tags listed here are kept
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom import config
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.hooks import hooks
-from pydicom.hooks import raw_element_value as _default_raw_element_value
-from pydicom.hooks import raw_element_vr as _default_raw_element_vr
 from pydicom.uid import UID
+
+from segmap.imaging.dicomvalues import SLOW, plain_value
 
 # Instances that carry Rows/Columns but are not a scan an annotation can be drawn on.
 NON_SCAN_SOP_CLASSES = frozenset(
@@ -140,38 +136,14 @@ def _int(value: object) -> int | None:
         return None
 
 
-def _positive_float(value: object) -> float | None:
-    f = _floats(value, 1)
-    return f[0] if f is not None and f[0] > 0 else None
-
-
 def _str(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     return "" if value is None else str(value).strip()
 
 
-# --- reading values without pydicom's conversion -----------------------------------------
-#
-# pydicom turns each raw value into a DataElement holding a str subclass, a DSfloat or an
-# IS, validating it on the way; for the ~20 tags of 300 slices that is about 0.2 ms per
-# file, a third of a header scan. The values segmap needs are nearly always short, plain
-# ASCII, so they are decoded here straight from the bytes pydicom read. A value is only
-# taken this way when it is well formed for its VR -- exactly the values for which
-# pydicom's conversion gives the same result and has nothing to warn about -- anything
-# else (multiple values, odd characters, a VR other than the dictionary's, an element
-# already converted) goes through ``ds.get`` as before, so the results are the same.
-
-_SLOW = object()
-"""Marker: this element is not plain enough; ask pydicom (``ds.get``)."""
-
-_UI = re.compile(rb"[0-9.]{1,64}")
-_CS = re.compile(rb"[A-Z0-9 _]{1,16}")
-_DA = re.compile(rb"[0-9]{8}")
-_LO = re.compile(rb"[\x20-\x5b\x5d-\x7e]{1,64}")  # printable ASCII, no backslash
-_SH = re.compile(rb"[\x20-\x5b\x5d-\x7e]{1,16}")
-_IS = re.compile(rb" *[+-]?[0-9]{1,9} *")  # 9 digits: always a valid 32-bit IS
-_DS = re.compile(rb" *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *")
-_TEXT = {"UI": _UI, "CS": _CS, "DA": _DA, "LO": _LO, "SH": _SH}
+# --- values -----------------------------------------------------------------------------
+# Plain values are decoded from the raw bytes (see segmap.imaging.dicomvalues: a third
+# of a header scan's time otherwise); the rest go through pydicom's conversion as before.
 
 _TAG = {
     "SOPClassUID": (0x00080016, "UI"),
@@ -194,82 +166,36 @@ _TAG = {
     "Columns": (0x00280011, "US"),
     "PixelSpacing": (0x00280030, "DS"),
 }
-"""keyword -> (tag, dictionary VR) of every attribute read here."""
-
-
-def _raw_value(ds: Dataset, keyword: str) -> Any:
-    """The element's value decoded from its raw bytes; None when absent (or empty);
-    ``_SLOW`` when pydicom must convert it.
-
-    Text comes back stripped (as ``_str`` would give it), US as an int, IS as an int,
-    DS as a tuple of floats.
-    """
-    tag, vr = _TAG[keyword]
-    elem = ds.get_item(tag, keep_deferred=True)
-    if elem is None:
-        return None
-    if not isinstance(elem, RawDataElement) or elem.VR not in (None, vr) or elem.value is None:
-        return _SLOW
-    raw = elem.value
-    if not raw:
-        return _SLOW  # empty: pydicom's empty value depends on its configuration
-    if vr == "US":
-        if len(raw) != 2:
-            return _SLOW
-        return int.from_bytes(raw, "little" if elem.is_little_endian else "big")
-    raw = raw.rstrip(b" \x00") if vr in ("UI", "DS", "IS") else raw.rstrip(b"\x00")
-    if vr == "DS":
-        parts = raw.split(b"\\")
-        if not all(len(p) <= 16 and _DS.fullmatch(p) for p in parts):
-            return _SLOW
-        return tuple(float(p) for p in parts)
-    if vr == "IS":
-        if len(raw) > 12 or not _IS.fullmatch(raw):
-            return _SLOW
-        return int(raw)
-    if not _TEXT[vr].fullmatch(raw):
-        return _SLOW
-    return raw.decode("ascii").strip()
+"""keyword -> (tag, dictionary VR) of every attribute in ``_TAGS``."""
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    value = _raw_value(ds, keyword)
-    if value is _SLOW:
+    value = plain_value(ds, *_TAG[keyword])
+    if value is SLOW:
         return _str(ds, keyword)
     return value or ""
 
 
 def _number(ds: Dataset, keyword: str) -> int | None:
-    value = _raw_value(ds, keyword)
-    return _int(ds.get(keyword)) if value is _SLOW else value
+    value = plain_value(ds, *_TAG[keyword])
+    return _int(ds.get(keyword)) if value is SLOW else value
 
 
 def _decimals(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
-    value = _raw_value(ds, keyword)
-    if value is _SLOW:
-        return _floats(ds.get(keyword), n)
-    return _floats(value, n)
-
-
-def _plain_pydicom() -> bool:
-    """True unless someone changed how pydicom converts raw values (then let it)."""
-    return (config.data_element_callback is None
-            and hooks.raw_element_value is _default_raw_element_value
-            and hooks.raw_element_vr is _default_raw_element_vr)
+    value = plain_value(ds, *_TAG[keyword])
+    return _floats(ds.get(keyword) if value is SLOW else value, n)
 
 
 def header_from_dataset(ds: Dataset, path: Path) -> SliceHeader:
     """Extract a :class:`SliceHeader` from an already read dataset."""
-    if not _plain_pydicom():
-        return _header_via_pydicom(ds, path)
     spacing = _decimals(ds, "PixelSpacing", 2)
     orientation = _decimals(ds, "ImageOrientationPatient", 6)
     position = _decimals(ds, "ImagePositionPatient", 3)
     frames = _number(ds, "NumberOfFrames")
     thickness = _decimals(ds, "SliceThickness", 1)
     between = _decimals(ds, "SpacingBetweenSlices", 1)
-    sop_class: Any = _raw_value(ds, "SOPClassUID")
-    if sop_class is _SLOW:
+    sop_class: Any = plain_value(ds, *_TAG["SOPClassUID"])
+    if sop_class is SLOW:
         sop_class = ds.get("SOPClassUID")
     if sop_class is None and hasattr(ds, "file_meta"):
         sop_class = ds.file_meta.get("MediaStorageSOPClassUID")
@@ -298,45 +224,6 @@ def header_from_dataset(ds: Dataset, path: Path) -> SliceHeader:
         position=(position[0], position[1], position[2]) if position else None,
         slice_thickness=thickness[0] if thickness is not None and thickness[0] > 0 else None,
         spacing_between_slices=between[0] if between is not None and between[0] > 0 else None,
-        number_of_frames=frames if frames and frames > 0 else 1,
-    )
-
-
-def _header_via_pydicom(ds: Dataset, path: Path) -> SliceHeader:
-    """:func:`header_from_dataset` with every value converted by pydicom (the reference
-    the fast path must agree with; used when pydicom's conversion was customised)."""
-    spacing = _floats(ds.get("PixelSpacing"), 2)
-    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    position = _floats(ds.get("ImagePositionPatient"), 3)
-    frames = _int(ds.get("NumberOfFrames"))
-    sop_class = ds.get("SOPClassUID")
-    if sop_class is None and hasattr(ds, "file_meta"):
-        sop_class = ds.file_meta.get("MediaStorageSOPClassUID")
-    return SliceHeader(
-        path=path,
-        sop_class_uid=str(sop_class or ""),
-        sop_instance_uid=_str(ds, "SOPInstanceUID"),
-        series_instance_uid=_str(ds, "SeriesInstanceUID"),
-        study_instance_uid=_str(ds, "StudyInstanceUID"),
-        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID") or None,
-        modality=_str(ds, "Modality"),
-        series_description=_str(ds, "SeriesDescription"),
-        series_number=_int(ds.get("SeriesNumber")),
-        patient_id=_str(ds, "PatientID"),
-        study_date=_str(ds, "StudyDate"),
-        instance_number=_int(ds.get("InstanceNumber")),
-        rows=_int(ds.get("Rows")),
-        columns=_int(ds.get("Columns")),
-        pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
-        orientation=(
-            (orientation[0], orientation[1], orientation[2],
-             orientation[3], orientation[4], orientation[5])
-            if orientation
-            else None
-        ),
-        position=(position[0], position[1], position[2]) if position else None,
-        slice_thickness=_positive_float(ds.get("SliceThickness")),
-        spacing_between_slices=_positive_float(ds.get("SpacingBetweenSlices")),
         number_of_frames=frames if frames and frames > 0 else 1,
     )
 
