@@ -161,6 +161,9 @@ def test_real_files_agree(tmp_path: Path) -> None:
         fast = dh.header_from_dataset(read(path), path)
         slow = header_via_pydicom(read(path), path)
         assert fast == slow
+        # read_header stops after the last needed tag instead of at the pixel data.
+        assert dh.read_header(path) == header_via_pydicom(
+            pydicom.dcmread(path, stop_before_pixels=True), path)
         assert fast.rows == 3 and fast.columns == 4 and fast.pixel_spacing == (0.9, 0.7)
         assert fast.series_description == "Café résumé"
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from segmap.imaging.dicomvalues import SLOW, plain_value
@@ -228,10 +229,21 @@ def header_from_dataset(ds: Dataset, path: Path) -> SliceHeader:
     )
 
 
+_TAG_NUMBERS: list[BaseTag | int] = [tag for tag, _ in _TAG.values()]
+_LAST_TAG = max(tag for tag, _ in _TAG.values())
+
+
+def _past_needed_tags(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return tag > _LAST_TAG
+
+
 def read_header(path: Path) -> SliceHeader | None:
     """Header of the DICOM file at ``path``, or None when it is not a DICOM file."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+        # Stop after the last tag we need (DICOM orders elements by tag) rather than at
+        # the pixel data: the rest of the header is a fifth of the parsing time.
+        with open(path, "rb") as f:
+            ds = read_partial(f, stop_when=_past_needed_tags, specific_tags=_TAG_NUMBERS)
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError):
         return None
     if "SOPInstanceUID" not in ds and "SeriesInstanceUID" not in ds:
