@@ -97,3 +97,15 @@ def test_threaded_callers_read_sequentially(two_series):
         stop.set()
         other.join()
     assert not got.read_in_parallel
+
+
+def test_while_waiting_runs_at_most_once_and_only_with_a_child(two_series):
+    root, *_ = two_series
+    calls: list[int] = []
+    s = read_inputs(root / "rt_b.dcm", root / "both", parallel=False,
+                    while_waiting=lambda: calls.append(1))
+    assert calls == []
+    p = read_inputs(root / "rt_b.dcm", root / "both", parallel=True,
+                    while_waiting=lambda: calls.append(1))
+    assert len(calls) <= (1 if p.read_in_parallel else 0)
+    assert p.series.sop_instance_uids == s.series.sop_instance_uids

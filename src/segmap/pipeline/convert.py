@@ -34,7 +34,6 @@ from segmap.annotations.rtstruct import contours_on_missing_slices
 from segmap.annotations.types import AnnotationInfo, ContourRegion, MaskRegion
 from segmap.errors import SegmapError
 from segmap.imaging.grid import VoxelGrid
-from segmap.imaging.nifti import write_nifti
 from segmap.imaging.series import DicomSeries
 from segmap.labelmap import RegionMap, read_region_map
 from segmap.masks.composite import CompositeResult, NamedMask, paint_composite
@@ -185,7 +184,7 @@ def convert(
     rois_path = Path(rois_path)
     with clock("read_inputs"):
         inputs = read_inputs(rois_path, Path(image_dir), fixup=options.fixup,
-                             parallel=options.parallel_read)
+                             parallel=options.parallel_read, while_waiting=_load_nifti_writer)
     clock.timings.update(inputs.timings_s)
     info, contour_regions, series = inputs.info, inputs.contour_regions, inputs.series
     warnings.extend(inputs.warnings)
@@ -307,8 +306,21 @@ class _Writer:
 
     def _timed(self, stage: str, volume: npt.NDArray[np.generic], grid: VoxelGrid, path: Path,
                description: str) -> None:
+        write_nifti = _load_nifti_writer()
         with self._clock(stage):
             write_nifti(volume, grid, path, description=description)
+
+
+def _load_nifti_writer() -> Callable[..., None]:
+    """``segmap.imaging.nifti.write_nifti``, importing it (and nibabel, ~30 ms) if needed.
+
+    Imported on demand rather than with this module so that :func:`convert` can have it
+    imported while the process would otherwise wait for the RTSTRUCT being parsed in a
+    child (``read_inputs(while_waiting=...)``); the writer thread calls it otherwise.
+    """
+    from segmap.imaging.nifti import write_nifti
+
+    return write_nifti
 
 
 # --- inputs -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import multiprocessing
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +68,15 @@ def _past_modality(tag: BaseTag, vr: str | None, length: int) -> bool:
 
 
 def read_inputs(rois_path: Path, image_dir: Path, *, fixup: bool = False,
-                parallel: bool = True) -> Inputs:
+                parallel: bool = True,
+                while_waiting: Callable[[], object] | None = None) -> Inputs:
     """Read the annotation at ``rois_path`` and load the series it references from
     ``image_dir`` (headers only; pixel data is never read here).
+
+    ``while_waiting`` is called once the series headers are read if the RTSTRUCT is
+    still being parsed in the child: work the caller needs later anyway (importing its
+    output writer, say) then fills time this process would spend waiting. It is not
+    called when the reads run one after the other.
 
     Raises:
         SegmapError: unreadable annotation, no matching series, bad series geometry.
@@ -105,6 +112,8 @@ def read_inputs(rois_path: Path, image_dir: Path, *, fixup: bool = False,
         with contextlib.suppress(SeriesSelectionError):
             guess = load_series(image_dir, fixup=fixup)
         scan_s = time.perf_counter() - t
+        if while_waiting is not None and not parsing.done():
+            while_waiting()
         (info, regions), parse_s = parsing.result()
     timings["read_annotation"] = parse_s
     t = time.perf_counter()
