@@ -298,3 +298,16 @@ def test_painting_and_counts_match_a_full_grid_reference(data: st.DataObject) ->
         full = next(r.mask.to_full() for r in regions if r.number == p.number)
         assert p.voxels == int(full.sum())
         assert p.visible_voxels == int((full & (expected == p.value)).sum())
+
+
+def test_painting_into_a_given_zeroed_array() -> None:
+    rmap = RegionMap.from_pairs([("Liver", 10), ("Tumour", 60)])
+    regions = [NamedMask("Liver", 1, mask_of(LIVER)), NamedMask("Tumour", 2, mask_of(TUMOUR))]
+    out = np.zeros(SHAPE, dtype=np.uint8)
+    result = paint_composite(regions, rmap, out=out)
+    assert result.array is out
+    np.testing.assert_array_equal(out, paint_composite(regions, rmap).array)
+    with pytest.raises(ValueError, match="out has shape"):
+        paint_composite(regions, rmap, out=np.zeros((1, 2, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="out has shape"):
+        paint_composite(regions, rmap, out=np.zeros(SHAPE, dtype=np.uint16))

@@ -167,6 +167,7 @@ def paint_composite(
     unmatched: UnmatchedPolicy | str = UnmatchedPolicy.SKIP,
     strict_names: bool = False,
     grid_shape: tuple[int, int, int] | None = None,
+    out: npt.NDArray[np.unsignedinteger] | None = None,
 ) -> CompositeResult:
     """Paint named regions into one label mask following ``region_map``.
 
@@ -178,6 +179,8 @@ def paint_composite(
         strict_names: compare names exactly instead of normalised.
         grid_shape: ``(nk, nj, ni)`` of the output; taken from the regions when omitted
             (then at least one region is needed).
+        out: an all-zero array of that shape and ``region_map.dtype`` to paint into
+            (one allocated, and its pages touched, ahead of time); a new one when None.
 
     Raises:
         UnmatchedRegionError: a name matches no label under ``UnmatchedPolicy.ERROR``.
@@ -208,7 +211,13 @@ def paint_composite(
     if conflicts and overlap is OverlapPolicy.ERROR:
         raise _overlap_error(conflicts)
 
-    array = np.zeros(shape, dtype=region_map.dtype)
+    if out is None:
+        array = np.zeros(shape, dtype=region_map.dtype)
+    elif out.shape != shape or out.dtype != region_map.dtype:
+        raise ValueError(f"out has shape {out.shape} and type {out.dtype}; the mask needs "
+                         f"{shape} and {region_map.dtype}")
+    else:
+        array = out
     painted_boxes: list[Box] = []
     for region, union in zip(region_map.regions, unions, strict=True):
         if not union.data.size:
