@@ -133,3 +133,20 @@ def test_a_real_process_with_bad_input_exits_1_without_traceback(case, tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "RTSTRUCT or SEG" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_program_entry_point_returns_main_code_and_freezes_the_heap(case, tmp_path, monkeypatch):
+    """``run`` (the ``segmap`` program) is ``main`` followed by ``gc.freeze()``, so the
+    interpreter's shutdown collections skip the heap; the outputs are complete before."""
+    import gc
+
+    from segmap.cli import run
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["segmap", *_args(case, out, "--mask-only")])
+    try:
+        assert run() == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # this test process goes on
+    assert sorted(p.name for p in out.iterdir()) == ["mask.nii.gz", "report.json"]

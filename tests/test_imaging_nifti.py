@@ -147,3 +147,24 @@ def test_write_is_atomic_and_replaces(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_nifti(np.zeros(GRID.array_shape, np.uint8), GRID, tmp_path / "no" / "y.nii.gz")
     assert [p.name for p in tmp_path.iterdir()] == ["x.nii.gz"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32])
+def test_isal_and_zlib_writers_store_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: type
+) -> None:
+    """The fast (ISA-L) and the fallback (nibabel's zlib) writer differ only in how they
+    deflate: the decompressed files are identical and the gzip header names no file."""
+    import gzip
+
+    from segmap.imaging import nifti
+
+    volume = (np.arange(np.prod(GRID.array_shape)) % 7).reshape(GRID.array_shape).astype(dtype)
+    write_nifti(volume, GRID, tmp_path / "fast.nii.gz")
+    monkeypatch.setattr(nifti, "_igzip", None)
+    write_nifti(volume, GRID, tmp_path / "zlib.nii.gz")
+    fast, slow = (tmp_path / "fast.nii.gz").read_bytes(), (tmp_path / "zlib.nii.gz").read_bytes()
+    assert gzip.decompress(fast) == gzip.decompress(slow)
+    for blob in (fast, slow):
+        flags, mtime = blob[3], int.from_bytes(blob[4:8], "little")
+        assert flags & 0x08 == 0 and mtime == 0  # no FNAME field, no time stamp

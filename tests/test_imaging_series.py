@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, RTStructureSetStorage, generate_uid
 
@@ -387,3 +389,11 @@ def test_real_folder_tree_lists_every_series(testdata: Path) -> None:
     assert sum(scan.non_image_instances.values()) == 13  # 11 SEG + 2 RTSTRUCT
     with pytest.raises(SeriesSelectionError, match="7 image series"):
         load_series(testdata)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=40))
+def test_stacking_median_is_numpys(values: list[float]) -> None:
+    from segmap.imaging.stacking import _median
+
+    assert _median(np.array(values)) == float(np.median(values))

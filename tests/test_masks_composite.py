@@ -10,6 +10,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segmap.errors import OverlapError, SegmapError, UnmatchedRegionError
 from segmap.imaging.boxmask import BoxMask
@@ -255,3 +257,57 @@ def test_painting_allocates_no_full_grid_per_region() -> None:
     assert result.array.nbytes == 60 * 256 * 256
     assert peak < result.array.nbytes + 1_000_000
     assert int(np.count_nonzero(result.array)) == 10 * 4 * 20 * 20
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_painting_and_counts_match_a_full_grid_reference(data: st.DataObject) -> None:
+    """Random regions (some sharing a label, labels sharing values, boxes overlapping or
+    apart) against a brute-force painter on full-grid arrays."""
+    shape = (4, 5, 6)
+    n_labels = data.draw(st.integers(1, 4))
+    values = data.draw(st.lists(st.integers(1, 3), min_size=n_labels, max_size=n_labels))
+    rmap = RegionMap.from_pairs([(f"L{n}", v) for n, v in enumerate(values)])
+    regions = []
+    for n in range(data.draw(st.integers(0, 6))):
+        label = data.draw(st.integers(0, n_labels - 1))
+        bits = data.draw(st.lists(st.booleans(), min_size=120, max_size=120))
+        full = np.array(bits, dtype=bool).reshape(shape)
+        k0, j0, i0 = (data.draw(st.integers(0, s - 1)) for s in shape)
+        full[:k0] = False
+        full[:, :j0] = False
+        full[:, :, :i0] = False
+        regions.append(NamedMask(f"L{label}", n, BoxMask.from_full(full)))
+
+    result = paint_composite(regions, rmap, grid_shape=shape)
+
+    expected = np.zeros(shape, dtype=np.uint8)
+    unions = []
+    for n, v in enumerate(values):
+        union = np.zeros(shape, dtype=bool)
+        for r in regions:
+            if r.name == f"L{n}":
+                union |= r.mask.to_full()
+        unions.append(union)
+        expected[union] = v
+    np.testing.assert_array_equal(result.array, expected)
+    for lab, union, v in zip(result.labels, unions, values, strict=True):
+        assert lab.voxels == int(union.sum())
+        assert lab.visible_voxels == int((union & (expected == v)).sum())
+    for p in result.regions:
+        full = next(r.mask.to_full() for r in regions if r.number == p.number)
+        assert p.voxels == int(full.sum())
+        assert p.visible_voxels == int((full & (expected == p.value)).sum())
+
+
+def test_painting_into_a_given_zeroed_array() -> None:
+    rmap = RegionMap.from_pairs([("Liver", 10), ("Tumour", 60)])
+    regions = [NamedMask("Liver", 1, mask_of(LIVER)), NamedMask("Tumour", 2, mask_of(TUMOUR))]
+    out = np.zeros(SHAPE, dtype=np.uint8)
+    result = paint_composite(regions, rmap, out=out)
+    assert result.array is out
+    np.testing.assert_array_equal(out, paint_composite(regions, rmap).array)
+    with pytest.raises(ValueError, match="out has shape"):
+        paint_composite(regions, rmap, out=np.zeros((1, 2, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="out has shape"):
+        paint_composite(regions, rmap, out=np.zeros(SHAPE, dtype=np.uint16))

@@ -97,3 +97,33 @@ def test_threaded_callers_read_sequentially(two_series):
         stop.set()
         other.join()
     assert not got.read_in_parallel
+
+
+def test_while_waiting_runs_at_most_once_and_only_with_a_child(two_series):
+    root, *_ = two_series
+    calls: list[int] = []
+    s = read_inputs(root / "rt_b.dcm", root / "both", parallel=False,
+                    while_waiting=lambda: calls.append(1))
+    assert calls == []
+    p = read_inputs(root / "rt_b.dcm", root / "both", parallel=True,
+                    while_waiting=lambda: calls.append(1))
+    assert len(calls) <= (1 if p.read_in_parallel else 0)
+    assert p.series.sop_instance_uids == s.series.sop_instance_uids
+
+
+def test_parallel_read_leaves_the_garbage_collector_as_it_found_it(two_series):
+    """The heap is frozen only for the duration of a parallel read."""
+    import gc
+
+    root, *_ = two_series
+    assert gc.get_freeze_count() == 0
+    read_inputs(root / "rt_b.dcm", root / "both", parallel=True)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        read_inputs(root / "rt_b.dcm", root / "both", parallel=True)
+        # The caller's freeze is not undone (a few frozen objects may have been freed).
+        assert gc.get_freeze_count() > frozen // 2
+    finally:
+        gc.unfreeze()

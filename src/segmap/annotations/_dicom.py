@@ -5,19 +5,40 @@ the attribute at fault.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from segmap.errors import AnnotationError
+from segmap.imaging.dicomvalues import SLOW, plain_value
+
+_TEXT_VRS = frozenset({"UI", "CS", "DA", "LO", "SH"})
 
 
+@functools.cache
+def _tag(keyword: str) -> int | None:
+    return tag_for_keyword(keyword)
+
+
+@functools.cache
+def _text_tag(keyword: str) -> tuple[int, str] | None:
+    """(tag, VR) of a keyword whose values :func:`text` may decode itself, else None."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return None
+    vr = dictionary_VR(tag)
+    return (tag, vr) if vr in _TEXT_VRS else None
+
+
+@functools.cache
 def describe_tag(keyword: str) -> str:
     """``Keyword (gggg,eeee)`` for messages; the keyword alone when it is not in the dictionary."""
     try:
@@ -71,6 +92,15 @@ def reading(path: Path, where: str) -> Iterator[None]:
 
 def text(ds: Dataset, keyword: str) -> str:
     """A string attribute stripped, or "" when absent or empty."""
+    # Plain values are decoded from the raw bytes: an RTSTRUCT reads two per contour,
+    # and pydicom's conversion of them was a third of reading the file.
+    tag_vr = _text_tag(keyword)
+    if tag_vr is not None:
+        plain = plain_value(ds, *tag_vr)
+        if plain is None:
+            return ""
+        if plain is not SLOW:
+            return str(plain)
     value = ds.get(keyword)
     if value is None:
         return ""
@@ -97,7 +127,9 @@ def required(ds: Dataset, keyword: str, path: Path, where: str = "") -> Any:
 
 def items(ds: Dataset, keyword: str) -> list[Dataset]:
     """The items of a sequence attribute, or an empty list when it is absent."""
-    value = ds.get(keyword)
+    # By tag: what ds.get(keyword) does, without looking the keyword up each time.
+    tag = _tag(keyword)
+    value = ds.get(keyword) if tag is None else ds[tag].value if tag in ds else None
     if value is None:
         return []
     return list(value)

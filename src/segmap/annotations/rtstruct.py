@@ -140,7 +140,9 @@ def _display_color(roi_contour: Dataset) -> tuple[int, int, int] | None:
 def _contour(contour: Dataset, path: Path, roi: int, idx: int) -> PlanarContour:
     where = f"ROI {roi}, contour {idx}"
     with reading(path, f"{describe_tag('ContourGeometricType')} of {where}"):
-        geometric_type = str(required(contour, "ContourGeometricType", path, where)).strip().upper()
+        geometric_type = (text(contour, "ContourGeometricType").upper()
+                          or str(required(contour, "ContourGeometricType", path, where))
+                          .strip().upper())
     points = _contour_points(contour, path, where)
     with reading(path, f"{describe_tag('ContourImageSequence')} of {where}"):
         refs = [

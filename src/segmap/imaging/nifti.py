@@ -4,6 +4,12 @@ The affine is ``grid.voxel_to_ras`` in both the qform and the sform, each with c
 (scanner anatomical coordinates). NIfTI stores the first index fastest, so the ``[k, j, i]``
 volume is written as its transpose ``[i, j, k]``: for a C-ordered volume that transpose is
 a Fortran-ordered view, which nibabel writes without copying.
+
+Compression is gzip level 1, through ISA-L (the ``isal`` package) when it is installed:
+it deflates a typical mask or CT volume several times faster than zlib (about 10 ms
+instead of 80 ms for a 78 MB mask) and into a file no larger. The result is an ordinary
+gzip stream, like nibabel's own writer makes (no file name, modification time 0), and
+the NIfTI header and data inside are the same bytes either way.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import os
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import nibabel as nib
 import numpy as np
@@ -20,6 +27,14 @@ import numpy.typing as npt
 from segmap.imaging.grid import LPS_TO_RAS, VoxelGrid
 
 SCANNER_CODE = 1
+GZIP_LEVEL = 1
+"""nibabel's default for ``.gz``: the masks are mostly runs, so more effort buys little."""
+
+_igzip: ModuleType | None
+try:  # optional accelerator: without it nibabel's zlib writer is used
+    from isal import igzip as _igzip
+except ImportError:  # pragma: no cover - isal has wheels for the usual platforms
+    _igzip = None
 
 
 def _nifti_image(
@@ -63,12 +78,25 @@ def write_nifti(
     # A unique name rather than mkstemp, so the file gets the usual permissions.
     tmp = path.parent / f".{path.name[: -len('.nii.gz')]}.{uuid.uuid4().hex}.tmp.nii.gz"
     try:
-        nib.save(image, tmp)
+        _save_gzipped(image, tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _save_gzipped(image: nib.Nifti1Image, path: Path) -> None:
+    """Write ``image`` to ``path`` as gzipped NIfTI-1 (ISA-L when available, else zlib)."""
+    if _igzip is None:
+        nib.save(image, path)
+        return
+    # filename="" keeps the temporary file name out of the gzip header; mtime=0 makes
+    # the bytes depend on the data only (both as nibabel's DeterministicGzipFile does).
+    with open(path, "wb") as raw, _igzip.IGzipFile(
+        filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=raw, mtime=0
+    ) as gz:
+        image.to_file_map({"image": nib.FileHolder(fileobj=gz)})
 
 
 def grid_from_ras_affine(

@@ -223,11 +223,23 @@ def _check_not_sheared(
         )
 
 
+def _median(values: npt.NDArray[np.float64]) -> float:
+    """``np.median`` of a non-empty 1-D array, computed the same way (the mean of the two
+    middle values for an even count), without its first call importing ``numpy.ma``
+    (~10 ms, a few percent of a mask-only conversion)."""
+    ordered = np.sort(values)
+    n = len(ordered)
+    if np.isnan(ordered[-1]):  # NaN sorts last; np.median answers NaN then
+        return float(np.median(values))
+    mid = n // 2
+    return float(ordered[mid]) if n % 2 else float((ordered[mid - 1] + ordered[mid]) / 2.0)
+
+
 def _check_no_duplicates(
     slices: Sequence[SliceHeader], along: npt.NDArray[np.float64], uid: str, name: _Namer
 ) -> None:
     steps = np.diff(along)
-    tol = position_tolerance(float(np.median(steps))) if steps.size else 0.01
+    tol = position_tolerance(_median(steps)) if steps.size else 0.01
     close = np.flatnonzero(steps < tol).tolist()
     pairs = [f"{name(slices[n])} and {name(slices[n + 1])}" for n in close]
     if pairs:
@@ -246,7 +258,7 @@ def spacing_tolerance(along: npt.NDArray[np.float64]) -> float:
     loosen it.
     """
     steps = np.diff(along)
-    return position_tolerance(min(float(np.mean(steps)), float(np.median(steps))))
+    return position_tolerance(min(float(np.mean(steps)), _median(steps)))
 
 
 def _irregular_steps(
@@ -260,7 +272,7 @@ def _irregular_steps(
     if np.max(np.abs(deviation)) <= tol:
         return None
     steps = np.diff(along)
-    usual = float(np.median(steps))
+    usual = _median(steps)
     bad = [
         f"{steps[m]:.3f} mm from {name(slices[m])} to {name(slices[m + 1])}"
         for m in np.flatnonzero(np.abs(steps - usual) > tol).tolist()

@@ -33,6 +33,9 @@ from segmap.masks.policies import OverlapPolicy, UnmatchedPolicy
 _SLAB_VOXELS = 1 << 22
 """Voxels compared per pass when counting; bounds temporaries for large regions."""
 
+Box = tuple[slice, slice, slice]
+"""A box on the grid as index slices ``[k, j, i]`` (``BoxMask.slices``)."""
+
 
 @dataclass(frozen=True, eq=False)
 class NamedMask:
@@ -164,6 +167,7 @@ def paint_composite(
     unmatched: UnmatchedPolicy | str = UnmatchedPolicy.SKIP,
     strict_names: bool = False,
     grid_shape: tuple[int, int, int] | None = None,
+    out: npt.NDArray[np.unsignedinteger] | None = None,
 ) -> CompositeResult:
     """Paint named regions into one label mask following ``region_map``.
 
@@ -175,6 +179,8 @@ def paint_composite(
         strict_names: compare names exactly instead of normalised.
         grid_shape: ``(nk, nj, ni)`` of the output; taken from the regions when omitted
             (then at least one region is needed).
+        out: an all-zero array of that shape and ``region_map.dtype`` to paint into
+            (one allocated, and its pages touched, ahead of time); a new one when None.
 
     Raises:
         UnmatchedRegionError: a name matches no label under ``UnmatchedPolicy.ERROR``.
@@ -205,30 +211,58 @@ def paint_composite(
     if conflicts and overlap is OverlapPolicy.ERROR:
         raise _overlap_error(conflicts)
 
-    array = np.zeros(shape, dtype=region_map.dtype)
+    if out is None:
+        array = np.zeros(shape, dtype=region_map.dtype)
+    elif out.shape != shape or out.dtype != region_map.dtype:
+        raise ValueError(f"out has shape {out.shape} and type {out.dtype}; the mask needs "
+                         f"{shape} and {region_map.dtype}")
+    else:
+        array = out
+    painted_boxes: list[Box] = []
     for region, union in zip(region_map.regions, unions, strict=True):
-        if union.data.size:
-            np.copyto(array[union.slices], np.asarray(region.value, dtype=array.dtype),
-                      where=union.data)
+        if not union.data.size:
+            continue
+        box, value = array[union.slices], np.asarray(region.value, dtype=array.dtype)
+        if any(_meet(union.slices, b) for b in painted_boxes):
+            np.copyto(box, value, where=union.data)  # keep earlier labels beside this one
+        else:
+            # Nothing is painted in this box yet (all zeros), so one streaming multiply
+            # writes the value where the mask is true: ~3x faster than a masked copy,
+            # which matters for a body outline covering most of the grid.
+            np.multiply(union.data, value, out=box)
+        painted_boxes.append(union.slices)
 
-    # A label with one region has that region's mask as its union: count it once.
+    # Voxel counts and visible counts once per mask: a label with one region has that
+    # region's mask as its union, and a body outline takes milliseconds to count.
+    counts: dict[int, int] = {}
     visible: dict[int, int] = {}
 
-    def seen(mask: BoxMask, value: int) -> int:
+    def count(mask: BoxMask) -> int:
+        if id(mask) not in counts:
+            counts[id(mask)] = mask.voxel_count
+        return counts[id(mask)]
+
+    def seen(mask: BoxMask, position: int) -> int:
         if id(mask) not in visible:
-            visible[id(mask)] = _visible(array, mask, value)
+            value = region_map.regions[position].value
+            # Only a later label of another value can have painted over this mask.
+            over = [u.slices for later, u in enumerate(unions)
+                    if later > position and u.data.size
+                    and region_map.regions[later].value != value]
+            visible[id(mask)] = _visible(array, mask, value, count(mask), over)
         return visible[id(mask)]
 
     painted = tuple(
-        PaintedRegion(r.name, r.number, m.label, m.value, r.mask.voxel_count,
-                      seen(r.mask, m.value))
+        PaintedRegion(r.name, r.number, m.label, m.value, count(r.mask),
+                      seen(r.mask, order[m.label]))
         for r, m in zip(regions, matches, strict=True)
         if m is not None
     )
     labels = tuple(
         LabelPaint(region.label, region.value, region.line, tuple(r.name for r in group),
-                   union.voxel_count, seen(union, region.value))
-        for region, union, group in zip(region_map.regions, unions, members, strict=True)
+                   count(union), seen(union, n))
+        for n, (region, union, group) in enumerate(
+            zip(region_map.regions, unions, members, strict=True))
     )
     return CompositeResult(array, painted, labels, missing, overlaps)
 
@@ -262,19 +296,52 @@ def _overlaps(
     return tuple(found)
 
 
-def _visible(array: npt.NDArray[np.unsignedinteger], mask: BoxMask, value: int) -> int:
-    """Voxels of ``mask`` whose final value is ``value``, counted slab by slab."""
+def _visible(array: npt.NDArray[np.unsignedinteger], mask: BoxMask, value: int,
+             voxels: int, painted_over: Sequence[Box]) -> int:
+    """Voxels of ``mask`` whose final value is ``value``.
+
+    ``voxels`` is the mask's voxel count and ``painted_over`` the boxes of the labels
+    that were painted after it with another value: outside them every voxel of the mask
+    still holds ``value`` (the mask's own label painted it), so only the hull of their
+    overlaps with the mask's box is compared, slab by slab.
+    """
     if not mask.data.size:
         return 0
-    box = array[mask.slices]
-    per_slice = mask.data.shape[1] * mask.data.shape[2]
-    step = max(1, _SLAB_VOXELS // per_slice)
-    count = 0
-    for k in range(0, mask.data.shape[0], step):
-        same = box[k : k + step] == value
-        same &= mask.data[k : k + step]
-        count += int(np.count_nonzero(same))
-    return count
+    hull: list[tuple[int, int]] | None = None
+    for other in painted_over:
+        inter = _intersection(mask.slices, other)
+        if inter is not None:
+            hull = inter if hull is None else [
+                (min(a[0], b[0]), max(a[1], b[1])) for a, b in zip(hull, inter, strict=True)]
+    if hull is None:
+        return voxels
+    (k0, k1), (j0, j1), (i0, i1) = hull
+    ok, oj, oi = mask.offset_kji
+    box = array[k0:k1, j0:j1, i0:i1]
+    sub = mask.data[k0 - ok : k1 - ok, j0 - oj : j1 - oj, i0 - oi : i1 - oi]
+    step = max(1, _SLAB_VOXELS // max(1, sub.shape[1] * sub.shape[2]))
+    lost = 0
+    for k in range(0, sub.shape[0], step):
+        other_value = box[k : k + step] != value
+        other_value &= sub[k : k + step]
+        lost += int(np.count_nonzero(other_value))
+    return voxels - lost
+
+
+def _intersection(a: Box, b: Box) -> list[tuple[int, int]] | None:
+    """Index ranges ``(start, stop)`` per axis shared by two boxes, or None if disjoint."""
+    ranges = []
+    for sa, sb in zip(a, b, strict=True):
+        lo, hi = max(sa.start, sb.start), min(sa.stop, sb.stop)
+        if lo >= hi:
+            return None
+        ranges.append((lo, hi))
+    return ranges
+
+
+def _meet(a: Box, b: Box) -> bool:
+    """True when two boxes share at least one voxel."""
+    return _intersection(a, b) is not None
 
 
 def _overlap_error(conflicts: Sequence[Overlap]) -> OverlapError:

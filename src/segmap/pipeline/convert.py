@@ -34,7 +34,6 @@ from segmap.annotations.rtstruct import contours_on_missing_slices
 from segmap.annotations.types import AnnotationInfo, ContourRegion, MaskRegion
 from segmap.errors import SegmapError
 from segmap.imaging.grid import VoxelGrid
-from segmap.imaging.nifti import write_nifti
 from segmap.imaging.series import DicomSeries
 from segmap.labelmap import RegionMap, read_region_map
 from segmap.masks.composite import CompositeResult, NamedMask, paint_composite
@@ -185,29 +184,36 @@ def convert(
     rois_path = Path(rois_path)
     with clock("read_inputs"):
         inputs = read_inputs(rois_path, Path(image_dir), fixup=options.fixup,
-                             parallel=options.parallel_read)
+                             parallel=options.parallel_read, while_waiting=_load_nifti_writer)
     clock.timings.update(inputs.timings_s)
     info, contour_regions, series = inputs.info, inputs.contour_regions, inputs.series
     warnings.extend(inputs.warnings)
     check_frame_of_reference(info, series)
     say("placing regions", 0.15)
-    with clock("place_regions"):
-        named, region_details = _place_regions(info, contour_regions, series, options)
-    with clock("paint"):
-        composite = paint_composite(
-            named, rmap,
-            overlap=OverlapPolicy(options.overlap),
-            unmatched=UnmatchedPolicy(options.unmatched),
-            strict_names=options.strict_names,
-            grid_shape=series.grid.array_shape,
-        )
+    # The composite's array (78 MB for a 512x512x300 mask) is allocated and its pages
+    # faulted in on a helper thread while the regions are placed: numpy's fill runs
+    # without the GIL, so the kernel's page zeroing -- ~10 ms, and several times that
+    # when the memory is fresh to a virtual machine -- happens on the other core.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-canvas") as helper:
+        canvas = helper.submit(_zeroed, series.grid.array_shape, rmap.dtype)
+        with clock("place_regions"):
+            named, region_details = _place_regions(info, contour_regions, series, options)
+        with clock("paint"):
+            composite = paint_composite(
+                named, rmap,
+                overlap=OverlapPolicy(options.overlap),
+                unmatched=UnmatchedPolicy(options.unmatched),
+                strict_names=options.strict_names,
+                grid_shape=series.grid.array_shape,
+                out=canvas.result(),
+            )
     del named  # the regions' boxes are painted; free them before the image is read
     labels = composite.array
     grid = series.grid
     say("writing outputs", 0.45)
-    # Output files are gzip-compressed by one writer thread (zlib releases the GIL), so
-    # compression overlaps with decoding, resampling and drawing in this thread. The
-    # writer is shut down (waiting for its last file) before the transaction ends.
+    # Output files are gzip-compressed by one writer thread (ISA-L and zlib release the
+    # GIL), so compression overlaps with decoding, resampling and drawing in this thread.
+    # The writer is shut down (waiting for its last file) before the transaction ends.
     with OutputTransaction(out_dir) as tx, _Writer(tx, clock) as writer:
         writer.nifti("write_mask", labels, grid, MASK_NAME, "mask", "segmap composite mask")
         if not options.mask_only:
@@ -223,6 +229,13 @@ def convert(
     say("done", 1.0)
     out = Path(out_dir)
     return ConvertResult(out, {p.name: p for p in files}, report, labels, grid)
+
+
+def _zeroed(shape: tuple[int, int, int], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """An all-zero array whose memory is already mapped (written once)."""
+    array = np.empty(shape, dtype=dtype)
+    array.fill(0)
+    return array
 
 
 def _write_image_outputs(
@@ -307,8 +320,21 @@ class _Writer:
 
     def _timed(self, stage: str, volume: npt.NDArray[np.generic], grid: VoxelGrid, path: Path,
                description: str) -> None:
+        write_nifti = _load_nifti_writer()
         with self._clock(stage):
             write_nifti(volume, grid, path, description=description)
+
+
+def _load_nifti_writer() -> Callable[..., None]:
+    """``segmap.imaging.nifti.write_nifti``, importing it (and nibabel, ~30 ms) if needed.
+
+    Imported on demand rather than with this module so that :func:`convert` can have it
+    imported while the process would otherwise wait for the RTSTRUCT being parsed in a
+    child (``read_inputs(while_waiting=...)``); the writer thread calls it otherwise.
+    """
+    from segmap.imaging.nifti import write_nifti
+
+    return write_nifti
 
 
 # --- inputs -----------------------------------------------------------------------------

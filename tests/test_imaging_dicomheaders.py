@@ -1,0 +1,221 @@
+"""Header extraction: plain values decoded from pydicom's raw bytes (dicomvalues) give
+exactly what pydicom's own conversion gives, for plain values and for every odd one.
+
+The reference is ``header_via_pydicom`` below: the extraction as it was written before
+the fast path, every value read through ``ds.get``. Each case builds two identical
+datasets of raw elements (one per side, since reading a value through pydicom converts
+it in place) and compares the two headers, or the two exceptions when pydicom refuses a
+value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
+
+from dicom_factory import SeriesSpec, write_series
+from segmap.imaging import dicomheaders as dh
+from segmap.imaging.dicomheaders import SliceHeader, _floats, _int, _str
+from segmap.imaging.grid import VoxelGrid
+
+
+def header_via_pydicom(ds: Dataset, path: Path) -> SliceHeader:
+    """The reference: every value converted by pydicom."""
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+    position = _floats(ds.get("ImagePositionPatient"), 3)
+    thickness = _floats(ds.get("SliceThickness"), 1)
+    between = _floats(ds.get("SpacingBetweenSlices"), 1)
+    frames = _int(ds.get("NumberOfFrames"))
+    sop_class = ds.get("SOPClassUID")
+    if sop_class is None and hasattr(ds, "file_meta"):
+        sop_class = ds.file_meta.get("MediaStorageSOPClassUID")
+    return SliceHeader(
+        path=path,
+        sop_class_uid=str(sop_class or ""),
+        sop_instance_uid=_str(ds, "SOPInstanceUID"),
+        series_instance_uid=_str(ds, "SeriesInstanceUID"),
+        study_instance_uid=_str(ds, "StudyInstanceUID"),
+        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID") or None,
+        modality=_str(ds, "Modality"),
+        series_description=_str(ds, "SeriesDescription"),
+        series_number=_int(ds.get("SeriesNumber")),
+        patient_id=_str(ds, "PatientID"),
+        study_date=_str(ds, "StudyDate"),
+        instance_number=_int(ds.get("InstanceNumber")),
+        rows=_int(ds.get("Rows")),
+        columns=_int(ds.get("Columns")),
+        pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
+        orientation=(
+            (orientation[0], orientation[1], orientation[2],
+             orientation[3], orientation[4], orientation[5])
+            if orientation
+            else None
+        ),
+        position=(position[0], position[1], position[2]) if position else None,
+        slice_thickness=thickness[0] if thickness and thickness[0] > 0 else None,
+        spacing_between_slices=between[0] if between and between[0] > 0 else None,
+        number_of_frames=frames if frames and frames > 0 else 1,
+    )
+
+
+def test_tag_table_matches_the_dictionary() -> None:
+    assert set(dh._TAG) == set(dh._TAGS)
+    for keyword, (tag, vr) in dh._TAG.items():
+        assert tag == tag_for_keyword(keyword), keyword
+        assert vr == dictionary_VR(tag), keyword
+
+
+def _dataset(raw: dict[str, bytes], *, explicit: bool, little: bool,
+             charset: bytes | None, meta_sop_class: str | None) -> Dataset:
+    ds = Dataset()
+    if charset is not None:
+        ds[0x00080005] = RawDataElement(Tag(0x00080005), "CS" if explicit else None,
+                                        len(charset), charset, 0, not explicit, little)
+    for keyword, value in raw.items():
+        tag, vr = dh._TAG[keyword]
+        ds[tag] = RawDataElement(Tag(tag), vr if explicit else None, len(value), value, 0,
+                                 not explicit, little)
+    if meta_sop_class is not None:
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = meta_sop_class
+    return ds
+
+
+def _outcome(fn: object, ds: Dataset) -> object:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(ds, Path("f.dcm"))  # type: ignore[operator]
+    except Exception as e:  # the fast path must fail the same way pydicom does
+        return (type(e), str(e))
+
+
+def _padded(b: bytes) -> bytes:
+    return b + b" " if len(b) % 2 else b
+
+
+_NUMBERS = [b"1", b"-2.5", b" 0.8", b"1e3 ", b"+.5", b"3.", b"1.0\\2.0", b"nan", b"inf",
+            b"1_0", b"abc", b"", b"1.2.3", b"12345678901234567", b"-204.4\\-204.4\\-86.875",
+            b"1\\0\\0\\0\\1\\0", b"007", b"2147483648", b"1.5", b" 12 ", b"\x00"]
+_TEXTS = [b"CT", b"ct", b"MR ", b"", b"Synthetic CT", b"a\\b", b"caf\xc3\xa9", b"\x1b$B",
+          b"2.25.123", b"1.2.840.10008.5.1.4.1.1.2\x00", b"20240102", b"2024-01-02", b" x",
+          b"A" * 70, b"\t"]
+
+_values = {
+    "DS": st.one_of(st.sampled_from(_NUMBERS),
+                    st.text("0123456789.+-eE \\", max_size=20).map(str.encode)),
+    "IS": st.one_of(st.sampled_from(_NUMBERS),
+                    st.text("0123456789+- \\", max_size=14).map(str.encode)),
+    "US": st.binary(max_size=4),
+    "text": st.one_of(st.sampled_from(_TEXTS + _NUMBERS), st.binary(max_size=20)),
+}
+
+
+def _strategy(keyword: str) -> st.SearchStrategy[bytes]:
+    vr = dh._TAG[keyword][1]
+    return _values[vr] if vr in _values else _values["text"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raw=st.fixed_dictionaries({}, optional={k: _strategy(k) for k in dh._TAG}),
+    explicit=st.booleans(),
+    little=st.booleans(),
+    pad=st.booleans(),
+    charset=st.sampled_from([None, b"ISO_IR 192", b"ISO_IR 13", b"ISO 2022 IR 87", b"GB18030"]),
+    meta_sop_class=st.sampled_from([None, "1.2.840.10008.5.1.4.1.1.2"]),
+)
+def test_fast_path_agrees_with_pydicom(
+    raw: dict[str, bytes], explicit: bool, little: bool, pad: bool, charset: bytes | None,
+    meta_sop_class: str | None,
+) -> None:
+    if pad:
+        raw = {k: _padded(v) for k, v in raw.items()}
+    little = little or not explicit  # implicit VR is always little endian
+    args = {"explicit": explicit, "little": little, "charset": charset,
+            "meta_sop_class": meta_sop_class}
+    fast = _outcome(dh.header_from_dataset, _dataset(raw, **args))
+    slow = _outcome(header_via_pydicom, _dataset(raw, **args))
+    assert fast == slow
+
+
+def test_real_files_agree(tmp_path: Path) -> None:
+    grid = VoxelGrid.from_arrays((4, 3, 5), (0.7, 0.9, 2.5), (-10.0, 20.0, 30.5), np.eye(3))
+    paths = write_series(tmp_path, grid, np.zeros(grid.array_shape, np.int16),
+                         SeriesSpec(series_description="Café résumé"))
+    def read(path: Path) -> Dataset:
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=dh._TAGS)
+
+    for path in paths:
+        fast = dh.header_from_dataset(read(path), path)
+        slow = header_via_pydicom(read(path), path)
+        assert fast == slow
+        # read_header stops after the last needed tag instead of at the pixel data.
+        assert dh.read_header(path) == header_via_pydicom(
+            pydicom.dcmread(path, stop_before_pixels=True), path)
+        assert fast.rows == 3 and fast.columns == 4 and fast.pixel_spacing == (0.9, 0.7)
+        assert fast.series_description == "Café résumé"
+
+
+def test_customised_pydicom_conversion_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data_element_callback or hook registered by the caller still sees every value."""
+    seen: list[int] = []
+
+    def callback(raw: RawDataElement, **kwargs: object) -> RawDataElement:
+        seen.append(int(raw.tag))
+        return raw
+
+    monkeypatch.setattr(pydicom.config, "data_element_callback", callback)
+    ds = _dataset({"Rows": b"\x00\x02", "Modality": b"CT"}, explicit=True, little=True,
+                  charset=None, meta_sop_class=None)
+    header = dh.header_from_dataset(ds, Path("f.dcm"))
+    assert header.rows == 512 and header.modality == "CT"
+    assert 0x00280010 in seen and 0x00080060 in seen
+
+
+_ANNOTATION_TEXT = {"ReferencedSOPInstanceUID": "UI", "ContourGeometricType": "CS",
+                    "ROIName": "LO", "StructureSetLabel": "SH", "StructureSetDate": "DA"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keyword=st.sampled_from(sorted(_ANNOTATION_TEXT)),
+    value=_values["text"],
+    explicit=st.booleans(),
+    charset=st.sampled_from([None, b"ISO_IR 100", b"ISO_IR 192", b"ISO 2022 IR 13"]),
+)
+def test_annotation_text_agrees_with_pydicom(
+    keyword: str, value: bytes, explicit: bool, charset: bytes | None
+) -> None:
+    """``annotations._dicom.text`` (plain values decoded by dicomvalues) equals what it
+    was before: ``str(ds.get(keyword)).strip()``, or "" when absent."""
+    from segmap.annotations._dicom import text
+
+    def build() -> Dataset:
+        ds = Dataset()
+        if charset is not None:
+            ds[0x00080005] = RawDataElement(Tag(0x00080005), "CS" if explicit else None,
+                                            len(charset), charset, 0, not explicit, True)
+        tag = tag_for_keyword(keyword)
+        assert dictionary_VR(tag) == _ANNOTATION_TEXT[keyword]
+        ds[tag] = RawDataElement(Tag(tag), _ANNOTATION_TEXT[keyword] if explicit else None,
+                                 len(value), value, 0, not explicit, True)
+        return ds
+
+    def reference(ds: Dataset) -> str:
+        got = ds.get(keyword)
+        return "" if got is None else str(got).strip()
+
+    assert _outcome(lambda ds, _: text(ds, keyword), build()) == _outcome(
+        lambda ds, _: reference(ds), build())
