@@ -81,6 +81,14 @@ def _logged_in(principal: Principal | None) -> Principal:
     return services.require_principal(principal)
 
 
+async def _posted_form(request: Request, principal: Principal | None) -> tuple[Principal, Any]:
+    """The logged-in user and the posted form, once its CSRF token checks out."""
+    who = _logged_in(principal)
+    form = await request.form()
+    auth.check_csrf(request, _field(form, "csrf_token"))
+    return who, form
+
+
 # ---------------------------------------------------------------- log-in and log-out
 
 
@@ -195,9 +203,7 @@ async def new_project(
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
     """The New Project form: create the project (the creator owns it), then show it."""
-    who = _logged_in(principal)
-    form = await request.form()
-    auth.check_csrf(request, _field(form, "csrf_token"))
+    who, form = await _posted_form(request, principal)
     fields = {key: _field(form, key).strip() for key in ("id", "name")}
     try:
         created = services.create_project(db, who, fields["id"], fields["name"])
@@ -258,9 +264,7 @@ async def add_member(
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
     """The Add Member form: give a user a role (an existing member gets the new one)."""
-    who = _logged_in(principal)
-    form = await request.form()
-    auth.check_csrf(request, _field(form, "csrf_token"))
+    who, form = await _posted_form(request, principal)
     fields = {key: _field(form, key).strip() for key in ("username", "role")}
     try:
         added = services.set_member(db, who, project, fields["username"], fields["role"])
@@ -283,9 +287,7 @@ async def remove_member(
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
     """Remove (after the confirmation in the page): take a user out of the project."""
-    who = _logged_in(principal)
-    form = await request.form()
-    auth.check_csrf(request, _field(form, "csrf_token"))
+    who, form = await _posted_form(request, principal)
     username = _field(form, "username").strip()
     try:
         services.remove_member(db, who, project, username)
@@ -378,9 +380,7 @@ async def install_model(
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
     """The Install Model form: create the model, then show it."""
-    who = _logged_in(principal)
-    form = await request.form()
-    auth.check_csrf(request, _field(form, "csrf_token"))
+    who, form = await _posted_form(request, principal)
     fields = {
         key: _field(form, key)
         for key in ("label", "description", "spacing_x", "spacing_y", "spacing_z")
@@ -457,9 +457,7 @@ async def delete_model(
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
     """Delete Model (after the confirmation in the page): the model and all its files."""
-    who = _logged_in(principal)
-    form = await request.form()
-    auth.check_csrf(request, _field(form, "csrf_token"))
+    who, form = await _posted_form(request, principal)
     _access, row = services.get_model(db, who, project, model)
     label = row.label
     services.delete_model(db, storage, who, project, label)
@@ -534,9 +532,7 @@ async def editor_save(
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
     """Validate the rows with ``segmap.labelmap`` and store the canonical file."""
-    who = _logged_in(principal)
-    form = await request.form()
-    auth.check_csrf(request, _field(form, "csrf_token"))
+    who, form = await _posted_form(request, principal)
     labels = [v if isinstance(v, str) else "" for v in form.getlist("label")]
     values = [v if isinstance(v, str) else "" for v in form.getlist("value")]
     folder = _field(form, "folder").strip()
