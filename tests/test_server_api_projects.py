@@ -6,12 +6,16 @@ Each test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
 
-from segmap.server.orm import ApiToken, User
+from segmap.server import services
+from segmap.server.auth import Principal
+from segmap.server.errors import Conflict
+from segmap.server.orm import ApiToken, Membership, User
 
 if TYPE_CHECKING:
     from server_fixtures import Api, World
@@ -493,3 +497,46 @@ def test_openapi_documents_the_contract(api: Api) -> None:
     for path, methods in expected.items():
         assert path in paths, path
         assert methods <= set(paths[path]), (path, set(paths[path]))
+
+
+def test_two_owners_removing_each_other_at_once_leave_one(world: World) -> None:
+    """The second removal waits for the first and then sees the one owner left."""
+    c, url = world.client, world.project_url + "/members"
+    r = c.post(url, json={"username": "member", "role": "owner"}, headers=world.h("owner"))
+    assert r.status_code == 200
+    database = world.api.app.state.database
+    with database.session() as db:
+        ids = {u.username: u.id for u in db.scalars(select(User))}
+    admin = Principal(ids["admin"], "admin", is_admin=True)
+
+    outcome: list[BaseException | None] = []
+
+    def second_removal() -> None:
+        with database.session(write=True) as db:
+            try:
+                services.remove_member(db, admin, "P", "member")
+                outcome.append(None)
+            except Conflict as exc:
+                outcome.append(exc)
+
+    # The first removal takes the owners' rows and deletes one, and has not committed yet.
+    with database.session(write=True) as first:
+        owner_rows = first.scalars(
+            select(Membership).where(Membership.project_id == "P", Membership.role == "owner")
+            .with_for_update()
+        ).all()
+        assert len(owner_rows) == 2
+        first.delete(next(m for m in owner_rows if m.user_id == ids["owner"]))
+        first.flush()
+        racer = threading.Thread(target=second_removal)
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive(), "the second removal did not wait for the first"
+        first.commit()
+    racer.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Conflict)
+    assert "last owner" in outcome[0].message
+    r = c.get(url, headers=world.h("member"))
+    assert [(m["username"], m["role"]) for m in r.json() if m["role"] == "owner"] == [
+        ("member", "owner")
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -145,12 +145,15 @@ def remove_member(db: Session, principal: Principal | None, project_id: str, use
 
 
 def _refuse_last_owner(db: Session, project_id: str, username: str) -> None:
-    owners = db.scalar(
-        select(func.count())
-        .select_from(Membership)
+    # The owner rows are locked (PostgreSQL; SQLite's write sessions run one at a time),
+    # so two owners removing or demoting each other at once cannot both see "two owners":
+    # the second waits, then counts again without the row the first took away.
+    owners = db.scalars(
+        select(Membership.user_id)
         .where(Membership.project_id == project_id, Membership.role == ROLE_OWNER)
-    )
-    if (owners or 0) <= 1:
+        .with_for_update()
+    ).all()
+    if len(owners) <= 1:
         raise Conflict(
             f"{username!r} is the last owner of project {project_id!r}; make someone else "
             "owner first"
