@@ -120,3 +120,45 @@ def test_destination_that_is_a_file_is_refused(tmp_path):
 def test_output_names_must_be_plain(tmp_path, name):
     with OutputTransaction(tmp_path / "out") as tx, pytest.raises(ValueError):
         tx.path(name)
+
+
+def test_a_parent_made_by_a_conversion_beside_this_one_is_taken(tmp_path, monkeypatch):
+    # segmap batch converts carol/first and carol/second at once: both find out/carol
+    # missing, and the other one creates it first.
+    original_mkdir = Path.mkdir
+
+    def other_wins(self, *args, **kwargs):
+        if self.name == "carol" and not self.exists():
+            original_mkdir(self)
+        return original_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", other_wins)
+    with OutputTransaction(tmp_path / "out" / "carol" / "second") as tx:
+        tx.path("mask.nii.gz").write_bytes(b"m")
+        tx.commit()
+    assert _listing(tmp_path / "out" / "carol" / "second") == {"mask.nii.gz": b"m"}
+    # A failing conversion removes only the folders it made, not the other's.
+    with OutputTransaction(tmp_path / "out" / "dave" / "first"):
+        pass
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["carol"]
+
+
+def test_a_parent_removed_under_us_is_made_again(tmp_path, monkeypatch):
+    import tempfile
+
+    calls = []
+    original_mkdtemp = tempfile.mkdtemp
+
+    def parent_vanishes_once(*args, **kwargs):
+        calls.append(kwargs["dir"])
+        if len(calls) == 1:
+            os.rmdir(kwargs["dir"])  # a failed conversion beside this one cleaned up
+            raise FileNotFoundError(kwargs["dir"])
+        return original_mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", parent_vanishes_once)
+    with OutputTransaction(tmp_path / "out" / "erin") as tx:
+        tx.path("report.json").write_text("{}")
+        tx.commit()
+    assert len(calls) == 2
+    assert _listing(tmp_path / "out" / "erin") == {"report.json": b"{}"}

@@ -60,12 +60,22 @@ class OutputTransaction:
         """Create the staging folder (and any missing parents of the destination)."""
         if self.destination.exists() and not self.destination.is_dir():
             raise SegmapError(f"output path {self.destination} exists and is not a folder")
-        self._make_parents(self.destination.parent)
-        self._staging = Path(
-            tempfile.mkdtemp(prefix=f".{self.destination.name}.staging-",
-                             dir=self.destination.parent)
-        )
-        return self._staging
+        # Conversions running side by side (segmap batch) may create, or on failure remove,
+        # the same parent folders at the same moment: take what exists, try again if a
+        # parent vanished under us.
+        for attempt in range(3):
+            self._make_parents(self.destination.parent)
+            try:
+                self._staging = Path(
+                    tempfile.mkdtemp(prefix=f".{self.destination.name}.staging-",
+                                     dir=self.destination.parent)
+                )
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                continue
+            break
+        return self.staging_dir
 
     @property
     def staging_dir(self) -> Path:
@@ -152,5 +162,8 @@ class OutputTransaction:
             missing.append(p)
             p = p.parent
         for d in reversed(missing):
-            d.mkdir()
+            try:
+                d.mkdir()
+            except FileExistsError:
+                continue  # made a moment ago by a conversion running beside this one
             self._created_dirs.append(d)
