@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,7 +17,8 @@ from sqlalchemy import select
 from segmap.server import services
 from segmap.server.auth import Principal
 from segmap.server.errors import Conflict
-from segmap.server.orm import ApiToken, Membership, User
+from segmap.server.orm import ApiToken, Membership, User, utcnow
+from segmap.server.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from server_fixtures import Api, World
@@ -118,6 +121,48 @@ def test_revoked_token_stops_working(api: Api) -> None:
     assert api.client.delete("/api/v1/auth/token", headers=h).status_code == 401
     assert api.client.delete("/api/v1/auth/token").status_code == 401
 
+
+
+def _age_tokens(api: Api, days: float) -> None:
+    """Make every stored token ``days`` old."""
+    with api.app.state.database.session(write=True) as db:
+        for row in db.scalars(select(ApiToken)):
+            row.created_at = utcnow() - timedelta(days=days)
+        db.commit()
+
+
+def test_token_says_when_it_expires_and_then_stops_working(api: Api) -> None:
+    api.make_user("alice")
+    before = utcnow()
+    r = api.client.post("/api/v1/auth/token", json={"username": "alice", "password": PASSWORD})
+    expires = datetime.fromisoformat(r.json()["expires_at"])
+    # The default lifetime is 30 days (settings.DEFAULT_TOKEN_MAX_AGE_S), counted from now.
+    assert timedelta(days=30) <= expires - before <= timedelta(days=30, minutes=1)
+    h = _bearer(r.json()["token"])
+    _age_tokens(api, 29.9)
+    assert api.client.get("/api/v1/me", headers=h).status_code == 200
+    _age_tokens(api, 30.1)
+    r = api.client.get("/api/v1/me", headers=h)
+    assert r.status_code == 401
+    assert "expired" in _detail(r) and "POST /api/v1/auth/token" in _detail(r)
+
+
+def test_tokens_never_expire_when_the_operator_says_so(api: Api) -> None:
+    api.app.state.settings = replace(api.app.state.settings, token_max_age_s=0)
+    api.make_user("alice")
+    r = api.client.post("/api/v1/auth/token", json={"username": "alice", "password": PASSWORD})
+    assert r.json()["expires_at"] is None
+    _age_tokens(api, 3650)
+    assert api.client.get("/api/v1/me", headers=_bearer(r.json()["token"])).status_code == 200
+
+
+def test_token_lifetime_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMAP_TOKEN_MAX_AGE_S", "3600")
+    assert Settings.from_env("/tmp/x").token_max_age_s == 3600
+    for bad in ("an hour", "-5"):
+        monkeypatch.setenv("SEGMAP_TOKEN_MAX_AGE_S", bad)
+        with pytest.raises(SettingsError, match="SEGMAP_TOKEN_MAX_AGE_S"):
+            Settings.from_env("/tmp/x")
 
 ENDPOINTS = [
     ("GET", "/api/v1/me"),

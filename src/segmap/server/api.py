@@ -6,6 +6,7 @@ Errors are ``ServiceError``s turned into ``{"detail": ...}`` by the app's handle
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -37,7 +38,9 @@ from segmap.server.api_schemas import (
 from segmap.server.auth import Principal
 from segmap.server.deps import api_principal, get_database, get_db, get_settings, get_storage
 from segmap.server.errors import NotAuthenticated
+from segmap.server.orm import utcnow
 from segmap.server.services.access import require_principal
+from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage, StagingWriter
 from segmap.server.transfer import download_response, receive_body, refuse_declared_oversize
 
@@ -56,12 +59,20 @@ FILE = FOLDER + "/files/{name:path}"
 
 
 @router.post("/auth/token", response_model=TokenOut, tags=["auth"])
-def create_token(body: TokenRequest, db: Session = Depends(get_db)) -> TokenOut:
-    """Exchange a username and password for an API token."""
+def create_token(
+    body: TokenRequest,
+    db: Session = Depends(get_db),
+    settings: Settings = Depends(get_settings),
+) -> TokenOut:
+    """Exchange a username and password for an API token (it lasts
+    ``SEGMAP_TOKEN_MAX_AGE_S`` seconds, 30 days unless the operator set otherwise)."""
     principal = services.authenticate(db, body.username, body.password, via="token")
     if principal is None:
         raise NotAuthenticated("wrong username or password")
-    return TokenOut(token=services.issue_token(db, principal))
+    token = services.issue_token(db, principal)
+    max_age = settings.token_max_age_s
+    expires_at = utcnow() + timedelta(seconds=max_age) if max_age else None
+    return TokenOut(token=token, expires_at=expires_at)
 
 
 @router.delete("/auth/token", status_code=204, tags=["auth"])

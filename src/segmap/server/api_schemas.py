@@ -26,6 +26,8 @@ class TokenOut(BaseModel):
     """A new API token: send it as ``Authorization: Bearer <token>``."""
 
     token: str
+    expires_at: datetime | None = None
+    """When the token stops working (UTC); None when tokens never expire."""
 
 
 class MeOut(BaseModel):

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection, Request
 
 from segmap.server.errors import Forbidden, NotAuthenticated
-from segmap.server.orm import ApiToken, User
+from segmap.server.orm import ApiToken, User, utcnow
 
 TOKEN_PREFIX = "smp_"
 CSRF_FORM_FIELD = "csrf_token"
@@ -86,20 +87,36 @@ def principal_of(user: User, via: str) -> Principal:
     return Principal(id=user.id, username=user.username, is_admin=user.is_admin, via=via)
 
 
-def principal_from_token(db: Session, token: str) -> Principal | None:
-    """The owner of an API token, or None when the token is unknown or the user disabled."""
-    user = db.scalar(
-        select(User)
+def principal_from_token(db: Session, token: str, max_age_s: int) -> Principal | None:
+    """The owner of an API token, or None when the token is unknown or the user disabled.
+
+    Raises ``NotAuthenticated`` for a token older than ``max_age_s`` seconds (0: tokens
+    never expire), saying how to get a new one.
+    """
+    row = db.execute(
+        select(User, ApiToken.created_at)
         .join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == token_digest(token))
-    )
-    if user is None or not user.is_active:
+    ).first()
+    if row is None:
         return None
+    user, created_at = row
+    if not user.is_active:
+        return None
+    if max_age_s > 0 and created_at < utcnow() - timedelta(seconds=max_age_s):
+        raise NotAuthenticated(
+            f"the API token has expired (tokens last {max_age_s // 3600} hours); get a new "
+            "one with POST /api/v1/auth/token"
+        )
     return principal_of(user, "token")
 
 
-def principal_from_request(conn: HTTPConnection, db: Session) -> Principal | None:
+def principal_from_request(
+    conn: HTTPConnection, db: Session, token_max_age_s: int
+) -> Principal | None:
     """The caller: a bearer token when an Authorization header is sent, else the cookie.
+
+    Bearer tokens older than ``token_max_age_s`` seconds are refused (0: never).
 
     Raises ``NotAuthenticated`` for a malformed or unknown bearer token (rather than
     silently falling back to the cookie), so scripts learn that their token is wrong.
@@ -109,7 +126,7 @@ def principal_from_request(conn: HTTPConnection, db: Session) -> Principal | Non
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
-        principal = principal_from_token(db, value.strip())
+        principal = principal_from_token(db, value.strip(), token_max_age_s)
         if principal is None:
             raise NotAuthenticated(
                 "the API token is not valid (revoked or mistyped); get a new one with "

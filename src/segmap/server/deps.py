@@ -57,7 +57,7 @@ def lookup_principal(request: Request) -> Principal | None:
     """
     database = get_database(request)
     with database.session() as db:
-        return auth.principal_from_request(request, db)
+        return auth.principal_from_request(request, db, get_settings(request).token_max_age_s)
 
 
 def optional_principal(request: Request) -> Principal | None:

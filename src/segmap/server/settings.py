@@ -14,6 +14,10 @@ DATA_ENV = "SEGMAP_DATA"
 DATABASE_ENV = "SEGMAP_DATABASE_URL"
 MAX_UPLOAD_ENV = "SEGMAP_MAX_UPLOAD_BYTES"
 DASK_ENV = "SEGMAP_DASK_SCHEDULER"
+TOKEN_MAX_AGE_ENV = "SEGMAP_TOKEN_MAX_AGE_S"
+# API tokens are for scripts; a month keeps a forgotten one from working for ever while
+# sparing a nightly job a new log-in every day.
+DEFAULT_TOKEN_MAX_AGE_S = 30 * 24 * 3600
 
 DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3
 SECRET_FILE = "secret_key"
@@ -47,6 +51,8 @@ class Settings:
             it exactly when the request arrived over https (uvicorn honours
             ``X-Forwarded-Proto`` from trusted proxies).
         session_max_age_s: how long a log-in lasts, in seconds.
+        token_max_age_s: how long an API token lasts, in seconds (0: forever); set by
+            ``SEGMAP_TOKEN_MAX_AGE_S``.
         dask_scheduler: address of a Dask scheduler for jobs (None: local workers).
         workers: size of the local job worker pool.
     """
@@ -56,6 +62,7 @@ class Settings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     secure_cookies: bool | None = None
     session_max_age_s: int = 14 * 24 * 3600
+    token_max_age_s: int = DEFAULT_TOKEN_MAX_AGE_S
     dask_scheduler: str | None = None
     workers: int = 2
 
@@ -63,19 +70,11 @@ class Settings:
     def from_env(cls, data_dir: Path | str | None = None, **overrides: object) -> Settings:
         """Settings from the environment (``SEGMAP_*``), with explicit values winning."""
         folder = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-        max_upload = DEFAULT_MAX_UPLOAD_BYTES
-        raw = os.environ.get(MAX_UPLOAD_ENV)
-        if raw:
-            try:
-                max_upload = int(raw)
-            except ValueError:
-                raise SettingsError(
-                    f"{MAX_UPLOAD_ENV}={raw!r} is not a whole number of bytes"
-                ) from None
         base = cls(
             data_dir=folder,
             database_url=os.environ.get(DATABASE_ENV) or None,
-            max_upload_bytes=max_upload,
+            max_upload_bytes=_env_count(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_BYTES, "bytes"),
+            token_max_age_s=_env_count(TOKEN_MAX_AGE_ENV, DEFAULT_TOKEN_MAX_AGE_S, "seconds"),
             dask_scheduler=os.environ.get(DASK_ENV) or None,
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
@@ -91,6 +90,20 @@ class Settings:
     def storage_dir(self) -> Path:
         """Folder of the local file storage."""
         return self.data_dir / "storage"
+
+
+def _env_count(name: str, default: int, unit: str) -> int:
+    """A whole number >= 0 from environment variable ``name``, else ``default``."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number of {unit}") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative")
+    return value
 
 
 def load_or_create_secret(data_dir: Path) -> str:
