@@ -69,13 +69,6 @@ def header_via_pydicom(ds: Dataset, path: Path) -> SliceHeader:
     )
 
 
-def test_tag_table_matches_the_dictionary() -> None:
-    assert set(dh._TAG) == set(dh._TAGS)
-    for keyword, (tag, vr) in dh._TAG.items():
-        assert tag == tag_for_keyword(keyword), keyword
-        assert vr == dictionary_VR(tag), keyword
-
-
 def _dataset(raw: dict[str, bytes], *, explicit: bool, little: bool,
              charset: bytes | None, meta_sop_class: str | None) -> Dataset:
     ds = Dataset()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from segmap.errors import SeriesSelectionError
+from segmap.pipeline import inputs
 from segmap.pipeline import synthetic as syn
 from segmap.pipeline.inputs import is_rtstruct, read_inputs
 
@@ -99,15 +101,29 @@ def test_threaded_callers_read_sequentially(two_series):
     assert not got.read_in_parallel
 
 
-def test_while_waiting_runs_at_most_once_and_only_with_a_child(two_series):
+_real_timed_read_rtstruct = inputs._timed_read_rtstruct
+
+
+def _slow_read_rtstruct(path):
+    """The child's RTSTRUCT read, held back so the parent is sure to be waiting for it."""
+    time.sleep(0.5)
+    return _real_timed_read_rtstruct(path)
+
+
+def test_while_waiting_runs_once_while_the_child_parses_and_never_without_one(
+    two_series, monkeypatch
+):
     root, *_ = two_series
     calls: list[int] = []
     s = read_inputs(root / "rt_b.dcm", root / "both", parallel=False,
                     while_waiting=lambda: calls.append(1))
     assert calls == []
+    # Looked up by name in the forked child, which inherits this patch.
+    monkeypatch.setattr(inputs, "_timed_read_rtstruct", _slow_read_rtstruct)
     p = read_inputs(root / "rt_b.dcm", root / "both", parallel=True,
                     while_waiting=lambda: calls.append(1))
-    assert len(calls) <= (1 if p.read_in_parallel else 0)
+    # Without a safe fork (other threads running) the reads run in turn: no waiting.
+    assert calls == ([1] if p.read_in_parallel else [])
     assert p.series.sop_instance_uids == s.series.sop_instance_uids
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
@@ -146,26 +147,10 @@ def _str(ds: Dataset, keyword: str) -> str:
 # Plain values are decoded from the raw bytes (see segmap.imaging.dicomvalues: a third
 # of a header scan's time otherwise); the rest go through pydicom's conversion as before.
 
-_TAG = {
-    "SOPClassUID": (0x00080016, "UI"),
-    "SOPInstanceUID": (0x00080018, "UI"),
-    "StudyDate": (0x00080020, "DA"),
-    "Modality": (0x00080060, "CS"),
-    "SeriesDescription": (0x0008103E, "LO"),
-    "PatientID": (0x00100020, "LO"),
-    "SliceThickness": (0x00180050, "DS"),
-    "SpacingBetweenSlices": (0x00180088, "DS"),
-    "StudyInstanceUID": (0x0020000D, "UI"),
-    "SeriesInstanceUID": (0x0020000E, "UI"),
-    "SeriesNumber": (0x00200011, "IS"),
-    "InstanceNumber": (0x00200013, "IS"),
-    "ImagePositionPatient": (0x00200032, "DS"),
-    "ImageOrientationPatient": (0x00200037, "DS"),
-    "FrameOfReferenceUID": (0x00200052, "UI"),
-    "NumberOfFrames": (0x00280008, "IS"),
-    "Rows": (0x00280010, "US"),
-    "Columns": (0x00280011, "US"),
-    "PixelSpacing": (0x00280030, "DS"),
+_TAG: dict[str, tuple[int, str]] = {
+    keyword: (tag, dictionary_VR(tag))
+    for keyword in _TAGS
+    if (tag := tag_for_keyword(keyword)) is not None
 }
 """keyword -> (tag, dictionary VR) of every attribute in ``_TAGS``."""
 

@@ -81,6 +81,14 @@ def _logged_in(principal: Principal | None) -> Principal:
     return services.require_principal(principal)
 
 
+def _take_back(db: Session, exc: ServiceError, also_404: bool = False) -> None:
+    """A form the service refused: re-raise what the error page shows (401, 403, and
+    404 when the page itself is gone), else roll back so the form can be shown again."""
+    if exc.status_code in (401, 403) or (also_404 and exc.status_code == 404):
+        raise exc
+    db.rollback()
+
+
 async def _posted_form(request: Request, principal: Principal | None) -> tuple[Principal, Any]:
     """The logged-in user and the posted form, once its CSRF token checks out."""
     who = _logged_in(principal)
@@ -208,9 +216,7 @@ async def new_project(
     try:
         created = services.create_project(db, who, fields["id"], fields["name"])
     except ServiceError as exc:
-        if exc.status_code in (401, 403):
-            raise
-        db.rollback()
+        _take_back(db, exc)
         return _projects(request, db, who, fields, exc.message, exc.status_code)
     set_flash(request, "success", f"Created the project {created.name} ({created.id}).")
     return redirect(project_url(created.id))
@@ -269,9 +275,7 @@ async def add_member(
     try:
         added = services.set_member(db, who, project, fields["username"], fields["role"])
     except ServiceError as exc:
-        if exc.status_code in (401, 403):
-            raise
-        db.rollback()  # a missing project raises its 404 again while re-rendering
+        _take_back(db, exc)  # a missing project raises its 404 again while re-rendering
         return _overview(request, db, who, project, fields, exc.message, exc.status_code)
     username, role = fields["username"], fields["role"]
     done = f"Added {username} as {role}." if added else f"{username} is now {role}."
@@ -292,9 +296,7 @@ async def remove_member(
     try:
         services.remove_member(db, who, project, username)
     except ServiceError as exc:
-        if exc.status_code in (401, 403):
-            raise
-        db.rollback()
+        _take_back(db, exc)
         set_flash(request, "error", sentence(exc.message))
         return redirect(project_url(project))
     set_flash(request, "success", f"Removed {username} from the project.")
@@ -396,9 +398,7 @@ async def install_model(
             voxel_spacing=spacing,
         )
     except ServiceError as exc:
-        if exc.status_code in (401, 403, 404):
-            raise
-        db.rollback()
+        _take_back(db, exc, also_404=True)
         return _dashboard(request, db, who, project, fields, exc.message, exc.status_code)
     set_flash(request, "success", f"Installed the model {model.label}.")
     return redirect(model_url(project, model.label))
@@ -558,9 +558,7 @@ async def editor_save(
             settings.max_upload_bytes,
         )
     except ServiceError as exc:
-        if exc.status_code in (401, 403, 404):
-            raise
-        db.rollback()
+        _take_back(db, exc, also_404=True)
         return _editor(
             request, db, storage, who, project, model, rows, folder, [exc.message], exc.status_code
         )
