@@ -1,7 +1,7 @@
 """How fast ``segmap batch`` converts generated studies with 1 and with 2 worker processes.
 
 Generates ``--studies`` phantom CT studies (a CT series and an RTSTRUCT of seven
-regions each, :mod:`segmap.pipeline.synthetic`) into a folder tree, then runs the batch
+regions each, :mod:`segmap.testing`) into a folder tree, then runs the batch
 conversion over the whole tree once per worker count, each into its own output tree,
 with the model-style resampling ``--spacing`` on. Workers are started and warmed up
 (imports done) before the clock starts, so the figures are conversion throughput.
@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 from segmap.pipeline.batch import discover, run_batch
 from segmap.pipeline.executors import LocalPoolExecutor
 

@@ -1,6 +1,6 @@
 """Benchmark: ``segmap convert`` against ``plastimatch convert`` on the same generated input.
 
-Generates (with :mod:`segmap.pipeline.synthetic`) a CT series, 512x512x300 by default,
+Generates (with :mod:`segmap.testing`) a CT series, 512x512x300 by default,
 and an RTSTRUCT of seven regions and about a thousand contours (the aorta has a hole),
 then runs each tool as a child process and measures wall time and peak memory (the
 largest resident set of the child's process tree, from ``os.wait4``):
@@ -39,8 +39,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from segmap import testing as syn
 from segmap.imaging.resample import grid_for_spacing
-from segmap.pipeline import synthetic as syn
 
 TARGET_MASK_SPEEDUP = 5.0
 TARGET_FULL_SPEEDUP = 2.0

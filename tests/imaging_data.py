@@ -17,7 +17,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 
-from segmap.pipeline.synthetic import (
+from segmap.testing import (
     StudyIdentity,
     SyntheticROI,
     WrittenSeries,

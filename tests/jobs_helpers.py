@@ -19,7 +19,7 @@ import httpx
 import nibabel as nib
 import numpy as np
 
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 from test_convert_truth import TruthROI, dicom_voxel_to_lps, truth_labels_ijk
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

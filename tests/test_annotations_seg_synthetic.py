@@ -1,7 +1,7 @@
 """read_seg on SEGs written here with highdicom over synthetic CT series.
 
 The truth is defined in the test: analytic shapes evaluated at voxel centres in patient
-space (LPS mm). The CT series come from segmap.pipeline.synthetic (an oblique grid with
+space (LPS mm). The CT series come from segmap.testing (an oblique grid with
 non-square pixels, files shuffled); the SEGs from highdicom, edited with pydicom where a
 case needs frames in another order, without positions, without source references, etc.
 """
@@ -26,7 +26,7 @@ from segmap.annotations.seg import fractional_cutoff, read_seg
 from segmap.errors import AnnotationError
 from segmap.imaging.grid import VoxelGrid
 from segmap.imaging.series import load_series
-from segmap.pipeline.synthetic import StudyIdentity, WrittenSeries, oblique_grid, write_ct_series
+from segmap.testing import StudyIdentity, WrittenSeries, oblique_grid, write_ct_series
 
 SCAN_GRID = oblique_grid((20, 14, 7), (0.8, 1.1, 1.5))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 from segmap.pipeline.batch import case_name, discover
 
 SEGMAP = [sys.executable, "-m", "segmap.cli"]

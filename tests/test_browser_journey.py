@@ -27,7 +27,7 @@ from jobs_helpers import (
     small_case,
     truth_rois,
 )
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 
 PASSWORD = "journey-password-1"
 PROJECT = "JOURNEY"

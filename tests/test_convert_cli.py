@@ -10,8 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from segmap import testing as syn
 from segmap.cli import main
-from segmap.pipeline import synthetic as syn
 
 
 @pytest.fixture(scope="module")

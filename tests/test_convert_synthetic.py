@@ -1,6 +1,6 @@
 """End-to-end conversion of synthetic series with known truth, voxel for voxel.
 
-Every case writes a CT series and an RTSTRUCT with :mod:`segmap.pipeline.synthetic`, runs
+Every case writes a CT series and an RTSTRUCT with :mod:`segmap.testing`, runs
 the conversion, reads the NIfTI files back with nibabel, and compares them with a truth
 computed here: voxel centres from the NIfTI affine (RAS -> LPS), contours from the
 synthetic ROIs (the exact coordinates written to the file), and the even-odd
@@ -20,8 +20,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from segmap import testing as syn
 from segmap.imaging.grid import VoxelGrid
-from segmap.pipeline import synthetic as syn
 from segmap.pipeline.convert import ConvertOptions, convert
 from test_convert_truth import TruthROI, dicom_voxel_to_lps, truth_labels_ijk
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 from server_fixtures import World
 
 OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",

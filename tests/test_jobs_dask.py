@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 from segmap.server import auth, services
 from segmap.server.app import create_app
 from segmap.server.orm import User

@@ -32,7 +32,7 @@ from jobs_helpers import (
     small_case,
     truth_rois,
 )
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 
 OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
            "preview.png"}

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from segmap import testing as syn
 from segmap.errors import SeriesSelectionError
 from segmap.pipeline import inputs
-from segmap.pipeline import synthetic as syn
 from segmap.pipeline.inputs import is_rtstruct, read_inputs
 
 

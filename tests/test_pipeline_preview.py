@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from segmap.pipeline import synthetic as syn
+from segmap import testing as syn
 from segmap.pipeline.preview import (
     PANEL_PX,
     LegendEntry,

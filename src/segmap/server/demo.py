@@ -111,7 +111,7 @@ def _write_credentials(data_dir: Path, password: str) -> None:
 
 def _build(database: Database, storage: LocalStorage, settings: Settings, temp: Path,
            password: str) -> None:
-    from segmap.pipeline import synthetic as syn
+    from segmap import testing as syn
     from segmap.server import services
     from segmap.server.services.imaging import put_collection, upload_dicom
 
