@@ -89,7 +89,7 @@ class _Reporter:
 
 def run_job_task(task: JobTask) -> JobOutcome:
     """Convert the task's collection; never raises for bad input (see :class:`JobOutcome`)."""
-    from segmap.pipeline.cli_convert import summary
+    from segmap.cli.convert import summary
     from segmap.pipeline.convert import ConvertOptions, convert
 
     start = time.perf_counter()

@@ -1,8 +1,8 @@
 """The ``segmap convert`` sub-command: its arguments and its handler.
 
-``segmap.cli`` registers the command with :func:`add_convert_arguments` and calls
-:func:`run_convert`. This module imports nothing heavy at import time, so that
-``segmap --help`` stays instant; the conversion machinery is imported by the handler.
+:func:`add_parser` registers the command and :func:`run_convert` handles it. This module
+imports nothing heavy at import time, so that ``segmap --help`` stays instant; the
+conversion machinery is imported by the handler.
 
 Exit status: 0 on success, 1 when an input is bad (the message says which file and what
 to do, no traceback), 2 on usage errors (argparse's convention).
@@ -14,8 +14,9 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from segmap.cli.common import command
 from segmap.errors import SegmapError
 
 if TYPE_CHECKING:
@@ -70,6 +71,13 @@ def parse_threshold(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"threshold must be above 0 and at most 1, got {text!r}")
     return value
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add ``segmap convert``."""
+    parser = command(subparsers, "convert", help=HELP, description=DESCRIPTION, epilog=EPILOG)
+    add_convert_arguments(parser)
+    parser.set_defaults(handler=run_convert)
 
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:

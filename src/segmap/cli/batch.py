@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from segmap.cli.common import command
+from segmap.cli.convert import OVERLAP_POLICIES, UNMATCHED_POLICIES, parse_spacing
 from segmap.errors import SegmapError
-from segmap.pipeline.cli_convert import OVERLAP_POLICIES, UNMATCHED_POLICIES, parse_spacing
 
 PROG = "segmap batch"
 
@@ -46,8 +47,15 @@ EPILOG = (
 )
 
 
+def add_parser(subparsers: Any) -> None:
+    """Add ``segmap batch``."""
+    parser = command(subparsers, "batch", help=HELP, description=DESCRIPTION, epilog=EPILOG)
+    add_batch_arguments(parser)
+    parser.set_defaults(handler=run_batch_command)
+
+
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the ``batch`` options to its parser (``segmap.cli`` makes the parser)."""
+    """Add the ``batch`` options to its parser."""
     p.add_argument("--map", required=True, type=Path, metavar="MAP",
                    help="region map file (region2MaskValueMap.txt)")
     p.add_argument("--in", dest="input", required=True, type=Path, metavar="TREE",

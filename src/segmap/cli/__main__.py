@@ -1,0 +1,7 @@
+"""``python -m segmap.cli ...`` runs the ``segmap`` program."""
+
+import sys
+
+from segmap.cli.main import run
+
+sys.exit(run())
