@@ -13,15 +13,17 @@ Stages, each timed in the report:
 
 All files go through :class:`~segmap.pipeline.outputs.OutputTransaction`: the output folder
 receives every file or none. ``mask_only`` never decodes image pixel data.
+
+This module is the orchestration; the parts live beside it: :mod:`.inputs` (reading),
+:mod:`.regions` (placing regions), :mod:`.writer` (the background NIfTI writer),
+:mod:`.report_build` (the report) and :mod:`.preview` (the picture).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,28 +32,20 @@ import numpy as np
 import numpy.typing as npt
 
 from segmap.annotations.info import check_frame_of_reference
-from segmap.annotations.rtstruct import contours_on_missing_slices
-from segmap.annotations.types import AnnotationInfo, ContourRegion, MaskRegion
+from segmap.annotations.types import AnnotationInfo
 from segmap.errors import SegmapError
 from segmap.imaging.grid import VoxelGrid
 from segmap.imaging.series import DicomSeries
 from segmap.labelmap import RegionMap, read_region_map
-from segmap.masks.composite import CompositeResult, NamedMask, paint_composite
+from segmap.masks.composite import paint_composite
 from segmap.masks.policies import OverlapPolicy, UnmatchedPolicy
-from segmap.masks.rasterise import RasterStats, rasterise_contours
 from segmap.pipeline.inputs import read_inputs
 from segmap.pipeline.outputs import OutputTransaction
-from segmap.pipeline.report import (
-    AnnotationInput,
-    ConvertReport,
-    ImageInput,
-    LabelRecord,
-    MapInput,
-    OutputRecord,
-    OverlapRecord,
-    RegionRecord,
-    file_sha256,
-)
+from segmap.pipeline.regions import place_regions
+from segmap.pipeline.report import ConvertReport
+from segmap.pipeline.report_build import build_report
+from segmap.pipeline.timing import StageClock
+from segmap.pipeline.writer import OutputWriter, load_nifti_writer
 
 if TYPE_CHECKING:
     from segmap.pipeline.preview import LegendEntry
@@ -173,7 +167,7 @@ def convert(
             to do); nothing is written to ``out_dir`` then.
     """
     options = options or ConvertOptions()
-    clock = _Clock()
+    clock = StageClock()
     say = progress or (lambda stage, done: None)
     warnings: list[str] = []
     t_start = time.perf_counter()
@@ -184,7 +178,7 @@ def convert(
     rois_path = Path(rois_path)
     with clock("read_inputs"):
         inputs = read_inputs(rois_path, Path(image_dir), fixup=options.fixup,
-                             parallel=options.parallel_read, while_waiting=_load_nifti_writer)
+                             parallel=options.parallel_read, while_waiting=load_nifti_writer)
     clock.timings.update(inputs.timings_s)
     info, contour_regions, series = inputs.info, inputs.contour_regions, inputs.series
     warnings.extend(inputs.warnings)
@@ -197,7 +191,8 @@ def convert(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-canvas") as helper:
         canvas = helper.submit(_zeroed, series.grid.array_shape, rmap.dtype)
         with clock("place_regions"):
-            named, region_details = _place_regions(info, contour_regions, series, options)
+            named, region_details = place_regions(info, contour_regions, series,
+                                                   threshold=options.threshold)
         with clock("paint"):
             composite = paint_composite(
                 named, rmap,
@@ -211,17 +206,17 @@ def convert(
     labels = composite.array
     grid = series.grid
     say("writing outputs", 0.45)
-    # Output files are gzip-compressed by one writer thread (ISA-L and zlib release the
-    # GIL), so compression overlaps with decoding, resampling and drawing in this thread.
-    # The writer is shut down (waiting for its last file) before the transaction ends.
-    with OutputTransaction(out_dir) as tx, _Writer(tx, clock) as writer:
+    # Output files are compressed on the writer's thread while this one goes on (see
+    # segmap.pipeline.writer); it is shut down before the transaction ends.
+    with OutputTransaction(out_dir) as tx, OutputWriter(tx, clock) as writer:
         writer.nifti("write_mask", labels, grid, MASK_NAME, "mask", "segmap composite mask")
         if not options.mask_only:
             _write_image_outputs(writer, series, labels, rmap, options, clock, info, say)
         outputs = writer.finish()
-        report = _build_report(
-            rmap, map_path, info, series, options, composite, region_details, outputs,
-            clock.timings, warnings, rois_path,
+        report = build_report(
+            rmap=rmap, map_path=map_path, info=info, series=series,
+            options=options.to_dict(), composite=composite, details=region_details,
+            outputs=outputs, timings=clock.timings, warnings=warnings, rois_path=rois_path,
         )
         report.timings_s["total"] = time.perf_counter() - t_start
         report.write(tx.path(REPORT_NAME))
@@ -238,13 +233,20 @@ def _zeroed(shape: tuple[int, int, int], dtype: np.dtype[Any]) -> npt.NDArray[An
     return array
 
 
+def _region_map(region_map: RegionMap | str | Path) -> tuple[RegionMap, Path | None]:
+    if isinstance(region_map, RegionMap):
+        return region_map, None
+    path = Path(region_map)
+    return read_region_map(path), path
+
+
 def _write_image_outputs(
-    writer: _Writer,
+    writer: OutputWriter,
     series: DicomSeries,
     labels: npt.NDArray[np.integer],
     rmap: RegionMap,
     options: ConvertOptions,
-    clock: _Clock,
+    clock: StageClock,
     info: AnnotationInfo,
     say: ProgressCallback,
 ) -> None:
@@ -283,234 +285,6 @@ def _write_image_outputs(
         writer.done(PREVIEW_NAME, "preview", None, None)
 
 
-class _Writer:
-    """Writes NIfTI outputs on one background thread and records them in order."""
-
-    def __init__(self, tx: OutputTransaction, clock: _Clock) -> None:
-        self.tx = tx
-        self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-writer")
-        self._pending: list[tuple[Future[None] | None, str, str, VoxelGrid | None, Any]] = []
-
-    def __enter__(self) -> _Writer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def nifti(self, stage: str, volume: npt.NDArray[np.generic], grid: VoxelGrid, name: str,
-              kind: str, description: str) -> None:
-        """Queue ``volume`` to be written as ``name`` (the writer keeps a reference)."""
-        future = self._pool.submit(self._timed, stage, volume, grid, self.tx.path(name),
-                                   description)
-        self._pending.append((future, name, kind, grid, volume.dtype))
-
-    def done(self, name: str, kind: str, grid: VoxelGrid | None, dtype: Any) -> None:
-        """Record a file written directly into the staging folder."""
-        self._pending.append((None, name, kind, grid, dtype))
-
-    def finish(self) -> list[OutputRecord]:
-        """Wait for every queued file (raising its error, if any); their records."""
-        records = []
-        for future, name, kind, grid, dtype in self._pending:
-            if future is not None:
-                future.result()
-            records.append(_record(self.tx.path(name), kind, grid, dtype))
-        return records
-
-    def _timed(self, stage: str, volume: npt.NDArray[np.generic], grid: VoxelGrid, path: Path,
-               description: str) -> None:
-        write_nifti = _load_nifti_writer()
-        with self._clock(stage):
-            write_nifti(volume, grid, path, description=description)
-
-
-def _load_nifti_writer() -> Callable[..., None]:
-    """``segmap.imaging.nifti.write_nifti``, importing it (and nibabel, ~30 ms) if needed.
-
-    Imported on demand rather than with this module so that :func:`convert` can have it
-    imported while the process would otherwise wait for the RTSTRUCT being parsed in a
-    child (``read_inputs(while_waiting=...)``); the writer thread calls it otherwise.
-    """
-    from segmap.imaging.nifti import write_nifti
-
-    return write_nifti
-
-
-# --- inputs -----------------------------------------------------------------------------
-
-
-def _region_map(region_map: RegionMap | str | Path) -> tuple[RegionMap, Path | None]:
-    if isinstance(region_map, RegionMap):
-        return region_map, None
-    path = Path(region_map)
-    return read_region_map(path), path
-
-
-# --- regions ----------------------------------------------------------------------------
-
-
-@dataclass
-class _RegionDetail:
-    source: str
-    number: int
-    name: str
-    voxels: int
-    contours: dict[str, Any] | None = None
-    frames_used: int | None = None
-
-
-def _place_regions(
-    info: AnnotationInfo,
-    contour_regions: list[ContourRegion] | None,
-    series: DicomSeries,
-    options: ConvertOptions,
-) -> tuple[list[NamedMask], list[_RegionDetail]]:
-    if contour_regions is not None:
-        return _rasterise_all(contour_regions, series)
-    from segmap.annotations.seg import read_seg  # highdicom: only for SEG files
-
-    _, segments = read_seg(Path(info.path), series, threshold=options.threshold)
-    return _segments(segments)
-
-
-def _rasterise_all(
-    regions: list[ContourRegion], series: DicomSeries
-) -> tuple[list[NamedMask], list[_RegionDetail]]:
-    missing = contours_on_missing_slices(regions, series)
-    named: list[NamedMask] = []
-    details: list[_RegionDetail] = []
-    for roi in regions:
-        mask, stats = rasterise_contours(roi.contours, series.grid)
-        named.append(NamedMask(name=roi.name, number=roi.number, mask=mask))
-        details.append(_RegionDetail("ROI", roi.number, roi.name, mask.voxel_count,
-                                     contours=_contour_counts(stats, missing.get(roi.number, 0))))
-    return named, details
-
-
-def _contour_counts(stats: RasterStats, missing_refs: int) -> dict[str, Any]:
-    return {
-        "total": stats.contours_total,
-        "used": stats.used,
-        "skipped": stats.skipped,
-        "skipped_by_reason": {
-            "off_every_slice_plane": stats.skipped_off_plane,
-            "open": stats.skipped_open,
-            "point_or_degenerate": stats.skipped_point,
-            "not_planar": stats.skipped_non_planar,
-        },
-        "clipped_at_image_edge": stats.clipped,
-        "referencing_images_not_in_series": missing_refs,
-        "slices": stats.slices_touched,
-        "plane_tolerance_mm": stats.plane_tolerance_mm,
-    }
-
-
-def _segments(segments: list[MaskRegion]) -> tuple[list[NamedMask], list[_RegionDetail]]:
-    named = [NamedMask(name=s.name, number=s.number, mask=s.mask) for s in segments]
-    details = [
-        _RegionDetail("segment", s.number, s.name, s.mask.voxel_count, frames_used=s.frames_used)
-        for s in segments
-    ]
-    return named, details
-
-
-# --- report -----------------------------------------------------------------------------
-
-
-def _build_report(
-    rmap: RegionMap,
-    map_path: Path | None,
-    info: AnnotationInfo,
-    series: DicomSeries,
-    options: ConvertOptions,
-    composite: CompositeResult,
-    details: list[_RegionDetail],
-    outputs: list[OutputRecord],
-    timings: dict[str, float],
-    warnings: list[str],
-    rois_path: Path,
-) -> ConvertReport:
-    grid = series.grid
-    vv = grid.voxel_volume_mm3
-    painted = {(p.number, p.name): p for p in composite.regions}
-    suggestions = {(u.number, u.name): list(u.suggestions) for u in composite.unmatched}
-    regions = []
-    for d in details:
-        p = painted.get((d.number, d.name))
-        status = "unmatched" if p is None else "painted" if d.voxels else "empty"
-        regions.append(RegionRecord(
-            source=d.source, number=d.number, name=d.name,
-            matched_label=p.label if p else None, value=p.value if p else None,
-            status=status, voxels=d.voxels, volume_mm3=round(d.voxels * vv, 3),
-            painted_voxels=p.visible_voxels if p else 0, contours=d.contours,
-            frames_used=d.frames_used,
-            suggestions=suggestions.get((d.number, d.name), []),
-        ))
-    labels = [
-        LabelRecord(lab.label, lab.value, lab.present, lab.visible_voxels,
-                    round(lab.visible_voxels * vv, 3))
-        for lab in composite.labels
-    ]
-    unmatched = [
-        {"name": r.name, "number": r.number, "source": r.source, "suggestions": r.suggestions}
-        for r in regions if r.status == "unmatched"
-    ]
-    overlaps = [
-        OverlapRecord(o.first_label, o.second_label, o.first_value, o.second_value, o.voxels,
-                      o.winner)
-        for o in composite.overlaps
-    ]
-    return ConvertReport(
-        inputs={
-            "image": ImageInput(
-                folder=str(series.files[0].parent) if series.files else "",
-                study_instance_uid=series.study_instance_uid,
-                series_instance_uid=series.series_instance_uid,
-                frame_of_reference_uid=series.frame_of_reference_uid,
-                modality=series.modality, slices=len(series.files),
-                series_description=series.series_description, patient_id=series.patient_id,
-                study_date=series.study_date,
-            ),
-            "annotation": AnnotationInput(
-                path=str(rois_path), modality=info.modality,
-                sop_instance_uid=info.sop_instance_uid,
-                series_instance_uid=info.series_instance_uid,
-                study_instance_uid=info.study_instance_uid,
-                frame_of_reference_uid=info.frame_of_reference_uid,
-                referenced_series_uids=list(info.referenced_series_uids),
-                sha256=file_sha256(rois_path),
-            ),
-            "grid": grid.to_dict(),
-        },
-        region_map=MapInput(
-            path=str(map_path) if map_path else None, sha256=rmap.sha256,
-            dtype=rmap.dtype.name,
-            regions=[{"label": r.label, "value": r.value} for r in rmap.regions],
-            shared_values={str(v): list(ls) for v, ls in rmap.shared_values().items()},
-        ),
-        options=options.to_dict(),
-        regions=regions,
-        labels=labels,
-        unmatched=unmatched,
-        absent_labels=list(composite.absent_labels),
-        overlaps=overlaps,
-        fixups=list(series.fixups),
-        outputs=outputs,
-        timings_s=dict(timings),
-        warnings=warnings,
-        created_utc=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-
-
-def _record(path: Path, kind: str, grid: VoxelGrid | None, dtype: Any) -> OutputRecord:
-    return OutputRecord(
-        name=path.name, kind=kind, grid=grid.to_dict() if grid is not None else None,
-        dtype=np.dtype(dtype).name if dtype is not None else None,
-        bytes=path.stat().st_size, sha256=file_sha256(path),
-    )
-
-
 def _legend(rmap: RegionMap, labels: npt.NDArray[np.integer], grid: VoxelGrid
             ) -> list[LegendEntry]:
     from segmap.labelmap.palette import colour_for_value
@@ -531,18 +305,3 @@ def _title(series: DicomSeries, info: AnnotationInfo) -> str:
     parts = [series.patient_id, series.modality, series.series_description,
              f"{info.modality} {info.label}".strip()]
     return "  ·  ".join(p for p in parts if p)
-
-
-class _Clock:
-    """Wall-clock seconds per stage."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
