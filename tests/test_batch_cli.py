@@ -162,3 +162,28 @@ def test_nothing_to_convert_and_bad_map_exit_1(tmp_path):
     assert done.returncode == 1 and "not a folder" in done.stderr
     done = _run("--map", str(map_path), "--in", str(empty), "--out", "o", "--workers", "0")
     assert done.returncode == 2
+
+
+def test_summary_notes_what_each_converted_case_left_out(tree, tmp_path):
+    """The notes are the case's report sentences: an unmatched name with the closest map
+    label, map labels the annotation lacks; overlaps by map order are not repeated."""
+    root, good = tree
+    only_alice = tmp_path / "in"
+    shutil.copytree(root / "alice", only_alice / "alice")
+    values = {("Livr" if k == "Liver" else k): v for k, v in syn.PHANTOM_REGION_VALUES.items()}
+    map_path = syn.write_region_map(tmp_path / "map.txt", {**values, "Heart": 99})
+    out = tmp_path / "out"
+    done = _run("--map", str(map_path), "--in", str(only_alice), "--out", str(out),
+                "--workers", "1", "--no-preview", "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    notes = [ln.strip() for ln in done.stdout.splitlines() if ln.strip().startswith("note ")]
+    assert len(notes) == 2, done.stdout
+    assert notes[0].startswith("note alice/rtstruct: ROI 'Liver' matches no label of the map "
+                               "(closest: Livr")
+    assert notes[0].endswith("; not painted.")
+    assert notes[1] == "note alice/rtstruct: Map labels absent from the annotation: Livr, Heart."
+    (outcome,) = json.loads((out / "batch_report.json").read_text())["outcomes"]
+    assert outcome["unmatched"] == ["Liver"]
+    assert [f"note alice/rtstruct: {n}" for n in outcome["notes"]] == notes
+    report = json.loads((out / "alice" / "rtstruct" / "report.json").read_text())
+    assert report["overlaps"], "the phantom's organs overlap the body"

@@ -122,6 +122,13 @@ def test_a_real_process_exits_0_and_prints_a_summary(case, tmp_path):
     assert "mask.nii.gz" in proc.stdout and "'Aorta' -> Aorta=40" in proc.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "image.nii.gz", "mask.nii.gz", "preview.png", "report.json"]
+    # The summary's figures are the mask's: the lesion, painted last, shows whole.
+    mask = np.asarray(nib.load(str(tmp_path / "out" / "mask.nii.gz")).dataobj)
+    n = int((mask == 60).sum())
+    ml = n * float(np.prod(case.series.grid.spacing)) / 1000
+    assert f"  ROI 'Lesion' -> Lesion=60: {n} voxels, {ml:.2f} mL" in proc.stdout
+    # What was decided is said too: the lesion lies inside the liver.
+    assert "Liver and Lesion overlap in " in proc.stdout
 
 
 def test_a_real_process_with_bad_input_exits_1_without_traceback(case, tmp_path):

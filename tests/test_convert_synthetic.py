@@ -277,6 +277,6 @@ def test_rtstruct_referencing_other_series_in_same_folder_is_chosen(tmp_path):
     syn.write_region_map(tmp_path / "map.txt", syn.PHANTOM_REGION_VALUES)
     res = convert(tmp_path / "map.txt", tmp_path / "ct", tmp_path / "rt.dcm", tmp_path / "o",
                   ConvertOptions(mask_only=True))
-    assert res.report.inputs["image"].series_instance_uid == second.series_instance_uid
+    assert res.report.inputs.image.series_instance_uid == second.series_instance_uid
     assert res.grid.size == other_grid.size
     assert isinstance(res.grid, VoxelGrid)

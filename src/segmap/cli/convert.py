@@ -146,27 +146,11 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def summary(result: ConvertResult) -> str:
-    """A few lines for the terminal: what was written and what was left out."""
-    r = result.report
+    """A few lines for the terminal: the files written, then the report's sentences
+    (:meth:`~segmap.pipeline.report.ConvertReport.describe`) for what was painted and
+    what was left out."""
     lines = [f"wrote {', '.join(sorted(result.files))} to {result.out_dir}"]
-    for rec in r.regions:
-        if rec.status == "unmatched":
-            hint = f" (did you mean {', '.join(rec.suggestions)}?)" if rec.suggestions else ""
-            lines.append(f"  skipped {rec.source} {rec.name!r}: no map label matches{hint}")
-            continue
-        extra = ""
-        if rec.contours and rec.contours.get("skipped"):
-            reasons = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in
-                                rec.contours["skipped_by_reason"].items() if n)
-            extra = f"; {rec.contours['skipped']} contour(s) skipped ({reasons})"
-        lines.append(f"  {rec.name!r} -> {rec.matched_label}={rec.value}: "
-                     f"{rec.voxels} voxels, {rec.volume_mm3 / 1000:.2f} mL{extra}")
-    if r.absent_labels:
-        lines.append(f"  map labels absent from the annotation: {', '.join(r.absent_labels)}")
-    for o in r.overlaps:
-        lines.append(f"  overlap {o.first} / {o.second}: {o.voxels} voxels (painted {o.winner})")
-    for w in r.warnings:
-        lines.append(f"  warning: {w}")
+    lines.extend(f"  {sentence}" for sentence in result.report.describe(outputs=False))
     return "\n".join(lines)
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from segmap.annotations.rtstruct import contours_on_missing_slices
 from segmap.annotations.types import AnnotationInfo, ContourRegion, MaskRegion
 from segmap.imaging.series import DicomSeries
 from segmap.masks.composite import NamedMask
 from segmap.masks.rasterise import RasterStats, rasterise_contours
+from segmap.pipeline.report import ContourCounts
 
 
 @dataclass
@@ -32,7 +32,7 @@ class RegionDetail:
     number: int
     name: str
     voxels: int
-    contours: dict[str, Any] | None = None
+    contours: ContourCounts | None = None
     frames_used: int | None = None
 
 
@@ -77,22 +77,22 @@ def _rasterise_all(
     return named, details
 
 
-def _contour_counts(stats: RasterStats, missing_refs: int) -> dict[str, Any]:
-    return {
-        "total": stats.contours_total,
-        "used": stats.used,
-        "skipped": stats.skipped,
-        "skipped_by_reason": {
+def _contour_counts(stats: RasterStats, missing_refs: int) -> ContourCounts:
+    return ContourCounts(
+        total=stats.contours_total,
+        used=stats.used,
+        skipped=stats.skipped,
+        skipped_by_reason={
             "off_every_slice_plane": stats.skipped_off_plane,
             "open": stats.skipped_open,
             "point_or_degenerate": stats.skipped_point,
             "not_planar": stats.skipped_non_planar,
         },
-        "clipped_at_image_edge": stats.clipped,
-        "referencing_images_not_in_series": missing_refs,
-        "slices": stats.slices_touched,
-        "plane_tolerance_mm": stats.plane_tolerance_mm,
-    }
+        clipped_at_image_edge=stats.clipped,
+        referencing_images_not_in_series=missing_refs,
+        slices=stats.slices_touched,
+        plane_tolerance_mm=stats.plane_tolerance_mm,
+    )
 
 
 def _segments(segments: list[MaskRegion]) -> tuple[list[NamedMask], list[RegionDetail]]:

@@ -23,9 +23,12 @@ from segmap.pipeline.report import (
     ImageInput,
     LabelRecord,
     MapInput,
+    MapRegion,
     OutputRecord,
     OverlapRecord,
     RegionRecord,
+    ReportInputs,
+    UnmatchedRecord,
     file_sha256,
 )
 
@@ -92,7 +95,7 @@ def build_report(
         for lab in composite.labels
     ]
     unmatched = [
-        {"name": r.name, "number": r.number, "source": r.source, "suggestions": r.suggestions}
+        UnmatchedRecord(r.name, r.number, r.source, list(r.suggestions))
         for r in regions
         if r.status == "unmatched"
     ]
@@ -103,8 +106,8 @@ def build_report(
         for o in composite.overlaps
     ]
     return ConvertReport(
-        inputs={
-            "image": ImageInput(
+        inputs=ReportInputs(
+            image=ImageInput(
                 folder=str(series.files[0].parent) if series.files else "",
                 study_instance_uid=series.study_instance_uid,
                 series_instance_uid=series.series_instance_uid,
@@ -115,7 +118,7 @@ def build_report(
                 patient_id=series.patient_id,
                 study_date=series.study_date,
             ),
-            "annotation": AnnotationInput(
+            annotation=AnnotationInput(
                 path=str(rois_path),
                 modality=info.modality,
                 sop_instance_uid=info.sop_instance_uid,
@@ -125,13 +128,13 @@ def build_report(
                 referenced_series_uids=list(info.referenced_series_uids),
                 sha256=file_sha256(rois_path),
             ),
-            "grid": grid.to_dict(),
-        },
+            grid=grid.to_dict(),
+        ),
         region_map=MapInput(
             path=str(map_path) if map_path else None,
             sha256=rmap.sha256,
             dtype=rmap.dtype.name,
-            regions=[{"label": r.label, "value": r.value} for r in rmap.regions],
+            regions=[MapRegion(r.label, r.value) for r in rmap.regions],
             shared_values={str(v): list(ls) for v, ls in rmap.shared_values().items()},
         ),
         options=options,

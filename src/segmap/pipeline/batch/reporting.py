@@ -12,7 +12,8 @@ REPORT_NAME = "batch_report.json"
 
 
 def summary_table(result: BatchResult) -> str:
-    """Lines for the terminal: totals, then a table of the failed cases and why."""
+    """Lines for the terminal: totals, a table of the failed cases and why, then what the
+    converted cases left out or decided (their reports' notes)."""
     n, ok = len(result.outcomes), len(result.succeeded)
     lines = [
         f"converted {ok} of {n} case(s) in {result.seconds:.1f} s "
@@ -26,14 +27,8 @@ def summary_table(result: BatchResult) -> str:
         lines.append(f"  {'-' * width}  {'-' * 6}")
         for o in failed:
             lines.append(f"  {o.name:<{width}}  {o.error}")
-    warned = [o for o in result.succeeded if o.warnings or o.unmatched]
-    for o in warned:
-        for w in o.warnings:
-            lines.append(f"  warning {o.name}: {w}")
-        if o.unmatched:
-            lines.append(
-                f"  note {o.name}: skipped region names not in the map: {', '.join(o.unmatched)}"
-            )
+    for o in result.succeeded:
+        lines.extend(f"  note {o.name}: {sentence}" for sentence in o.notes)
     return "\n".join(lines)
 
 

@@ -43,6 +43,9 @@ class CaseOutcome:
         regions: regions painted into the mask.
         unmatched: region names the map did not hold (skipped).
         warnings: the conversion's warnings.
+        notes: what the conversion left out or decided, in sentences
+            (:meth:`~segmap.pipeline.report.ConvertReport.notes` without the overlaps;
+            includes the warnings).
         out_dir: where the outputs are (None when failed: nothing was written).
     """
 
@@ -53,6 +56,7 @@ class CaseOutcome:
     regions: int = 0
     unmatched: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     out_dir: str | None = None
 
 
@@ -90,10 +94,13 @@ def run_case(task: CaseTask) -> CaseOutcome:
         True,
         None,
         time.perf_counter() - start,
-        painted,
-        unmatched,
-        tuple(report.warnings),
-        str(result.out_dir),
+        regions=painted,
+        unmatched=unmatched,
+        warnings=tuple(report.warnings),
+        # Overlaps painted in map order are the map at work and would repeat for every
+        # case (organs inside the body); each case's report.json still lists them.
+        notes=tuple(report.notes(overlaps=False)),
+        out_dir=str(result.out_dir),
     )
 
 

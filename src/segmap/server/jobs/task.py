@@ -89,7 +89,6 @@ class _Reporter:
 
 def run_job_task(task: JobTask) -> JobOutcome:
     """Convert the task's collection; never raises for bad input (see :class:`JobOutcome`)."""
-    from segmap.cli.convert import summary
     from segmap.pipeline.convert import ConvertOptions, convert
 
     start = time.perf_counter()
@@ -113,6 +112,6 @@ def run_job_task(task: JobTask) -> JobOutcome:
         return JobOutcome(False, f"internal error ({type(exc).__name__}: {exc}); this is a "
                           "bug in segmap, the job's log has the details",
                           seconds=time.perf_counter() - start)
-    reporter.log(summary(result))
+    reporter.log("\n".join(result.report.describe()))
     files = {name: str(path) for name, path in sorted(result.files.items())}
     return JobOutcome(True, None, files, time.perf_counter() - start)
