@@ -150,10 +150,25 @@ def test_program_entry_point_returns_main_code_and_freezes_the_heap(case, tmp_pa
     from segmap.cli import run
 
     out = tmp_path / "out"
+    monkeypatch.delenv("SEGMAP_NO_SPEEDUPS", raising=False)  # this tests the trick itself
     monkeypatch.setattr(sys, "argv", ["segmap", *_args(case, out, "--mask-only")])
     try:
         assert run() == 0
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()  # this test process goes on
+    assert sorted(p.name for p in out.iterdir()) == ["mask.nii.gz", "report.json"]
+
+
+def test_program_entry_point_without_speedups_leaves_the_heap_alone(case, tmp_path, monkeypatch):
+    import gc
+
+    from segmap.cli import run
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("SEGMAP_NO_SPEEDUPS", "1")
+    monkeypatch.setattr(sys, "argv", ["segmap", *_args(case, out, "--mask-only")])
+    assert gc.get_freeze_count() == 0
+    assert run() == 0
+    assert gc.get_freeze_count() == 0
     assert sorted(p.name for p in out.iterdir()) == ["mask.nii.gz", "report.json"]

@@ -1,15 +1,16 @@
 """Header extraction: plain values decoded from pydicom's raw bytes (dicomvalues) give
 exactly what pydicom's own conversion gives, for plain values and for every odd one.
 
-The reference is ``header_via_pydicom`` below: the extraction as it was written before
-the fast path, every value read through ``ds.get``. Each case builds two identical
-datasets of raw elements (one per side, since reading a value through pydicom converts
-it in place) and compares the two headers, or the two exceptions when pydicom refuses a
-value.
+The reference is ``header_via_pydicom`` below, written here from pydicom alone (no helper
+of the module under test): every value read through ``ds.get`` and judged by the rules
+of :class:`SliceHeader`. Each case builds two identical datasets of raw elements (one per
+side, since reading a value through pydicom converts it in place) and compares the two
+headers, or the two exceptions when pydicom refuses a value.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -25,36 +26,85 @@ from pydicom.tag import Tag
 
 from dicom_factory import SeriesSpec, write_series
 from segmap.imaging import dicomheaders as dh
-from segmap.imaging.dicomheaders import SliceHeader, _floats, _int, _str
+from segmap.imaging.dicomheaders import SliceHeader
 from segmap.imaging.grid import VoxelGrid
+
+KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID",
+    "FrameOfReferenceUID", "Modality", "SeriesDescription", "SeriesNumber", "PatientID",
+    "StudyDate", "InstanceNumber", "Rows", "Columns", "PixelSpacing",
+    "ImageOrientationPatient", "ImagePositionPatient", "SliceThickness",
+    "SpacingBetweenSlices", "NumberOfFrames",
+)
+"""The attributes a :class:`SliceHeader` is made of."""
+
+TAG_VR: dict[str, tuple[int, str]] = {}
+for _keyword in KEYWORDS:
+    _tag = tag_for_keyword(_keyword)
+    assert _tag is not None, _keyword
+    TAG_VR[_keyword] = (_tag, dictionary_VR(_tag))
+
+LARGEST_MM = 1e12
+"""A coordinate or spacing this large (or not finite) is taken as malformed, not as mm."""
+
+
+def ref_numbers(value: object, n: int) -> tuple[float, ...] | None:
+    """Exactly ``n`` finite numbers below ``LARGEST_MM``, else None."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) or not hasattr(value, "__iter__") else value
+    out = []
+    try:
+        for item in items:  # type: ignore[union-attr]
+            out.append(float(item))
+    except (TypeError, ValueError):
+        return None
+    ok = len(out) == n and all(math.isfinite(v) and abs(v) < LARGEST_MM for v in out)
+    return tuple(out) if ok else None
+
+
+def ref_whole(value: object) -> int | None:
+    """An integer written as text, else None (absent, empty or not a whole number)."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def ref_text(ds: Dataset, keyword: str) -> str:
+    """The value as text without surrounding spaces; "" when absent."""
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
 
 
 def header_via_pydicom(ds: Dataset, path: Path) -> SliceHeader:
     """The reference: every value converted by pydicom."""
-    spacing = _floats(ds.get("PixelSpacing"), 2)
-    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    position = _floats(ds.get("ImagePositionPatient"), 3)
-    thickness = _floats(ds.get("SliceThickness"), 1)
-    between = _floats(ds.get("SpacingBetweenSlices"), 1)
-    frames = _int(ds.get("NumberOfFrames"))
+    spacing = ref_numbers(ds.get("PixelSpacing"), 2)
+    orientation = ref_numbers(ds.get("ImageOrientationPatient"), 6)
+    position = ref_numbers(ds.get("ImagePositionPatient"), 3)
+    thickness = ref_numbers(ds.get("SliceThickness"), 1)
+    between = ref_numbers(ds.get("SpacingBetweenSlices"), 1)
+    frames = ref_whole(ds.get("NumberOfFrames"))
     sop_class = ds.get("SOPClassUID")
     if sop_class is None and hasattr(ds, "file_meta"):
         sop_class = ds.file_meta.get("MediaStorageSOPClassUID")
     return SliceHeader(
         path=path,
         sop_class_uid=str(sop_class or ""),
-        sop_instance_uid=_str(ds, "SOPInstanceUID"),
-        series_instance_uid=_str(ds, "SeriesInstanceUID"),
-        study_instance_uid=_str(ds, "StudyInstanceUID"),
-        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID") or None,
-        modality=_str(ds, "Modality"),
-        series_description=_str(ds, "SeriesDescription"),
-        series_number=_int(ds.get("SeriesNumber")),
-        patient_id=_str(ds, "PatientID"),
-        study_date=_str(ds, "StudyDate"),
-        instance_number=_int(ds.get("InstanceNumber")),
-        rows=_int(ds.get("Rows")),
-        columns=_int(ds.get("Columns")),
+        sop_instance_uid=ref_text(ds, "SOPInstanceUID"),
+        series_instance_uid=ref_text(ds, "SeriesInstanceUID"),
+        study_instance_uid=ref_text(ds, "StudyInstanceUID"),
+        frame_of_reference_uid=ref_text(ds, "FrameOfReferenceUID") or None,
+        modality=ref_text(ds, "Modality"),
+        series_description=ref_text(ds, "SeriesDescription"),
+        series_number=ref_whole(ds.get("SeriesNumber")),
+        patient_id=ref_text(ds, "PatientID"),
+        study_date=ref_text(ds, "StudyDate"),
+        instance_number=ref_whole(ds.get("InstanceNumber")),
+        rows=ref_whole(ds.get("Rows")),
+        columns=ref_whole(ds.get("Columns")),
         pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
         orientation=(
             (orientation[0], orientation[1], orientation[2],
@@ -76,7 +126,7 @@ def _dataset(raw: dict[str, bytes], *, explicit: bool, little: bool,
         ds[0x00080005] = RawDataElement(Tag(0x00080005), "CS" if explicit else None,
                                         len(charset), charset, 0, not explicit, little)
     for keyword, value in raw.items():
-        tag, vr = dh._TAG[keyword]
+        tag, vr = TAG_VR[keyword]
         ds[tag] = RawDataElement(Tag(tag), vr if explicit else None, len(value), value, 0,
                                  not explicit, little)
     if meta_sop_class is not None:
@@ -116,13 +166,13 @@ _values = {
 
 
 def _strategy(keyword: str) -> st.SearchStrategy[bytes]:
-    vr = dh._TAG[keyword][1]
+    vr = TAG_VR[keyword][1]
     return _values[vr] if vr in _values else _values["text"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    raw=st.fixed_dictionaries({}, optional={k: _strategy(k) for k in dh._TAG}),
+    raw=st.fixed_dictionaries({}, optional={k: _strategy(k) for k in KEYWORDS}),
     explicit=st.booleans(),
     little=st.booleans(),
     pad=st.booleans(),
@@ -148,7 +198,7 @@ def test_real_files_agree(tmp_path: Path) -> None:
     paths = write_series(tmp_path, grid, np.zeros(grid.array_shape, np.int16),
                          SeriesSpec(series_description="Café résumé"))
     def read(path: Path) -> Dataset:
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=dh._TAGS)
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(KEYWORDS))
 
     for path in paths:
         fast = dh.header_from_dataset(read(path), path)

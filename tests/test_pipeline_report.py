@@ -39,10 +39,16 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> syn.SyntheticCase:
 def written(case: syn.SyntheticCase, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A report.json of a real conversion with unmatched and absent labels."""
     root = tmp_path_factory.mktemp("written")
-    region_map = syn.write_region_map(root / "map.txt", {"Body": 1, "Livr": 10, "Lesion": 60,
-                                                         "Heart": 70})
-    convert(region_map, case.series.folder, case.rtstruct_path, root / "out",
-            ConvertOptions(mask_only=True))
+    region_map = syn.write_region_map(
+        root / "map.txt", {"Body": 1, "Livr": 10, "Lesion": 60, "Heart": 70}
+    )
+    convert(
+        region_map,
+        case.series.folder,
+        case.rtstruct_path,
+        root / "out",
+        ConvertOptions(mask_only=True),
+    )
     return root / "out" / "report.json"
 
 
@@ -61,8 +67,11 @@ def _assert_round_trip(report_json: Path) -> ConvertReport:
 # --- round trips on real conversions -------------------------------------------------------
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     order=st.permutations(list(syn.PHANTOM_REGION_VALUES)),
     keep=st.lists(st.booleans(), min_size=7, max_size=7),
@@ -73,15 +82,21 @@ def _assert_round_trip(report_json: Path) -> ConvertReport:
     strict_names=st.booleans(),
 )
 def test_round_trip_of_real_conversions(
-    case: syn.SyntheticCase, order: list[str], keep: list[bool], rename: str | None,
-    extra_label: bool, mask_only: bool, spacing: tuple[float, float, float] | None,
+    case: syn.SyntheticCase,
+    order: list[str],
+    keep: list[bool],
+    rename: str | None,
+    extra_label: bool,
+    mask_only: bool,
+    spacing: tuple[float, float, float] | None,
     strict_names: bool,
 ) -> None:
     """to_dict -> from_dict -> to_dict is the identity, whatever the conversion held:
     regions painted, unmatched (a renamed label), absent labels, overlaps in any order,
     resampled outputs or none."""
-    values = {name: syn.PHANTOM_REGION_VALUES[name] for name, k in zip(order, keep, strict=True)
-              if k}
+    values = {
+        name: syn.PHANTOM_REGION_VALUES[name] for name, k in zip(order, keep, strict=True) if k
+    }
     if rename in values:
         values[rename.lower() + "x"] = values.pop(rename)
     if extra_label or not values:
@@ -89,10 +104,13 @@ def test_round_trip_of_real_conversions(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         region_map = syn.write_region_map(root / "map.txt", values)
-        options = ConvertOptions(mask_only=mask_only and spacing is None, spacing=spacing,
-                                 strict_names=strict_names, preview=False)
-        result = convert(region_map, case.series.folder, case.rtstruct_path, root / "out",
-                         options)
+        options = ConvertOptions(
+            mask_only=mask_only and spacing is None,
+            spacing=spacing,
+            strict_names=strict_names,
+            preview=False,
+        )
+        result = convert(region_map, case.series.folder, case.rtstruct_path, root / "out", options)
         loaded = _assert_round_trip(root / "out" / "report.json")
         assert loaded.to_dict() == result.report.to_dict()
         assert loaded.describe() == result.report.describe()
@@ -102,19 +120,36 @@ def test_round_trip_of_real_seg_and_rtstruct_files(testdata: Path, tmp_path: Pat
     """Reports of the shared real files: SEGs (frames, overlaps) and a planning system's
     RTSTRUCT (contours skipped, images missing from the series)."""
     cases = [
-        ("dcmqi-ct3slice-seg", "ct", "seg/partial_overlaps.dcm",
-         "GREEN=1\nORANGE=2\nPURPLE=3\nLIGHT_BLUE=4\nDARK_BLUE=5\n"),
-        ("dcmqi-tiny-nonsquare-seg", "24x38x3/image", "24x38x3/seg/sparse-labelmap-ppv5.dcm",
-         "Liver=9\n"),
-        ("rtutils-mim-rtstruct", "ct", "rtstruct/dummy_rt_MIM.dcm",
-         "ROI-1=1\nROI-2=2\nROI-4=4\nOther=7\n"),
+        (
+            "dcmqi-ct3slice-seg",
+            "ct",
+            "seg/partial_overlaps.dcm",
+            "GREEN=1\nORANGE=2\nPURPLE=3\nLIGHT_BLUE=4\nDARK_BLUE=5\n",
+        ),
+        (
+            "dcmqi-tiny-nonsquare-seg",
+            "24x38x3/image",
+            "24x38x3/seg/sparse-labelmap-ppv5.dcm",
+            "Liver=9\n",
+        ),
+        (
+            "rtutils-mim-rtstruct",
+            "ct",
+            "rtstruct/dummy_rt_MIM.dcm",
+            "ROI-1=1\nROI-2=2\nROI-4=4\nOther=7\n",
+        ),
     ]
     for n, (folder, image, rois, text) in enumerate(cases):
         region_map = tmp_path / f"map{n}.txt"
         region_map.write_text(text, encoding="utf-8")
         out = tmp_path / f"out{n}"
-        convert(region_map, testdata / folder / image, testdata / folder / rois, out,
-                ConvertOptions(mask_only=True))
+        convert(
+            region_map,
+            testdata / folder / image,
+            testdata / folder / rois,
+            out,
+            ConvertOptions(mask_only=True),
+        )
         loaded = _assert_round_trip(out / "report.json")
         assert loaded.inputs.annotation.path == str(testdata / folder / rois)
     rt = ConvertReport.load(tmp_path / "out2" / "report.json")
@@ -157,19 +192,26 @@ def test_an_unknown_field_is_named(written: Path) -> None:
     assert "labels[0].colour" in msg and "another version" in msg
 
 
-@pytest.mark.parametrize(("edit", "where", "expected"), [
-    (lambda d: d["regions"][0].update(voxels="12"), "regions[0].voxels", "a whole number"),
-    (lambda d: d["regions"][0].update(voxels=True), "regions[0].voxels", "a whole number"),
-    (lambda d: d["labels"][0].update(present=1), "labels[0].present", "true or false"),
-    (lambda d: d["labels"][0].update(volume_mm3="1.5"), "labels[0].volume_mm3", "a number"),
-    (lambda d: d.update(regions={}), "regions", "a list"),
-    (lambda d: d["inputs"].update(image=[]), "inputs.image", "an object"),
-    (lambda d: d["timings_s"].update(paint=None), "timings_s.paint", "a number"),
-    (lambda d: d["region_map"]["regions"][0].update(label=3), "region_map.regions[0].label",
-     "text"),
-])
-def test_a_value_of_the_wrong_type_is_named(written: Path, edit: Any, where: str,
-                                             expected: str) -> None:
+@pytest.mark.parametrize(
+    ("edit", "where", "expected"),
+    [
+        (lambda d: d["regions"][0].update(voxels="12"), "regions[0].voxels", "a whole number"),
+        (lambda d: d["regions"][0].update(voxels=True), "regions[0].voxels", "a whole number"),
+        (lambda d: d["labels"][0].update(present=1), "labels[0].present", "true or false"),
+        (lambda d: d["labels"][0].update(volume_mm3="1.5"), "labels[0].volume_mm3", "a number"),
+        (lambda d: d.update(regions={}), "regions", "a list"),
+        (lambda d: d["inputs"].update(image=[]), "inputs.image", "an object"),
+        (lambda d: d["timings_s"].update(paint=None), "timings_s.paint", "a number"),
+        (
+            lambda d: d["region_map"]["regions"][0].update(label=3),
+            "region_map.regions[0].label",
+            "text",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named(
+    written: Path, edit: Any, where: str, expected: str
+) -> None:
     msg = _refused(_edited(written, edit))
     assert f"{where} must be {expected}" in msg
 
@@ -208,60 +250,159 @@ def test_load_names_the_file(written: Path, tmp_path: Path) -> None:
 
 def _hand_made_report() -> dict[str, Any]:
     """A small report written out by hand: one of each thing a report can say."""
-    grid = {"size_ijk": [4, 3, 2], "spacing_mm": [0.5, 0.5, 2.0], "origin_lps_mm": [0, 0, 0],
-            "direction_lps": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "voxel_to_ras": []}
-    contours = {"total": 5, "used": 3, "skipped": 2,
-                "skipped_by_reason": {"off_every_slice_plane": 1, "open": 1,
-                                      "point_or_degenerate": 0, "not_planar": 0},
-                "clipped_at_image_edge": 2, "referencing_images_not_in_series": 1,
-                "slices": 2, "plane_tolerance_mm": 0.5}
-    region = {"source": "ROI", "number": 1, "name": "liver", "matched_label": "Liver",
-              "value": 10, "status": "painted", "voxels": 2000, "volume_mm3": 1234.5,
-              "painted_voxels": 1900, "contours": contours, "frames_used": None,
-              "suggestions": []}
+    grid = {
+        "size_ijk": [4, 3, 2],
+        "spacing_mm": [0.5, 0.5, 2.0],
+        "origin_lps_mm": [0, 0, 0],
+        "direction_lps": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        "voxel_to_ras": [],
+    }
+    contours = {
+        "total": 5,
+        "used": 3,
+        "skipped": 2,
+        "skipped_by_reason": {
+            "off_every_slice_plane": 1,
+            "open": 1,
+            "point_or_degenerate": 0,
+            "not_planar": 0,
+        },
+        "clipped_at_image_edge": 2,
+        "referencing_images_not_in_series": 1,
+        "slices": 2,
+        "plane_tolerance_mm": 0.5,
+    }
+    region = {
+        "source": "ROI",
+        "number": 1,
+        "name": "liver",
+        "matched_label": "Liver",
+        "value": 10,
+        "status": "painted",
+        "voxels": 2000,
+        "volume_mm3": 1234.5,
+        "painted_voxels": 1900,
+        "contours": contours,
+        "frames_used": None,
+        "suggestions": [],
+    }
     return {
         "inputs": {
-            "image": {"folder": "ct", "study_instance_uid": "1.2", "series_instance_uid": "1.3",
-                      "frame_of_reference_uid": None, "modality": "CT", "slices": 2,
-                      "series_description": "", "patient_id": "P", "study_date": ""},
-            "annotation": {"path": "rt.dcm", "modality": "RTSTRUCT", "sop_instance_uid": "1.4",
-                           "series_instance_uid": "1.5", "study_instance_uid": "1.2",
-                           "frame_of_reference_uid": None, "referenced_series_uids": ["1.3"],
-                           "sha256": "ab"},
+            "image": {
+                "folder": "ct",
+                "study_instance_uid": "1.2",
+                "series_instance_uid": "1.3",
+                "frame_of_reference_uid": None,
+                "modality": "CT",
+                "slices": 2,
+                "series_description": "",
+                "patient_id": "P",
+                "study_date": "",
+            },
+            "annotation": {
+                "path": "rt.dcm",
+                "modality": "RTSTRUCT",
+                "sop_instance_uid": "1.4",
+                "series_instance_uid": "1.5",
+                "study_instance_uid": "1.2",
+                "frame_of_reference_uid": None,
+                "referenced_series_uids": ["1.3"],
+                "sha256": "ab",
+            },
             "grid": grid,
         },
-        "region_map": {"path": "map.txt", "sha256": "cd", "dtype": "uint8",
-                       "regions": [{"label": "Liver", "value": 10},
-                                   {"label": "Lesion", "value": 60},
-                                   {"label": "Heart", "value": 70}],
-                       "shared_values": {}},
+        "region_map": {
+            "path": "map.txt",
+            "sha256": "cd",
+            "dtype": "uint8",
+            "regions": [
+                {"label": "Liver", "value": 10},
+                {"label": "Lesion", "value": 60},
+                {"label": "Heart", "value": 70},
+            ],
+            "shared_values": {},
+        },
         "options": {"spacing": None},
         "regions": [
             region,
-            {**region, "number": 2, "name": "Lesion", "matched_label": "Lesion", "value": 60,
-             "voxels": 100, "volume_mm3": 50.0, "painted_voxels": 100,
-             "contours": {**contours, "skipped": 0, "clipped_at_image_edge": 0,
-                          "referencing_images_not_in_series": 0,
-                          "skipped_by_reason": dict.fromkeys(contours["skipped_by_reason"], 0),
-                          "used": 5}},
-            {**region, "number": 3, "name": "Tumor", "matched_label": "Lesion", "value": 60,
-             "status": "empty", "voxels": 0, "volume_mm3": 0.0, "painted_voxels": 0,
-             "contours": None, "frames_used": 0},
-            {**region, "number": 4, "name": "Spleeen", "matched_label": None, "value": None,
-             "status": "unmatched", "contours": None, "suggestions": ["Spleen", "Liver"]},
+            {
+                **region,
+                "number": 2,
+                "name": "Lesion",
+                "matched_label": "Lesion",
+                "value": 60,
+                "voxels": 100,
+                "volume_mm3": 50.0,
+                "painted_voxels": 100,
+                "contours": {
+                    **contours,
+                    "skipped": 0,
+                    "clipped_at_image_edge": 0,
+                    "referencing_images_not_in_series": 0,
+                    "skipped_by_reason": dict.fromkeys(contours["skipped_by_reason"], 0),
+                    "used": 5,
+                },
+            },
+            {
+                **region,
+                "number": 3,
+                "name": "Tumor",
+                "matched_label": "Lesion",
+                "value": 60,
+                "status": "empty",
+                "voxels": 0,
+                "volume_mm3": 0.0,
+                "painted_voxels": 0,
+                "contours": None,
+                "frames_used": 0,
+            },
+            {
+                **region,
+                "number": 4,
+                "name": "Spleeen",
+                "matched_label": None,
+                "value": None,
+                "status": "unmatched",
+                "contours": None,
+                "suggestions": ["Spleen", "Liver"],
+            },
         ],
-        "labels": [{"label": "Liver", "value": 10, "present": True, "voxels": 1900,
-                    "volume_mm3": 1172.3}],
-        "unmatched": [{"name": "Spleeen", "number": 4, "source": "ROI",
-                       "suggestions": ["Spleen", "Liver"]}],
+        "labels": [
+            {"label": "Liver", "value": 10, "present": True, "voxels": 1900, "volume_mm3": 1172.3}
+        ],
+        "unmatched": [
+            {"name": "Spleeen", "number": 4, "source": "ROI", "suggestions": ["Spleen", "Liver"]}
+        ],
         "absent_labels": ["Heart"],
-        "overlaps": [{"first": "Liver", "second": "Lesion", "first_value": 10,
-                      "second_value": 60, "voxels": 100, "winner": "Lesion"}],
+        "overlaps": [
+            {
+                "first": "Liver",
+                "second": "Lesion",
+                "first_value": 10,
+                "second_value": 60,
+                "voxels": 100,
+                "winner": "Lesion",
+            }
+        ],
         "fixups": ["slice 3 moved"],
-        "outputs": [{"name": "mask.nii.gz", "kind": "mask", "grid": grid, "dtype": "uint8",
-                     "bytes": 3100, "sha256": "ef"},
-                    {"name": "preview.png", "kind": "preview", "grid": None, "dtype": None,
-                     "bytes": 2_500_000, "sha256": "01"}],
+        "outputs": [
+            {
+                "name": "mask.nii.gz",
+                "kind": "mask",
+                "grid": grid,
+                "dtype": "uint8",
+                "bytes": 3100,
+                "sha256": "ef",
+            },
+            {
+                "name": "preview.png",
+                "kind": "preview",
+                "grid": None,
+                "dtype": None,
+                "bytes": 2_500_000,
+                "sha256": "01",
+            },
+        ],
         "timings_s": {"total": 1.0},
         "warnings": ["the folder held another series"],
         "segmap_version": "0",
@@ -278,8 +419,7 @@ def test_the_report_in_sentences() -> None:
         "ROI 'Lesion' -> Lesion=60: 100 voxels, 0.05 mL, from 5 of 5 contours.",
         "ROI 'liver': 2 of 5 contours skipped (1 off every slice plane, 1 open).",
         "ROI 'liver': 1 contour references images that are not in the series.",
-        "ROI 'Tumor' matched Lesion=60 but none of its voxels lies in the image; "
-        "nothing painted.",
+        "ROI 'Tumor' matched Lesion=60 but none of its voxels lies in the image; nothing painted.",
         "ROI 'Spleeen' matches no label of the map (closest: Spleen, Liver); not painted.",
         "Map labels absent from the annotation: Heart.",
         "Liver and Lesion overlap in 100 voxels; Lesion is painted there.",
@@ -295,8 +435,13 @@ def test_the_report_in_sentences() -> None:
 
 
 def test_a_clean_conversion_has_no_notes(case: syn.SyntheticCase, tmp_path: Path) -> None:
-    result = convert(case.region_map_path, case.series.folder, case.rtstruct_path,
-                     tmp_path / "out", ConvertOptions(mask_only=True))
+    result = convert(
+        case.region_map_path,
+        case.series.folder,
+        case.rtstruct_path,
+        tmp_path / "out",
+        ConvertOptions(mask_only=True),
+    )
     assert result.report.notes(overlaps=False) == []
     # The phantom's organs lie inside the body: those overlaps are all there is to say.
     assert all(" overlap in " in s for s in result.report.notes())
@@ -309,8 +454,9 @@ def test_summary_figures_are_those_of_the_mask(written: Path) -> None:
     voxel_mm3 = float(np.prod(GRID.spacing))
     n = int((mask == 60).sum())  # the lesion is painted last: all of it shows
     assert n > 0
-    assert (f"ROI 'Lesion' -> Lesion=60: {n} voxels, {n * voxel_mm3 / 1000:.2f} mL"
-            in "\n".join(report.describe()))
+    assert f"ROI 'Lesion' -> Lesion=60: {n} voxels, {n * voxel_mm3 / 1000:.2f} mL" in "\n".join(
+        report.describe()
+    )
     assert "ROI 'Liver' matches no label of the map (closest: Livr" in "\n".join(report.notes())
     assert "Map labels absent from the annotation: Livr, Heart." in report.notes()
 

@@ -55,10 +55,14 @@ def run() -> int:
     the shutdown skips them; everything else about ending (atexit handlers, flushing
     and closing of standard streams, joining threads) happens as usual, and every file
     the command wrote was closed before it returned. Only here, not in :func:`main`,
-    which tests and other programs call in a process that goes on.
+    which tests and other programs call in a process that goes on; and not with
+    ``SEGMAP_NO_SPEEDUPS=1`` (:mod:`segmap.pipeline.speedups`).
     """
+    from segmap.pipeline.speedups import speedups_enabled
+
     code = main()
-    gc.freeze()
+    if speedups_enabled():
+        gc.freeze()
     return code
 
 

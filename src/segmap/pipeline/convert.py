@@ -44,6 +44,7 @@ from segmap.pipeline.outputs import OutputTransaction
 from segmap.pipeline.regions import place_regions
 from segmap.pipeline.report import ConvertReport
 from segmap.pipeline.report_build import build_report
+from segmap.pipeline.speedups import speedups_enabled
 from segmap.pipeline.timing import StageClock
 from segmap.pipeline.writer import OutputWriter, load_nifti_writer
 
@@ -84,7 +85,8 @@ class ConvertOptions:
         preview: write ``preview.png`` (ignored with ``mask_only``).
         fixup: repair uneven slice spacing or gaps in the series instead of refusing it.
         parallel_read: parse an RTSTRUCT in a forked child while the series headers are
-            read here (Linux; falls back to one after the other elsewhere).
+            read here (Linux; falls back to one after the other elsewhere, and when
+            ``SEGMAP_NO_SPEEDUPS=1``: see :mod:`segmap.pipeline.speedups`).
     """
 
     spacing: tuple[float, float, float] | None = None
@@ -188,8 +190,10 @@ def convert(
     # faulted in on a helper thread while the regions are placed: numpy's fill runs
     # without the GIL, so the kernel's page zeroing -- ~10 ms, and several times that
     # when the memory is fresh to a virtual machine -- happens on the other core.
+    # Without speedups (segmap.pipeline.speedups) the painter allocates it itself.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-canvas") as helper:
-        canvas = helper.submit(_zeroed, series.grid.array_shape, rmap.dtype)
+        canvas = (helper.submit(_zeroed, series.grid.array_shape, rmap.dtype)
+                  if speedups_enabled() else None)
         with clock("place_regions"):
             named, region_details = place_regions(info, contour_regions, series,
                                                    threshold=options.threshold)
@@ -200,7 +204,7 @@ def convert(
                 unmatched=UnmatchedPolicy(options.unmatched),
                 strict_names=options.strict_names,
                 grid_shape=series.grid.array_shape,
-                out=canvas.result(),
+                out=canvas.result() if canvas is not None else None,
             )
     del named  # the regions' boxes are painted; free them before the image is read
     labels = composite.array

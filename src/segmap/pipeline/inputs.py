@@ -5,7 +5,8 @@ a second for a large study, and both are pure-Python parsing (pydicom), which th
 cannot overlap. So, where the platform can fork cheaply and safely (Linux, a process
 running one thread, as the command line does), the RTSTRUCT is parsed in a child process
 while this process scans the series headers; elsewhere (threaded servers, daemonic pool
-workers, other systems) the two run one after the other with the same result.
+workers, other systems, or ``SEGMAP_NO_SPEEDUPS=1``: :mod:`segmap.pipeline.speedups`)
+the two run one after the other with the same result.
 
 The series is chosen by the SeriesInstanceUID the annotation references when the folder
 holds several; a folder holding exactly one series is used even when the annotation
@@ -33,6 +34,7 @@ from segmap.annotations.rtstruct import read_rtstruct
 from segmap.annotations.types import AnnotationInfo, ContourRegion
 from segmap.errors import SeriesSelectionError
 from segmap.imaging.series import DicomSeries, find_series, load_series
+from segmap.pipeline.speedups import speedups_enabled
 
 _MODALITY_TAG = 0x00080060
 
@@ -94,7 +96,7 @@ def read_inputs(rois_path: Path, image_dir: Path, *, fixup: bool = False,
         timings["load_series"] = time.perf_counter() - t
         return Inputs(info, None, series, warnings, timings)
 
-    pool = _fork_pool() if parallel else None
+    pool = _fork_pool() if parallel and speedups_enabled() else None
     if pool is None:
         t = time.perf_counter()
         info, regions = read_rtstruct(rois_path)

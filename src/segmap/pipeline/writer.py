@@ -4,7 +4,8 @@ ISA-L and zlib release the GIL while they compress, so a file queued here is wri
 while the conversion goes on decoding, resampling and drawing in its own thread. The
 writer keeps a reference to each queued array until it is written, records every file
 (its grid, data type, size and checksum) in the order queued, and is shut down -- waiting
-for its last file -- before the output transaction ends.
+for its last file -- before the output transaction ends. With ``SEGMAP_NO_SPEEDUPS=1``
+(:mod:`segmap.pipeline.speedups`) each file is written at once, in the caller's thread.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from segmap.imaging.grid import VoxelGrid
 from segmap.pipeline.outputs import OutputTransaction
 from segmap.pipeline.report import OutputRecord, file_sha256
+from segmap.pipeline.speedups import speedups_enabled
 from segmap.pipeline.timing import StageClock
 
 
@@ -29,14 +31,19 @@ class OutputWriter:
     def __init__(self, tx: OutputTransaction, clock: StageClock) -> None:
         self.tx = tx
         self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-writer")
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-writer")
+            if speedups_enabled()
+            else None
+        )
         self._pending: list[tuple[Future[None] | None, str, str, VoxelGrid | None, Any]] = []
 
     def __enter__(self) -> OutputWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def nifti(
         self,
@@ -48,9 +55,12 @@ class OutputWriter:
         description: str,
     ) -> None:
         """Queue ``volume`` to be written as ``name`` (the writer keeps a reference)."""
-        future = self._pool.submit(
-            self._timed, stage, volume, grid, self.tx.path(name), description
-        )
+        path = self.tx.path(name)
+        if self._pool is None:
+            self._timed(stage, volume, grid, path, description)
+            self._pending.append((None, name, kind, grid, volume.dtype))
+            return
+        future = self._pool.submit(self._timed, stage, volume, grid, path, description)
         self._pending.append((future, name, kind, grid, volume.dtype))
 
     def done(self, name: str, kind: str, grid: VoxelGrid | None, dtype: Any) -> None:
