@@ -172,3 +172,14 @@ def test_program_entry_point_without_speedups_leaves_the_heap_alone(case, tmp_pa
     assert run() == 0
     assert gc.get_freeze_count() == 0
     assert sorted(p.name for p in out.iterdir()) == ["mask.nii.gz", "report.json"]
+
+
+def test_command_line_choices_are_the_library_ones():
+    # segmap/cli/convert.py lists them itself so that `segmap --help` need not import numpy.
+    from segmap.cli.convert import INTERPOLATIONS, OVERLAP_POLICIES, UNMATCHED_POLICIES
+    from segmap.masks.policies import OverlapPolicy, UnmatchedPolicy
+    from segmap.pipeline.convert import INTERPOLATION_ORDERS
+
+    assert tuple(INTERPOLATION_ORDERS) == INTERPOLATIONS
+    assert tuple(p.value for p in OverlapPolicy) == OVERLAP_POLICIES
+    assert tuple(p.value for p in UnmatchedPolicy) == UNMATCHED_POLICIES

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 PROG = "segmap convert"
 
-INTERPOLATIONS = ("linear", "bspline")  # = convert.INTERPOLATION_ORDERS
-OVERLAP_POLICIES = ("order", "error")  # = masks.policies.OverlapPolicy
-UNMATCHED_POLICIES = ("skip", "error")  # = masks.policies.UnmatchedPolicy
+INTERPOLATIONS = ("linear", "bspline")  # = pipeline.convert.INTERPOLATION_ORDERS (a test checks)
+OVERLAP_POLICIES = ("order", "error")  # = masks.policies.OverlapPolicy (a test checks)
+UNMATCHED_POLICIES = ("skip", "error")  # = masks.policies.UnmatchedPolicy (a test checks)
 
 HELP = "one RTSTRUCT or SEG to a composite mask (NIfTI) with image, report and preview"
 DESCRIPTION = (
