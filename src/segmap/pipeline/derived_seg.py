@@ -24,6 +24,7 @@ offered too; highdicom writes it and segmap reads it, but viewers read it less w
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,8 +57,14 @@ SERIES_NUMBER_OFFSET = 1000
 """Default SeriesNumber: the image series' number plus this, so the two sort together."""
 
 _PATIENT_STUDY_TYPE2 = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-    "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
 )
 """Type 2 attributes highdicom reads from the first source image (empty when absent)."""
 
@@ -145,27 +152,32 @@ def build_derived_seg(
     frames, omitted = _frames_of_files(labels, series)
     pixels = frames if kind is SegKind.LABELMAP else _to_segment_numbers(frames, segments)
     first = sources[0]
-    seg = hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=pixels,
-        segmentation_type=kind.value,
-        segment_descriptions=[_description(s, algorithm_parameters) for s in segments],
-        series_instance_uid=series_instance_uid or hd.UID(),
-        series_number=series_number if series_number is not None else
-        _default_series_number(first),
-        sop_instance_uid=sop_instance_uid or hd.UID(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MANUFACTURER,
-        software_versions=segmap.__version__,
-        device_serial_number=DEVICE_SERIAL_NUMBER,
-        content_label=CONTENT_LABEL,
-        content_description=_lo(content_description) or None,
-        omit_empty_frames=True,
-        # UTF-8, whatever the images used: labels may be in any script, and pydicom
-        # re-encodes the patient and study values it copies.
-        specific_character_set="ISO_IR 192",
-    )
+    with warnings.catch_warnings():
+        # highdicom warns when a copied PatientName has a single component ("ANON"): the
+        # name is the image's, copied as it is, and there is nothing for a user to do.
+        warnings.filterwarnings("ignore", message=".*intended person name", category=UserWarning)
+        seg = hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=pixels,
+            segmentation_type=kind.value,
+            segment_descriptions=[_description(s, algorithm_parameters) for s in segments],
+            series_instance_uid=series_instance_uid or hd.UID(),
+            series_number=series_number
+            if series_number is not None
+            else _default_series_number(first),
+            sop_instance_uid=sop_instance_uid or hd.UID(),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=MANUFACTURER,
+            software_versions=segmap.__version__,
+            device_serial_number=DEVICE_SERIAL_NUMBER,
+            content_label=CONTENT_LABEL,
+            content_description=_lo(content_description) or None,
+            omit_empty_frames=True,
+            # UTF-8, whatever the images used: labels may be in any script, and pydicom
+            # re-encodes the patient and study values it copies.
+            specific_character_set="ISO_IR 192",
+        )
     seg.SeriesDescription = _lo(series_description)
     t2 = time.perf_counter()
     return DerivedSeg(seg, segments, omitted, {"read_headers": t1 - t0, "highdicom": t2 - t1})
@@ -178,8 +190,10 @@ def _source_datasets(series: DicomSeries) -> list[Dataset]:
         try:
             sources.append(pydicom.dcmread(path, stop_before_pixels=True))
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
-            raise DerivedSegError(f"{path}: cannot read the image header again for the SEG: "
-                                  f"{exc}; was the file changed during the conversion?") from exc
+            raise DerivedSegError(
+                f"{path}: cannot read the image header again for the SEG: "
+                f"{exc}; was the file changed during the conversion?"
+            ) from exc
     first = sources[0]
     for keyword in _PATIENT_STUDY_TYPE2:
         if keyword not in first:
@@ -223,8 +237,9 @@ def _to_segment_numbers(
     """Mask values replaced by segment numbers (a BINARY SEG numbers segments 1..N)."""
     if all(s.number == s.value for s in segments):
         return frames
-    lut = np.zeros(max(s.value for s in segments) + 1,
-                   dtype=np.uint8 if len(segments) <= 255 else np.uint16)
+    lut = np.zeros(
+        max(s.value for s in segments) + 1, dtype=np.uint8 if len(segments) <= 255 else np.uint16
+    )
     for s in segments:
         lut[s.value] = s.number
     return lut[frames]
@@ -240,8 +255,10 @@ def _description(s: SegSegment, parameters: Mapping[str, str] | None) -> hd.seg.
         # Annotators drew the regions; segmap rasterised and painted them.
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name="segmap", family=codes.cid7162.ManualProcessing,
-            version=segmap.__version__, parameters=dict(parameters) if parameters else None,
+            name="segmap",
+            family=codes.cid7162.ManualProcessing,
+            version=segmap.__version__,
+            parameters=dict(parameters) if parameters else None,
         ),
         display_color=hd.color.CIELabColor.from_rgb(*s.colour_rgb),
     )
@@ -282,11 +299,16 @@ def write_conversion_seg(
     colours = read_colour_comments(map_path.read_text(encoding="utf-8-sig")) if map_path else {}
     map_name = map_path.name if map_path else "region map"
     derived = build_derived_seg(
-        labels_kji, series, rmap, colours=colours,
+        labels_kji,
+        series,
+        rmap,
+        colours=colours,
         series_description=description or f"segmap mask {map_name} {rmap.sha256[:8]}",
         content_description=f"segmap composite of {annotation.modality} {annotation.label}",
-        algorithm_parameters={"region_map_sha256": rmap.sha256,
-                              "annotation_sop_instance_uid": annotation.sop_instance_uid},
+        algorithm_parameters={
+            "region_map_sha256": rmap.sha256,
+            "annotation_sop_instance_uid": annotation.sop_instance_uid,
+        },
     )
     derived.save(path)
     warnings = []

@@ -80,16 +80,21 @@ def segment_table(
         line = next((r.line for r in rmap.regions if r.label == first), 0)
         where = f"map line {line}" if line else "the region map"
         if len(first) > LO_MAX_CHARS:
-            problems.append(f"{where}: the label {first!r} has {len(first)} characters; a SEG "
-                            f"segment label holds at most {LO_MAX_CHARS}")
+            problems.append(
+                f"{where}: the label {first!r} has {len(first)} characters; a SEG "
+                f"segment label holds at most {LO_MAX_CHARS}"
+            )
         if "\\" in first:
-            problems.append(f"{where}: the label {first!r} holds a backslash, which DICOM "
-                            "reads as a value separator in a segment label")
+            problems.append(
+                f"{where}: the label {first!r} holds a backslash, which DICOM "
+                "reads as a value separator in a segment label"
+            )
         r, g, b, _alpha = colour_of(value, colours)
         segments.append(SegSegment(value if number_is_value else n, value, labels, (r, g, b)))
     if problems:
         raise DerivedSegError(
-            "cannot write the DICOM SEG: " + "; ".join(problems)
+            "cannot write the DICOM SEG: "
+            + "; ".join(problems)
             + ". Shorten or rename the label in the region map, or convert without the SEG"
         )
     return tuple(segments)
