@@ -85,7 +85,8 @@ class DerivedSeg:
         segments: its segments in SegmentSequence order (LABELMAP's background aside).
         omitted_voxels: mask voxels on grid planes that no image file holds (only after
             a gap fix-up); a SEG frame needs a source image, so these are left out.
-        timings_s: seconds spent reading source headers and in highdicom.
+        timings_s: seconds spent checking and numbering the mask, reading the source
+            headers, in highdicom and (after :meth:`save`) saving.
     """
 
     dataset: hd.seg.Segmentation
@@ -145,12 +146,13 @@ def build_derived_seg(
             f"has the grid {series.grid.array_shape} (slices, rows, columns)"
         )
     segments = segment_table(rmap, colours, number_is_value=kind is SegKind.LABELMAP)
-    _check_values(labels, segments)
     t0 = time.perf_counter()
-    sources = _source_datasets(series)
-    t1 = time.perf_counter()
+    _check_values(labels, segments)
     frames, omitted = _frames_of_files(labels, series)
     pixels = frames if kind is SegKind.LABELMAP else _to_segment_numbers(frames, segments)
+    t1 = time.perf_counter()
+    sources = _source_datasets(series)
+    t2 = time.perf_counter()
     first = sources[0]
     with warnings.catch_warnings():
         # highdicom warns when a copied PatientName has a single component ("ANON"): the
@@ -179,8 +181,9 @@ def build_derived_seg(
             specific_character_set="ISO_IR 192",
         )
     seg.SeriesDescription = _lo(series_description)
-    t2 = time.perf_counter()
-    return DerivedSeg(seg, segments, omitted, {"read_headers": t1 - t0, "highdicom": t2 - t1})
+    t3 = time.perf_counter()
+    timings = {"prepare_frames": t1 - t0, "read_headers": t2 - t1, "highdicom": t3 - t2}
+    return DerivedSeg(seg, segments, omitted, timings)
 
 
 def _source_datasets(series: DicomSeries) -> list[Dataset]:
@@ -221,9 +224,20 @@ def _frames_of_files(
 
 
 def _check_values(labels: npt.NDArray[np.integer], segments: tuple[SegSegment, ...]) -> None:
-    """Refuse a mask value that no segment holds (it would silently vanish otherwise)."""
-    present = np.flatnonzero(np.bincount(labels.ravel()))
-    stray = sorted(set(present.tolist()) - {0, *(s.value for s in segments)})
+    """Refuse a mask value that no segment holds (it would silently vanish otherwise).
+
+    Counted a slice at a time: ``bincount`` of the whole volume would first copy it to
+    64-bit integers (630 MB for 512x512x300) and take seconds.
+    """
+    counts = np.zeros(1, dtype=np.int64)
+    for plane in labels:
+        found = np.bincount(plane.ravel())
+        if found.size > counts.size:
+            found[: counts.size] += counts
+            counts = found
+        else:
+            counts[: found.size] += found
+    stray = sorted(set(np.flatnonzero(counts).tolist()) - {0, *(s.value for s in segments)})
     if stray:
         raise DerivedSegError(
             f"the mask holds the value(s) {', '.join(map(str, stray[:10]))}, which the region "
@@ -234,7 +248,10 @@ def _check_values(labels: npt.NDArray[np.integer], segments: tuple[SegSegment, .
 def _to_segment_numbers(
     frames: npt.NDArray[np.integer], segments: tuple[SegSegment, ...]
 ) -> npt.NDArray[np.integer]:
-    """Mask values replaced by segment numbers (a BINARY SEG numbers segments 1..N)."""
+    """Mask values replaced by segment numbers (a BINARY SEG numbers segments 1..N).
+
+    A slice at a time, for the same reason as :func:`_check_values`.
+    """
     if all(s.number == s.value for s in segments):
         return frames
     lut = np.zeros(
@@ -242,7 +259,10 @@ def _to_segment_numbers(
     )
     for s in segments:
         lut[s.value] = s.number
-    return lut[frames]
+    out = np.empty(frames.shape, dtype=lut.dtype)
+    for k, plane in enumerate(frames):
+        np.take(lut, plane, out=out[k])
+    return out
 
 
 def _description(s: SegSegment, parameters: Mapping[str, str] | None) -> hd.seg.SegmentDescription:
