@@ -35,7 +35,8 @@ DESCRIPTION = (
     "region map (later map lines win where regions overlap).\n\n"
     "Writes to DIR: mask.nii.gz and report.json always; image.nii.gz, or with --spacing\n"
     "image_resampled.nii.gz and mask_resampled.nii.gz instead; preview.png unless\n"
-    "--no-preview or --mask-only. If anything fails, DIR is left as it was."
+    "--no-preview or --mask-only; with --seg also seg.dcm, the mask as a DICOM SEG.\n"
+    "If anything fails, DIR is left as it was."
 )
 EPILOG = (
     "examples:\n"
@@ -110,6 +111,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-only", action="store_true",
                    help="write only mask.nii.gz and report.json; image pixels are not read")
     p.add_argument("--no-preview", action="store_true", help="do not draw preview.png")
+    p.add_argument("--seg", action="store_true",
+                   help="also write seg.dcm: the mask as a DICOM SEG on the image series, one "
+                        "segment per map value, to view in OHIF (works with --mask-only)")
     p.add_argument("--fixup", action="store_true",
                    help="place a series with uneven slice spacing or gaps on a regular grid "
                         "(recorded in the report) instead of refusing it")
@@ -131,6 +135,7 @@ def run_convert(args: argparse.Namespace) -> int:
         spacing=args.spacing, interp=args.interp, overlap=args.overlap,
         unmatched=args.unmatched, strict_names=args.strict_names, threshold=args.threshold,
         mask_only=args.mask_only, preview=not args.no_preview, fixup=args.fixup,
+        write_seg=args.seg,
     )
     try:
         result = convert(args.map, args.image, args.rois, args.out, options)

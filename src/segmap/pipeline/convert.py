@@ -9,7 +9,8 @@ Stages, each timed in the report:
 4. paint the composite mask in map order under the overlap and unmatched-name policies;
 5. write ``mask.nii.gz`` (native grid) and, unless mask-only, the image: ``image.nii.gz``
    on the native grid, or with a target spacing ``image_resampled.nii.gz`` and
-   ``mask_resampled.nii.gz``; then ``preview.png`` and ``report.json``.
+   ``mask_resampled.nii.gz``; then ``preview.png`` and ``report.json``; with ``write_seg``
+   also ``seg.dcm``, the mask as a DICOM SEG (:mod:`segmap.pipeline.derived_seg`).
 
 All files go through :class:`~segmap.pipeline.outputs.OutputTransaction`: the output folder
 receives every file or none. ``mask_only`` never decodes image pixel data.
@@ -57,6 +58,7 @@ IMAGE_RESAMPLED_NAME = "image_resampled.nii.gz"
 MASK_RESAMPLED_NAME = "mask_resampled.nii.gz"
 REPORT_NAME = "report.json"
 PREVIEW_NAME = "preview.png"
+SEG_NAME = "seg.dcm"
 
 INTERPOLATION_ORDERS = {"linear": 1, "bspline": 3}
 """Image interpolation by name -> spline order (the mask is always nearest neighbour)."""
@@ -87,6 +89,8 @@ class ConvertOptions:
         parallel_read: parse an RTSTRUCT in a forked child while the series headers are
             read here (Linux; falls back to one after the other elsewhere, and when
             ``SEGMAP_NO_SPEEDUPS=1``: see :mod:`segmap.pipeline.speedups`).
+        write_seg: also write ``seg.dcm``, the composite mask as a DICOM SEG on the series.
+        seg_description: its SeriesDescription (e.g. the model); empty names the map.
     """
 
     spacing: tuple[float, float, float] | None = None
@@ -99,6 +103,8 @@ class ConvertOptions:
     preview: bool = True
     fixup: bool = False
     parallel_read: bool = True
+    write_seg: bool = False
+    seg_description: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -214,6 +220,14 @@ def convert(
     # segmap.pipeline.writer); it is shut down before the transaction ends.
     with OutputTransaction(out_dir) as tx, OutputWriter(tx, clock) as writer:
         writer.nifti("write_mask", labels, grid, MASK_NAME, "mask", "segmap composite mask")
+        if options.write_seg:
+            from segmap.pipeline.derived_seg import write_conversion_seg  # loads highdicom
+
+            with clock("write_seg"):
+                warnings.extend(write_conversion_seg(
+                    tx.path(SEG_NAME), labels, series, rmap, map_path=map_path, annotation=info,
+                    description=options.seg_description))
+            writer.done(SEG_NAME, "seg", grid, None)
         if not options.mask_only:
             _write_image_outputs(writer, series, labels, rmap, options, clock, info, say)
         outputs = writer.finish()
