@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -24,6 +26,7 @@ from segmap.server.dicomweb.multipart import (
     read_parts,
 )
 
+T = TypeVar("T")
 STOW_TYPE = 'multipart/related; type="application/dicom"; boundary="{b}"'
 
 
@@ -32,11 +35,17 @@ async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
         yield body[i : i + size]
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on a fresh event loop in a thread: other tests may leave one running here."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _read(body: bytes, content_type: str, size: int = 65536, **kw: object) -> list[ReceivedPart]:
     async def run() -> list[ReceivedPart]:
         return [p async for p in read_parts(_chunks(body, size), content_type, **kw)]  # type: ignore[arg-type]
 
-    return asyncio.run(run())
+    return _run(run())
 
 
 def _payloads(n: int = 3, size: int = 5000) -> list[bytes]:
@@ -157,5 +166,5 @@ def test_async_writer_matches_the_sync_one() -> None:
     async def collect() -> bytes:
         return b"".join([c async for c in amultipart_body(produce(), boundary)])
 
-    assert asyncio.run(collect()) == _body(parts, boundary)
+    assert _run(collect()) == _body(parts, boundary)
     assert _body([], boundary) == b"--b0--\r\n"
