@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from segmap.server.dicomweb.levels import Level
 from segmap.server.dicomweb.matching import MultiValued, condition_clause, conditions
@@ -168,3 +169,30 @@ def test_series_numbers(engine: Engine) -> None:
     with engine.connect() as conn:
         rows = conn.execute(select(series.c.id).where(*conditions(query, targets))).all()
     assert {r[0] for r in rows} == {2}
+
+
+class _Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class _OrmStudy(_Base):
+    __tablename__ = "orm_studies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    modalities: Mapped[str] = mapped_column(String(200))
+
+
+def test_orm_attributes_as_targets(engine: Engine) -> None:
+    """The real index will map ORM classes; their attributes work as targets too."""
+    _Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all([_OrmStudy(id=1, patient_id="A1", modalities="CT\\SEG"),
+                         _OrmStudy(id=2, patient_id="A2", modalities="MR")])  # fmt: skip
+        session.commit()
+        query = parse_query([("PatientID", "A*"), ("ModalitiesInStudy", "SEG")], Level.STUDY)
+        targets = {
+            "PatientID": _OrmStudy.patient_id,
+            "ModalitiesInStudy": MultiValued(_OrmStudy.modalities),
+        }
+        found = session.scalars(select(_OrmStudy.id).where(*conditions(query, targets))).all()
+        assert found == [1]
