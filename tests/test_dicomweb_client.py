@@ -33,7 +33,6 @@ from sqlalchemy.pool import StaticPool
 
 from segmap.imaging.frame_index import FrameIndex, index_frames
 from segmap.imaging.frame_read import read_frame, to_uncompressed
-from segmap.pipeline.synthetic import axial_grid, write_ct_series
 from segmap.server.dicomweb.accept import Resource, negotiate
 from segmap.server.dicomweb.dicomjson import instance_metadata, level_record, qido_result
 from segmap.server.dicomweb.errors import DicomwebError
@@ -41,6 +40,7 @@ from segmap.server.dicomweb.levels import NUMBER_OF_STUDY_RELATED_INSTANCES, Lev
 from segmap.server.dicomweb.matching import conditions
 from segmap.server.dicomweb.multipart import OutgoingPart, multipart_body, new_boundary, read_parts
 from segmap.server.dicomweb.query import parse_query
+from segmap.testing import axial_grid, write_ct_series
 
 
 @dataclass

@@ -41,7 +41,7 @@ from segmap.imaging.frame_read import (
     read_frame,
     read_frame_uncompressed,
 )
-from segmap.pipeline.synthetic import axial_grid, write_ct_series
+from segmap.testing import axial_grid, write_ct_series
 
 
 def _frames_of(ds: Dataset) -> np.ndarray:
