@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segmap import __version__
+from segmap.datasets.command import add_dataset_parser
 from segmap.errors import SegmapError
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def _add_users_parser(subparsers: Any) -> None:
 
 _COMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_map_parser, _add_convert_parser, _add_batch_parser, _add_serve_parser,
-    _add_users_parser,
+    _add_users_parser, add_dataset_parser,
 )
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from segmap.datasets.entries import Entry, check_sources, copy_checked
 from segmap.datasets.errors import DatasetError
 
+FOLDER_MODE = 0o755
+
 
 @dataclass(frozen=True)
 class FolderResult:
@@ -56,6 +58,7 @@ def write_folder(
         raise DatasetError(f"{target} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root}.staging-", dir=out_dir))
+    os.chmod(staging, FOLDER_MODE)  # mkdtemp makes it private; the dataset is not
     linked = copied = generated = total = 0
     try:
         for entry in entries:
