@@ -129,8 +129,11 @@ def freeze(
                 )
             )
         else:
-            item = _measure(conv, options.resampled, warnings)
+            notes: list[str] = []
+            item = _measure(conv, options.resampled, notes)
             bad = table.unexpected(item.stats.voxels)
+            if not bad:
+                warnings.extend(notes)  # a case left out needs no warning besides why
             if bad:
                 unexpected.append(UnexpectedValues(conv.key, tuple(bad)))
                 left_out.append(
