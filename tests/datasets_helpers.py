@@ -33,10 +33,15 @@ class BuiltCase:
     """A batch case: where its series is, its subject and its truth (map values)."""
 
     key: str
-    series_folder: Path
+    series: syn.WrittenSeries
     subject: str
     truth: list[TruthROI]
     grid: VoxelGrid
+
+    @property
+    def series_folder(self) -> Path:
+        """Where the CT files are."""
+        return self.series.folder
 
 
 @dataclass
@@ -52,49 +57,75 @@ class BuiltTree:
 
 def _truth(rois: tuple[syn.SyntheticROI, ...]) -> list[TruthROI]:
     by_name = {r.name: r for r in rois}
-    return [TruthROI(v, [c.points_lps for c in by_name[n].contours])
-            for n, v in VALUES.items() if n in by_name]
+    return [
+        TruthROI(v, [c.points_lps for c in by_name[n].contours])
+        for n, v in VALUES.items()
+        if n in by_name
+    ]
 
 
-def shifted(rois: tuple[syn.SyntheticROI, ...], mm: tuple[float, float, float]
-            ) -> tuple[syn.SyntheticROI, ...]:
+def shifted(
+    rois: tuple[syn.SyntheticROI, ...], mm: tuple[float, float, float]
+) -> tuple[syn.SyntheticROI, ...]:
     """``rois`` moved by ``mm`` (LPS), on the same slices."""
     d = np.asarray(mm, dtype=float)
-    return tuple(syn.SyntheticROI(r.name, r.color_rgb, tuple(
-        syn.SyntheticContour(c.points_lps + d, c.slice_index) for c in r.contours), r.hu)
-        for r in rois)
+    return tuple(
+        syn.SyntheticROI(
+            r.name,
+            r.color_rgb,
+            tuple(syn.SyntheticContour(c.points_lps + d, c.slice_index) for c in r.contours),
+            r.hu,
+        )
+        for r in rois
+    )
 
 
-def add_case(tree: BuiltTree, name: str, seed: int, patient: str, grid: VoxelGrid, *,
-             drop: tuple[str, ...] = (), extra: tuple[syn.SyntheticROI, ...] = (),
-             patient_position: str = "HFS") -> tuple[syn.WrittenSeries,
-                                                     tuple[syn.SyntheticROI, ...]]:
+def add_case(
+    tree: BuiltTree,
+    name: str,
+    seed: int,
+    patient: str,
+    grid: VoxelGrid,
+    *,
+    drop: tuple[str, ...] = (),
+    extra: tuple[syn.SyntheticROI, ...] = (),
+    patient_position: str = "HFS",
+) -> tuple[syn.WrittenSeries, tuple[syn.SyntheticROI, ...]]:
     """Write a phantom case at ``inputs/name`` (``ct/``, ``rtstruct.dcm``)."""
     root = tree.inputs / name
     identity = syn.StudyIdentity.generate(seed, patient)
     volume = syn.render_phantom_ct(grid, noise_hu=0.0, seed=seed)
-    series = syn.write_ct_series(root / "ct", grid, volume, identity=identity, seed=seed,
-                                 patient_position=patient_position)
+    series = syn.write_ct_series(
+        root / "ct", grid, volume, identity=identity, seed=seed, patient_position=patient_position
+    )
     rois = tuple(r for r in syn.phantom_rois(grid) if r.name not in drop)
     syn.write_rtstruct(root / "rtstruct.dcm", series, rois + extra, seed=seed)
-    tree.cases[f"{name}/rtstruct"] = BuiltCase(f"{name}/rtstruct", series.folder, patient,
-                                               _truth(rois), grid)
+    tree.cases[f"{name}/rtstruct"] = BuiltCase(
+        f"{name}/rtstruct", series, patient, _truth(rois), grid
+    )
     return series, rois
 
 
-def add_collection(tree: BuiltTree, name: str, series: syn.WrittenSeries,
-                   rois: tuple[syn.SyntheticROI, ...], seed: int, grid: VoxelGrid) -> str:
+def add_collection(
+    tree: BuiltTree,
+    name: str,
+    series: syn.WrittenSeries,
+    rois: tuple[syn.SyntheticROI, ...],
+    seed: int,
+    grid: VoxelGrid,
+) -> str:
     """A second RTSTRUCT on a case's series (``inputs/name/second.dcm``)."""
-    syn.write_rtstruct(tree.inputs / name / "second.dcm", series, rois, seed=seed,
-                       label="second reader")
+    syn.write_rtstruct(
+        tree.inputs / name / "second.dcm", series, rois, seed=seed, label="second reader"
+    )
     key = f"{name}/second"
-    tree.cases[key] = BuiltCase(key, series.folder, series.identity.patient_id, _truth(rois),
-                                grid)
+    tree.cases[key] = BuiltCase(key, series, series.identity.patient_id, _truth(rois), grid)
     return key
 
 
-def convert_tree(tree: BuiltTree, spacing: tuple[float, float, float] | None = None,
-                 out: Path | None = None) -> Path:
+def convert_tree(
+    tree: BuiltTree, spacing: tuple[float, float, float] | None = None, out: Path | None = None
+) -> Path:
     """Convert every case of the tree with ``run_batch`` (two local workers)."""
     out = out or tree.out
     options = {"spacing": spacing, "preview": False}
@@ -139,15 +170,23 @@ def native_tree(root: Path) -> BuiltTree:
     series, rois = add_case(tree, "carol", 3, "PAT002", carol_grid)
     tree.planted["first_collection"] = "carol/rtstruct"
     tree.planted["second_collection"] = add_collection(
-        tree, "carol", series, shifted(rois, (3.0, 0.0, 0.0)), 33, carol_grid)
-    liver = next(r for r in syn.phantom_rois(ax((52, 44, 8), (1.5, 1.5, 3.0)))
-                 if r.name == "Liver")
+        tree, "carol", series, shifted(rois, (3.0, 0.0, 0.0)), 33, carol_grid
+    )
+    liver = next(r for r in syn.phantom_rois(ax((52, 44, 8), (1.5, 1.5, 3.0))) if r.name == "Liver")
     stomach = syn.SyntheticROI("Stomach", (200, 200, 0), liver.contours)
-    add_case(tree, "dave", 4, "PAT003", ax((52, 44, 8), (1.5, 1.5, 3.0)), drop=("Spleen",),
-             extra=(stomach,))
+    add_case(
+        tree,
+        "dave",
+        4,
+        "PAT003",
+        ax((52, 44, 8), (1.5, 1.5, 3.0)),
+        drop=("Spleen",),
+        extra=(stomach,),
+    )
     tree.planted["missing"] = "dave/rtstruct"
-    add_case(tree, "erin", 5, "PAT004",
-             ax((48, 44, 8), (1.5 * TENFOLD, 1.5 * TENFOLD, 3.0 * TENFOLD)))
+    add_case(
+        tree, "erin", 5, "PAT004", ax((48, 44, 8), (1.5 * TENFOLD, 1.5 * TENFOLD, 3.0 * TENFOLD))
+    )
     tree.planted["tenfold"] = "erin/rtstruct"
     add_case(tree, "gina", 7, "PAT005", ax((44, 40, 8), (1.5, 1.5, 3.0)))
     add_case(tree, "frank", 6, "PAT006", ax((48, 42, 8), (1.5, 1.5, 3.0)))
@@ -164,8 +203,13 @@ def resampled_tree(root: Path, spacing: tuple[float, float, float]) -> BuiltTree
     add_case(tree, "p1", 101, "PAT101", syn.axial_grid((48, 40, 8), (1.5, 1.5, 3.0)))
     add_case(tree, "p2", 102, "PAT102", syn.axial_grid((40, 36, 10), (1.8, 1.8, 2.5)))
     add_case(tree, "p3", 103, "PAT103", syn.oblique_grid((44, 40, 8), (1.6, 1.6, 3.2)))
-    add_case(tree, "p4", 104, "PAT104",
-             syn.axial_grid((36, 32, 6), (2.0, 2.0, 4.0), patient_position="FFS"),
-             patient_position="FFS")
+    add_case(
+        tree,
+        "p4",
+        104,
+        "PAT104",
+        syn.axial_grid((36, 32, 6), (2.0, 2.0, 4.0), patient_position="FFS"),
+        patient_position="FFS",
+    )
     convert_tree(tree, spacing)
     return tree

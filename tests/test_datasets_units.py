@@ -131,10 +131,11 @@ def test_dice_of_two_boxes_is_their_overlap_counted():
 
 
 def _sphere(shape, centre, radius_mm, spacing):
-    grids = np.meshgrid(*(np.arange(n) * s for n, s in zip(shape, spacing, strict=True)),
-                        indexing="ij")
+    grids = np.meshgrid(
+        *(np.arange(n) * s for n, s in zip(shape, spacing, strict=True)), indexing="ij"
+    )
     d2 = sum((g - c) ** 2 for g, c in zip(grids, centre, strict=True))
-    return d2 <= radius_mm ** 2
+    return d2 <= radius_mm**2
 
 
 @pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")  # MONAI's own
@@ -151,8 +152,7 @@ def test_hd95_matches_monai(spacing):
     def onehot(m):
         return torch.from_numpy(np.stack([~m, m])[None].astype(np.float32))
 
-    theirs = compute_hausdorff_distance(onehot(a), onehot(b), percentile=95,
-                                        spacing=list(spacing))
+    theirs = compute_hausdorff_distance(onehot(a), onehot(b), percentile=95, spacing=list(spacing))
     assert ours == pytest.approx(float(theirs[0, 0]), rel=1e-6)
     assert ours > 0
     assert hd95(a, a, spacing) == 0.0
@@ -170,12 +170,16 @@ def test_hd95_of_a_shifted_box_face_is_the_shift():
 
 
 def test_labels_are_renumbered_by_increasing_map_value_and_shared_values_merge():
-    rmap = RegionMap.from_pairs([("Liver", 10), ("Spleen", 3), ("Left Kidney", 30),
-                                 ("Right Kidney", 30)])
+    rmap = RegionMap.from_pairs(
+        [("Liver", 10), ("Spleen", 3), ("Left Kidney", 30), ("Right Kidney", 30)]
+    )
     table = LabelTable(rmap)
     assert table.to_label == {3: 1, 10: 2, 30: 3}
     assert [(c.value, c.map_labels) for c in table.classes] == [
-        (1, ("Spleen",)), (2, ("Liver",)), (3, ("Left Kidney", "Right Kidney"))]
+        (1, ("Spleen",)),
+        (2, ("Liver",)),
+        (3, ("Left Kidney", "Right Kidney")),
+    ]
     mask = np.array([[0, 3, 10], [30, 30, 0]], dtype=np.uint8)
     assert table.remap(mask).tolist() == [[0, 1, 2], [3, 3, 0]]
     assert table.unexpected([0, 3, 7, 10, 31]) == [7, 31]
@@ -210,9 +214,11 @@ def test_streamed_zip_through_a_pipe_is_a_valid_archive_and_reproducible(tmp_pat
     big = tmp_path / "big.bin"
     big.write_bytes(np.random.default_rng(0).bytes(5 << 20))
     sha = hashlib.sha256(big.read_bytes()).hexdigest()
-    entries = [bytes_entry("a.json", b'{"x": 1}\n', compress=True),
-               Entry("imagesTr/big.nii.gz", source=big, sha256=sha, size_hint=5 << 20),
-               Entry("empty/", is_dir=True)]
+    entries = [
+        bytes_entry("a.json", b'{"x": 1}\n', compress=True),
+        Entry("imagesTr/big.nii.gz", source=big, sha256=sha, size_hint=5 << 20),
+        Entry("empty/", is_dir=True),
+    ]
     pieces = list(iter_zip(entries, "Root"))
     assert max(len(p) for p in pieces) <= (1 << 20) + 4096  # one chunk at a time
     read_fd, write_fd = os.pipe()
