@@ -250,3 +250,54 @@ def test_a_changed_source_stops_the_stream(tmp_path):
     entry = Entry("imagesTr/x.nii.gz", source=Path(f), sha256="0" * 64, size_hint=6)
     with pytest.raises(DatasetError, match="changed since the dataset was frozen"):
         list(iter_zip([entry], "Root"))
+
+
+# --- filters and names shared with the command line ------------------------------------
+
+
+def _conversion(**fields):
+    from segmap.datasets.sources import Conversion
+
+    base = dict(
+        key="p1/rtstruct",
+        report_path=Path("r.json"),
+        outputs={},
+        subject="PAT001",
+        session="1.2.3",
+        collection="p1/rtstruct",
+        annotator="Dr Who",
+        study_instance_uid="1.2.3",
+        series_instance_uid="1.2.4",
+        annotation_sop_instance_uid="1.2.5",
+        annotation_series_instance_uid="1.2.6",
+        annotation_modality="RTSTRUCT",
+        modality="CT",
+        map_regions=(("a", 1),),
+        map_sha256="x",
+        segmap_version="0",
+    )
+    return Conversion(**{**base, **fields})
+
+
+def test_a_filter_keeps_what_every_field_matches():
+    from segmap.datasets.selection import CaseFilter
+
+    c = _conversion()
+    assert CaseFilter().keeps(c)
+    assert CaseFilter(subject=("PAT00*",)).keeps(c)
+    assert not CaseFilter(subject=("PAT002",)).keeps(c)
+    assert CaseFilter(collection=("1.2.5",)).keeps(c)  # the annotation's SOPInstanceUID
+    assert CaseFilter(collection=("p1/*",), annotator=("Dr*",)).keeps(c)
+    assert not CaseFilter(collection=("p1/*",), annotator=("Nurse",)).keeps(c)
+    assert CaseFilter.from_dict({"subject": "PAT001"}) == CaseFilter(subject=("PAT001",))
+    with pytest.raises(DatasetError, match="unknown field.*colour"):
+        CaseFilter.from_dict({"colour": ["red"]})
+    with pytest.raises(DatasetError, match="subject must be a string or a list of strings"):
+        CaseFilter.from_dict({"subject": [1]})
+
+
+def test_the_command_line_offers_exactly_the_layouts():
+    from segmap.datasets.command import FORMATS
+    from segmap.datasets.layouts import FORMAT_NAMES
+
+    assert FORMATS == FORMAT_NAMES
