@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from segmap.server import services
-from segmap.server.database import Database
+from segmap.server.db.engine import Database
 from segmap.server.settings import Settings
 
 CHROMIUM = Path(os.environ.get("SEGMAP_CHROMIUM", "/usr/bin/chromium"))

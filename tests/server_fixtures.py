@@ -35,8 +35,8 @@ from sqlalchemy.engine import make_url
 
 from segmap.server import auth, services
 from segmap.server.app import create_app
-from segmap.server.database import Database
-from segmap.server.orm import User
+from segmap.server.db.accounts import User
+from segmap.server.db.engine import Database
 from segmap.server.settings import Settings
 
 TEST_DB_ENV = "SEGMAP_TEST_DATABASE_URL"

@@ -21,7 +21,7 @@ from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
 from segmap.pipeline import synthetic as syn
 from segmap.server import auth, services
 from segmap.server.app import create_app
-from segmap.server.orm import User
+from segmap.server.db.accounts import User
 from segmap.server.settings import DASK_ENV, Settings
 
 

@@ -16,8 +16,10 @@ from sqlalchemy import select
 
 from segmap.server import services
 from segmap.server.auth import Principal
+from segmap.server.db.accounts import ApiToken, User
+from segmap.server.db.base import utcnow
+from segmap.server.db.registry import Membership
 from segmap.server.errors import Conflict
-from segmap.server.orm import ApiToken, Membership, User, utcnow
 from segmap.server.settings import Settings, SettingsError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from segmap.server import services
-from segmap.server.database import Database
+from segmap.server.db.engine import Database
 from segmap.server.settings import Settings
 
 SEGMAP = [sys.executable, "-c", "import sys; from segmap.cli import main; sys.exit(main())"]

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from imaging_data import multipart, write_phantom_rtstruct, write_study
 from segmap.pipeline.convert import ConvertOptions, convert
 from segmap.server import services
-from segmap.server.database import Database
-from segmap.server.orm_imaging import RoiCollection
+from segmap.server.db.engine import Database
+from segmap.server.db.imaging import RoiCollection
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 

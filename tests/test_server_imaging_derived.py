@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from imaging_data import multipart, sha256, write_study
 from segmap.server import services
+from segmap.server.db.imaging import DerivedFolder, Scan
 from segmap.server.errors import Unprocessable
-from segmap.server.orm_imaging import DerivedFolder, Scan
 from server_fixtures import World
 
 

@@ -14,7 +14,7 @@ import pydicom
 from sqlalchemy import func, select
 
 from imaging_data import multipart, sha256, write_phantom_rtstruct, write_study, zip_bytes
-from segmap.server.orm_imaging import Instance
+from segmap.server.db.imaging import Instance
 from server_fixtures import TEST_MAX_UPLOAD, World
 
 SESSIONS = "/api/v1/projects/P/sessions"

@@ -36,9 +36,9 @@ from segmap.server.api_schemas import (
     project_out,
 )
 from segmap.server.auth import Principal
+from segmap.server.db.base import utcnow
 from segmap.server.deps import api_principal, get_database, get_db, get_settings, get_storage
 from segmap.server.errors import NotAuthenticated
-from segmap.server.orm import utcnow
 from segmap.server.services.access import require_principal
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage, StagingWriter

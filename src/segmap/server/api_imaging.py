@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from segmap.server import services
 from segmap.server.api_schemas import ErrorOut
 from segmap.server.auth import Principal
+from segmap.server.db.imaging import DerivedFolder, ImagingSession, RoiCollection, Scan
 from segmap.server.deps import api_principal, get_database, get_db, get_settings, get_storage
 from segmap.server.multipart_stream import receive_files
-from segmap.server.orm_imaging import DerivedFolder, ImagingSession, RoiCollection, Scan
 from segmap.server.services.imaging import (
     IncomingFile,
     Rejection,

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from segmap.server.api_schemas import ErrorOut, ModelOut, model_out
 from segmap.server.auth import Principal
+from segmap.server.db.imaging import ImagingSession
+from segmap.server.db.jobs import Job
 from segmap.server.deps import api_principal, get_db
-from segmap.server.orm_imaging import ImagingSession
-from segmap.server.orm_jobs import Job
 from segmap.server.services import jobs as job_services
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from segmap.server.orm import MLModel, ResourceFile, ResourceFolder, User
+from segmap.server.db.accounts import User
+from segmap.server.db.registry import MLModel, ResourceFile, ResourceFolder
 from segmap.server.services import ProjectEntry
 
 

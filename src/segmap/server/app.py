@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import segmap
 from segmap.server import api, api_imaging, api_jobs, pages, pages_imaging, pages_jobs
-from segmap.server.database import Database
+from segmap.server.db.engine import Database
 from segmap.server.errors import ServiceError
 from segmap.server.jobs import job_runner_lifespan
 from segmap.server.sessions import CookieSessionMiddleware

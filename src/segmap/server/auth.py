@@ -18,8 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection, Request
 
+from segmap.server.db.accounts import ApiToken, User
+from segmap.server.db.base import utcnow
 from segmap.server.errors import Forbidden, NotAuthenticated
-from segmap.server.orm import ApiToken, User, utcnow
 
 TOKEN_PREFIX = "smp_"
 CSRF_FORM_FIELD = "csrf_token"

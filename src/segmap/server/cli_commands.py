@@ -36,7 +36,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 if TYPE_CHECKING:
-    from segmap.server.database import Database
+    from segmap.server.db.engine import Database
 
 SERVE_HELP = "run the web service (dashboard and REST API)"
 SERVE_DESCRIPTION = (
@@ -228,7 +228,7 @@ def read_password(stdin: TextIO) -> str:
 
 
 def _open_database(args: argparse.Namespace) -> Database:
-    from segmap.server.database import Database
+    from segmap.server.db.engine import Database
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

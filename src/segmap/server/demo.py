@@ -21,8 +21,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from segmap.server.auth import principal_of
-from segmap.server.database import Database
-from segmap.server.orm import Project, User
+from segmap.server.db.accounts import User
+from segmap.server.db.engine import Database
+from segmap.server.db.registry import Project
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 

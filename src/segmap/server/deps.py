@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from segmap.server import auth
 from segmap.server.auth import Principal
-from segmap.server.database import Database
+from segmap.server.db.engine import Database
 from segmap.server.services.access import require_principal as _require
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from segmap.server import auth, services
 from segmap.server.auth import Principal
+from segmap.server.db.registry import ROLES
 from segmap.server.deps import get_db, get_settings, get_storage, optional_principal
 from segmap.server.errors import ServiceError, Unprocessable
-from segmap.server.orm import ROLES
 from segmap.server.pages_common import (
     Crumb,
     error_page,

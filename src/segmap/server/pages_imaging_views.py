@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
+from segmap.server.db.imaging import DerivedFolder, ImagingSession, RoiCollection, Scan
+from segmap.server.db.registry import MLModel
 from segmap.server.errors import ServiceError
-from segmap.server.orm import MLModel
-from segmap.server.orm_imaging import DerivedFolder, ImagingSession, RoiCollection, Scan
 from segmap.server.pages_common import format_time
 from segmap.server.pages_views import project_url
 from segmap.server.services import model_region_map

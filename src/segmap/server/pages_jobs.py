@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from segmap.server import services
 from segmap.server.auth import Principal
+from segmap.server.db.jobs import Job
 from segmap.server.deps import get_db, optional_principal
-from segmap.server.orm_jobs import Job
 from segmap.server.pages_common import Crumb, format_time, page_context, project_crumbs, render
 from segmap.server.pages_views import model_url, project_tabs, project_url, project_view
 from segmap.server.services import jobs as job_services

@@ -16,8 +16,8 @@ from segmap.labelmap.colour_comments import read_colour_comments
 from segmap.labelmap.palette import colour_for_value
 from segmap.labelmap.rules import parse_value
 from segmap.server.auth import Principal
+from segmap.server.db.registry import MLModel, Project
 from segmap.server.errors import ServiceError
-from segmap.server.orm import MLModel, Project
 from segmap.server.pages_common import colour_hex, format_spacing, format_time
 from segmap.server.services import model_region_map, open_file
 from segmap.server.storage import Storage

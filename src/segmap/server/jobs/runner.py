@@ -37,7 +37,11 @@ from sqlalchemy import select, update
 
 from segmap.errors import SegmapError
 from segmap.pipeline.executors import Executor, TaskHandle, make_executor
-from segmap.server.database import Database
+from segmap.server.db.base import utcnow
+from segmap.server.db.engine import Database
+from segmap.server.db.imaging import RoiCollection
+from segmap.server.db.jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
+from segmap.server.db.registry import MLModel
 from segmap.server.errors import ServiceError
 from segmap.server.jobs.task import (
     LOG_FILE,
@@ -47,9 +51,6 @@ from segmap.server.jobs.task import (
     JobTask,
     run_job_task,
 )
-from segmap.server.orm import MLModel, utcnow
-from segmap.server.orm_imaging import RoiCollection
-from segmap.server.orm_jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 

@@ -12,8 +12,8 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from segmap.server.auth import Principal
+from segmap.server.db.registry import ROLE_OWNER, Membership, Project
 from segmap.server.errors import Forbidden, NotAuthenticated, NotFound
-from segmap.server.orm import ROLE_OWNER, Membership, Project
 
 
 @dataclass(frozen=True)

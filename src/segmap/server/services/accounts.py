@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 
 from segmap.server import auth
 from segmap.server.auth import Principal
-from segmap.server.database import read_first
+from segmap.server.db.accounts import ApiToken, User
+from segmap.server.db.engine import read_first
 from segmap.server.errors import Conflict, Forbidden, NotFound, Unprocessable
-from segmap.server.orm import ApiToken, User
 from segmap.server.services.names import check_username, name_key
 
 

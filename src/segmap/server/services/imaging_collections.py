@@ -31,15 +31,9 @@ from segmap.annotations.info import read_annotation_info
 from segmap.annotations.types import AnnotationInfo
 from segmap.errors import AnnotationError
 from segmap.server.auth import Principal
+from segmap.server.db.base import utcnow
+from segmap.server.db.imaging import COLLECTION_TYPES, ImagingSession, Instance, RoiCollection, Scan
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.orm import utcnow
-from segmap.server.orm_imaging import (
-    COLLECTION_TYPES,
-    ImagingSession,
-    Instance,
-    RoiCollection,
-    Scan,
-)
 from segmap.server.services.access import ProjectAccess, project_access, require_manage
 from segmap.server.services.imaging_dicom import RejectedFile, collection_region_names
 from segmap.server.services.imaging_sessions import find_session, sorted_scans

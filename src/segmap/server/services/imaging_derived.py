@@ -35,15 +35,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
+from segmap.server.db.base import utcnow
+from segmap.server.db.imaging import DerivedFile, DerivedFolder, Instance, RoiCollection, Scan
+from segmap.server.db.registry import MLModel
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.orm import MLModel, utcnow
-from segmap.server.orm_imaging import (
-    DerivedFile,
-    DerivedFolder,
-    Instance,
-    RoiCollection,
-    Scan,
-)
 from segmap.server.services.imaging_sessions import get_scan
 from segmap.server.services.names import check_resource_name, name_key
 from segmap.server.settings import DEFAULT_MAX_UPLOAD_BYTES

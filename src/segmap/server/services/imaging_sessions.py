@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
+from segmap.server.db.imaging import ImagingSession, Instance, RoiCollection, Scan
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.orm_imaging import ImagingSession, Instance, RoiCollection, Scan
 from segmap.server.services.access import (
     ProjectAccess,
     project_access,

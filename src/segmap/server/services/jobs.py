@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
+from segmap.server.db.imaging import ImagingSession, RoiCollection
+from segmap.server.db.jobs import JOB_QUEUED, JOB_STATES, Job
+from segmap.server.db.registry import MLModel
 from segmap.server.errors import NotFound, Unprocessable
-from segmap.server.orm import MLModel
-from segmap.server.orm_imaging import ImagingSession, RoiCollection
-from segmap.server.orm_jobs import JOB_QUEUED, JOB_STATES, Job
 from segmap.server.services.access import ProjectAccess, project_access, require_manage
 from segmap.server.services.imaging_collections import project_collections
 from segmap.server.services.imaging_sessions import find_session
@@ -150,7 +150,7 @@ def start_conversion(
 
 
 def _has_region_map(db: Session, model: MLModel) -> bool:
-    from segmap.server.orm import ResourceFile, ResourceFolder
+    from segmap.server.db.registry import ResourceFile, ResourceFolder
     from segmap.server.services.regionmap import is_region_map_name
 
     names = db.scalars(

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
+from segmap.server.db.registry import MLModel
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.orm import MLModel
 from segmap.server.services.access import ProjectAccess, project_access, require_manage
 from segmap.server.services.names import check_model_label, name_key
 from segmap.server.storage import Storage

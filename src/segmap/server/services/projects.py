@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
+from segmap.server.db.registry import ROLE_OWNER, ROLES, Membership, Project
 from segmap.server.errors import Conflict, Forbidden, NotFound, Unprocessable
-from segmap.server.orm import ROLE_OWNER, ROLES, Membership, Project
 from segmap.server.services.access import (
     ProjectAccess,
     project_access,

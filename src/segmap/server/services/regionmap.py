@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from segmap.labelmap import RegionMap, RegionMapError, RegionMapFileError, decode_region_map_bytes
 from segmap.server.auth import Principal
+from segmap.server.db.registry import MLModel, ResourceFile, ResourceFolder
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.orm import MLModel, ResourceFile, ResourceFolder
 from segmap.server.services.mlmodels import get_model
 from segmap.server.services.names import name_key
 from segmap.server.storage import Storage

@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from segmap.server.auth import Principal
-from segmap.server.database import read_first
+from segmap.server.db.base import utcnow
+from segmap.server.db.engine import read_first
+from segmap.server.db.registry import MLModel, ResourceFile, ResourceFolder
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.orm import MLModel, ResourceFile, ResourceFolder, utcnow
 from segmap.server.services.access import ProjectAccess, require_manage
 from segmap.server.services.mlmodels import get_model, model_storage_prefix
 from segmap.server.services.names import check_resource_name, name_key

@@ -1,4 +1,4 @@
-"""The database: engine set-up for SQLite and PostgreSQL, sessions, and migrations."""
+"""The engine: set-up for SQLite and PostgreSQL, sessions, and running the migrations."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _HOLDS_WRITER_LOCK = "segmap_holds_writer_lock"
 _WRITER_WAIT_S = 30.0
+# Any fixed number: the PostgreSQL advisory lock that lets one process migrate at a time.
+_MIGRATION_LOCK_ID = 0x5E6A_0001
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -113,12 +115,17 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Several services starting on one database at once: one migrates, the
+                # others wait here and then find nothing left to do. (On SQLite the
+                # migration's first write takes the database lock.)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
     def user_count(self) -> int:
         """How many accounts exist (0 on a fresh install)."""
-        from segmap.server.orm import User
+        from segmap.server.db.accounts import User
 
         with self.session() as db:
             return int(db.scalar(select(func.count()).select_from(User)) or 0)

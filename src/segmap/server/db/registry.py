@@ -1,104 +1,31 @@
-"""Database tables of the service, as SQLAlchemy 2 declarative classes.
+"""Tables of the registry: projects, members, models and their file-resource folders.
 
-Schema changes go through an Alembic revision in ``migrations/versions`` as well; the
-test ``test_server_migrations`` checks that the two agree.
+Revision ``0001`` creates them; ``test_server_migrations`` checks the two agree.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from segmap.server.db.accounts import User
+from segmap.server.db.base import Base, UTCDateTime, utcnow
 
 ROLE_OWNER = "owner"
 ROLE_MEMBER = "member"
 ROLE_COLLABORATOR = "collaborator"
 ROLES = (ROLE_OWNER, ROLE_MEMBER, ROLE_COLLABORATOR)
-
-# Stable constraint names so migrations can refer to them on every backend.
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    """Current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamps stored as UTC and always read back timezone-aware.
-
-    SQLite keeps no zone, so values are normalised to UTC on the way in and tagged UTC
-    on the way out.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; use segmap.server.orm.utcnow()")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    """Declarative base with the naming convention above."""
-
-    metadata = MetaData(naming_convention=NAMING)
-
-
-class User(Base):
-    """An account. ``username_key`` (case-folded) keeps ``Alice`` and ``alice`` apart."""
-
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(64))
-    username_key: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class ApiToken(Base):
-    """A bearer token; only the SHA-256 of the token is stored."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    user: Mapped[User] = relationship()
 
 
 class Project(Base):
@@ -220,9 +147,3 @@ class ResourceFile(Base):
 
     folder: Mapped[ResourceFolder] = relationship(back_populates="files")
     uploaded_by: Mapped[User | None] = relationship()
-
-
-# The imaging tables live in their own module on this Base; importing it here puts them
-# in ``Base.metadata`` wherever the ORM is used (migration checks, autogenerate).
-from segmap.server import orm_imaging as _orm_imaging  # noqa: E402, F401
-from segmap.server import orm_jobs as _orm_jobs  # noqa: E402, F401

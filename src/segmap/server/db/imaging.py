@@ -1,6 +1,6 @@
 """Database tables of imaging data: sessions, scans, instances, ROI collections, derived files.
 
-The classes share ``orm.Base`` (one metadata, one migration history); revision
+The classes share ``db.base.Base`` (one metadata, one migration history); revision
 ``migrations/versions/0002_imaging.py`` creates these tables and
 ``test_server_migrations`` checks the two agree.
 
@@ -26,7 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from segmap.server.orm import Base, MLModel, Project, User, UTCDateTime, utcnow
+from segmap.server.db.accounts import User
+from segmap.server.db.base import Base, UTCDateTime, utcnow
+from segmap.server.db.registry import MLModel, Project
 
 COLLECTION_TYPES = ("RTSTRUCT", "SEG")
 

@@ -9,18 +9,14 @@ again (``attempts`` counts how often it was started). Revision
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from segmap.server.orm import Base, MLModel, Project, User, UTCDateTime, utcnow
-
-if TYPE_CHECKING:
-    # Resolved by name in Base's registry at run time: importing orm_imaging here would
-    # fail when orm_imaging is the first module imported (it imports orm, whose last
-    # lines import this module before orm_imaging has defined its classes).
-    from segmap.server.orm_imaging import RoiCollection
+from segmap.server.db.accounts import User
+from segmap.server.db.base import Base, UTCDateTime, utcnow
+from segmap.server.db.imaging import RoiCollection
+from segmap.server.db.registry import MLModel, Project
 
 JOB_QUEUED = "queued"
 JOB_RUNNING = "running"

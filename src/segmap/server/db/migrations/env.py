@@ -9,10 +9,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from segmap.server.orm import Base
+from segmap.server.db.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: object) -> None:
