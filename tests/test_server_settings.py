@@ -8,7 +8,7 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from segmap.server import auth, services
+from segmap.server.accounts.service import create_user
 from segmap.server.app import create_app
 from segmap.server.settings import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -17,6 +17,7 @@ from segmap.server.settings import (
     default_data_dir,
     load_or_create_secret,
 )
+from segmap.server.web import auth
 
 
 def test_environment_sets_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_login_survives_restart(tmp_path: Path) -> None:
 
     app = create_app(settings)
     with app.state.database.session(write=True) as db:
-        user = services.create_user(db, "alice", "pw")
+        user = create_user(db, "alice", "pw")
         principal = auth.principal_of(user, "session")
 
     @app.post("/api/test/login")

@@ -239,7 +239,7 @@ def _open_database(args: argparse.Namespace) -> Database:
 
 def run_users_create(args: argparse.Namespace) -> int:
     """Create an account from the command line."""
-    from segmap.server import services
+    from segmap.server.accounts import service as services
 
     try:
         password = read_password(sys.stdin)
@@ -257,7 +257,7 @@ def run_users_create(args: argparse.Namespace) -> int:
 
 def run_users_list(args: argparse.Namespace) -> int:
     """Print every account, one per line, admins marked."""
-    from segmap.server import services
+    from segmap.server.accounts import service as services
 
     try:
         database = _open_database(args)
@@ -274,7 +274,7 @@ def run_users_list(args: argparse.Namespace) -> int:
 
 def run_users_set_password(args: argparse.Namespace) -> int:
     """Replace an account's password from standard input."""
-    from segmap.server import services
+    from segmap.server.accounts import service as services
 
     try:
         password = read_password(sys.stdin)

@@ -1,9 +1,11 @@
 """The job table: one conversion of one ROI collection for one model.
 
 The row is the truth about a job. ``state`` moves queued -> running -> succeeded or
-failed; a running job whose service stopped goes back to queued when the service starts
-again (``attempts`` counts how often it was started). Revision
-``migrations/versions/0003_jobs.py`` creates the table.
+failed. A running job is leased: ``runner`` names the service process that claimed it
+and ``lease_expires_at`` says until when; the runner renews the lease while the job runs,
+and once it has expired (its service died) any service may claim the job again
+(``attempts`` counts how often it was started). Revisions ``0003_jobs`` and
+``0004_job_leases`` create the table.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class Job(Base):
         log: readable lines, oldest first.
         error: what went wrong, in words a user can act on (failed jobs only).
         attempts: how many times the job was started.
-        runner: token of the job runner that claimed it (so a runner only finishes the
-            jobs it started).
+        runner: token of the job runner that holds the job (so a runner only finishes
+            the jobs it still owns).
+        lease_expires_at: while running, when the runner's claim lapses unless renewed.
         output_folder: label of the derived folder the job wrote (succeeded jobs).
     """
 
@@ -57,6 +60,7 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     runner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     trigger: Mapped[str] = mapped_column(String(16), default="manual")
     output_folder: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_by_id: Mapped[int | None] = mapped_column(

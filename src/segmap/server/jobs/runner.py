@@ -268,8 +268,9 @@ class JobRunner:
         self._inflight[job_id] = _InFlight(prepared, handle)
 
     def _prepare(self, job_id: int, executor: Executor) -> _Prepared:
-        from segmap.server.services.imaging import collection_file, scan_files
-        from segmap.server.services.regionmap import REGION_MAP_FILENAME, model_region_map
+        from segmap.server.imaging.collections import collection_file
+        from segmap.server.imaging.lookup import scan_files
+        from segmap.server.registry.regionmap import REGION_MAP_FILENAME, model_region_map
 
         with self.database.session() as db:
             job = db.get(Job, job_id)
@@ -372,7 +373,7 @@ class JobRunner:
             shutil.rmtree(flight.work_dir, ignore_errors=True)
 
     def _store(self, flight: _InFlight, outcome: JobOutcome, text: str) -> None:
-        from segmap.server.services.imaging import replace_derived_resource
+        from segmap.server.imaging.derived import replace_derived_resource
 
         if not self._still_ours(flight.job_id):
             log.info("job %s was taken over or deleted; its outputs are dropped", flight.job_id)
