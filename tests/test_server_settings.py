@@ -51,6 +51,17 @@ def test_bad_upload_limit_in_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         Settings.from_env()
 
 
+def test_job_lease_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGMAP_JOB_LEASE_S", raising=False)
+    assert Settings.from_env().job_lease_s == 60.0
+    monkeypatch.setenv("SEGMAP_JOB_LEASE_S", "2.5")
+    assert Settings.from_env().job_lease_s == 2.5
+    for bad in ("0", "-3", "soon", "inf"):
+        monkeypatch.setenv("SEGMAP_JOB_LEASE_S", bad)
+        with pytest.raises(SettingsError, match=f"SEGMAP_JOB_LEASE_S={bad!r}"):
+            Settings.from_env()
+
+
 def test_secret_is_created_once_private_and_kept(tmp_path: Path) -> None:
     first = load_or_create_secret(tmp_path)
     assert len(first) >= 40

@@ -185,16 +185,16 @@ class FrameOfReferenceMismatch:
 
     def describe(self, what: str, image_series: str) -> str:
         """A sentence naming the frames of reference, ``what`` being the annotation."""
+        image = f"image series {image_series} is in frame of reference {self.image}"
         if len(self.declared) > 1:
-            drawn = (
+            return (
                 f"{what} has regions drawn in {len(self.declared)} frames of reference "
-                f"({', '.join(self.declared)}), and {', '.join(self.foreign)} is not the one"
+                f"({', '.join(self.declared)}), but the {image}, so the regions drawn in "
+                f"{', '.join(self.foreign)} cannot be placed on it"
             )
-        else:
-            drawn = f"{what} is drawn in frame of reference {self.foreign[0]}, which is not the one"
         return (
-            f"{drawn} of the image series {image_series} (frame of reference {self.image}), "
-            "so their patient coordinates cannot be compared"
+            f"{what} is drawn in frame of reference {self.foreign[0]}, but the {image}, so "
+            "their patient coordinates cannot be compared"
         )
 
 
