@@ -31,7 +31,7 @@ from segmap.imaging.sop_classes import CollectionKind, collection_kind
 _DEFER_BYTES = 16 * 1024
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_TAGS = (Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009))
-MAX_UID_LENGTH = 64
+MAX_UID_LENGTH = 64  # characters (PS3.5 9.1)
 
 
 class RejectedFile(SegmapError):

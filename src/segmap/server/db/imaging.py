@@ -26,14 +26,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from segmap.imaging.instance_check import MAX_UID_LENGTH
 from segmap.server.db.accounts import User
 from segmap.server.db.base import Base, UTCDateTime, utcnow
 from segmap.server.db.registry import MLModel, Project
 
-COLLECTION_TYPES = ("RTSTRUCT", "SEG")
-
-# DICOM UIDs are at most 64 characters (PS3.5 9.1).
-UID_LEN = 64
+UID_LEN = MAX_UID_LENGTH
 
 
 class ImagingSession(Base):
@@ -141,7 +139,8 @@ class Instance(Base):
 class RoiCollection(Base):
     """An ROI collection (RTSTRUCT or SEG) of a session, drawn on one of its scans.
 
-    ``label`` is unique per session (compared by ``label_key``). ``region_names`` lists
+    ``label`` is unique per session (compared by ``label_key``); ``collection_type`` is a
+    ``segmap.imaging.sop_classes.CollectionKind`` value. ``region_names`` lists
     the RTSTRUCT ROI names or SEG segment labels in file order (JSON list of strings).
     ``referenced_series_uid`` is the series the file references; ``scan_id`` the scan of
     the session that series is.

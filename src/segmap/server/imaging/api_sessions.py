@@ -44,7 +44,7 @@ from segmap.server.web.deps import api_principal, get_database, get_db, get_sett
 from segmap.server.web.multipart import receive_files
 from segmap.server.web.schemas import ErrorOut, not_found
 from segmap.server.web.transfer import IncomingFile, Rejection, stage_body
-from segmap.server.web.urls import path_pattern
+from segmap.server.web.urls import path_for, path_pattern
 
 router = APIRouter(
     prefix="/api/v1", responses=not_found("project, session or scan"), tags=["sessions"]
@@ -97,7 +97,7 @@ def _where_collections_go(request: Request, project: str, sent: CollectionSent) 
     )
 
 
-def _answer(result: UploadResult, rejected: list[Rejection]) -> UploadAnswerOut:
+def _answer(request: Request, result: UploadResult, rejected: list[Rejection]) -> UploadAnswerOut:
     sessions = []
     for entry in result.sessions:
         s = entry.session
@@ -113,6 +113,7 @@ def _answer(result: UploadResult, rejected: list[Rejection]) -> UploadAnswerOut:
             UploadedSessionOut(
                 id=s.id, study_instance_uid=s.study_instance_uid, label=s.label,
                 subject=s.subject, date=s.study_date, scans=scans,
+                url=path_for(request, "session_page", project=s.project_id, session=s.id),
             )
         )
     return UploadAnswerOut(
@@ -177,7 +178,7 @@ async def upload_sessions(
                 _where_collections_go(request, project, c) for c in result.collections
             ]
             require_nonempty(result, rejected)
-            body = _answer(result, rejected).model_dump(mode="json")
+            body = _answer(request, result, rejected).model_dump(mode="json")
             return body, 201 if result.added else 200
 
     body, status = await run_in_threadpool(store)
@@ -220,4 +221,5 @@ def get_scan(
     principal: Principal | None = Depends(api_principal),
 ) -> ScanOut:
     """One scan of a session."""
-    return ScanOut.model_validate(present_scan(lookup.get_scan(db, principal, project, session, scan)))
+    found = lookup.get_scan(db, principal, project, session, scan)
+    return ScanOut.model_validate(present_scan(found))

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from segmap.annotations.info import read_annotation_info
 from segmap.annotations.types import AnnotationInfo
 from segmap.errors import AnnotationError
+from segmap.imaging.instance_check import MAX_UID_LENGTH
 from segmap.imaging.sop_classes import CollectionKind
 from segmap.server.db.base import utcnow
 from segmap.server.db.imaging import ImagingSession, RoiCollection
@@ -155,7 +156,7 @@ def store_staged_collection(
         fields: dict[str, object] = {
             "scan_id": scan.id,
             "collection_type": kind.value,
-            "sop_instance_uid": info.sop_instance_uid[:64],
+            "sop_instance_uid": info.sop_instance_uid[:MAX_UID_LENGTH],
             "referenced_series_uid": scan.series_instance_uid,
             "region_names": list(info.region_names),
             "size": staged.size,

@@ -87,6 +87,8 @@ class UploadedSessionOut(BaseModel):
     subject: str
     date: date | None
     scans: list[UploadedScanOut]
+    url: str
+    """The session's page."""
 
 
 class RejectedOut(BaseModel):

@@ -24,7 +24,6 @@ from segmap.server.jobs.task import JobTask
 from segmap.server.registry.regionmap import REGION_MAP_FILENAME, model_region_map
 from segmap.server.storage import LocalStorage
 
-
 _WORK_DIR = re.compile(r"job-(\d+)-attempt-(\d+)")
 
 

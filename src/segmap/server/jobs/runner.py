@@ -6,8 +6,8 @@ lease (:mod:`~segmap.server.jobs.leases`), so several services may share one dat
 1. at start, it deletes the work folders no running job uses (left by a service that
    died); jobs such a service held run again once their leases expire;
 2. it claims queued jobs and jobs with an expired lease, oldest first, up to the
-   executor's capacity; a second thread renews the leases of its jobs every third of
-   the lease (``Settings.job_lease_s``);
+   executor's capacity; a :class:`~segmap.server.jobs.keeper.LeaseKeeper` renews the
+   leases of its jobs every third of the lease (``Settings.job_lease_s``);
 3. it prepares each job (:mod:`~segmap.server.jobs.prepare`) and submits
    :func:`~segmap.server.jobs.task.run_job_task` to a local process pool
    (``Settings.workers``) or to Dask when ``Settings.dask_scheduler`` is set;
@@ -43,6 +43,7 @@ from segmap.server.db.jobs import JOB_FAILED, JOB_SUCCEEDED
 from segmap.server.errors import ServiceError
 from segmap.server.imaging.derived import replace_derived_resource
 from segmap.server.jobs import leases
+from segmap.server.jobs.keeper import LeaseKeeper
 from segmap.server.jobs.leases import MAX_ATTEMPTS, Claimed, Lease, clip, stamp
 from segmap.server.jobs.prepare import Prepared, parse_work_dir_name, prepare
 from segmap.server.jobs.task import (
@@ -106,15 +107,12 @@ class JobRunner:
         self.stage_delay_s = float(os.environ.get(STAGE_DELAY_ENV) or 0.0)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._executor: Executor | None = None
         self._executor_error_at = 0.0
         self._inflight: dict[int, _InFlight] = {}
         self._lost_worker = False
-        # Jobs this runner holds, renewed by the lease thread; jobs it found lost.
-        self._held: set[int] = set()
-        self._lost: set[int] = set()
-        self._held_lock = threading.Lock()
+        self._keeper = LeaseKeeper(database, self.lease, on_lost=self._wake.set)
 
     @property
     def token(self) -> str:
@@ -124,21 +122,21 @@ class JobRunner:
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        """Clear stale work folders, start the dispatcher and the lease renewer."""
+        """Clear stale work folders, start the dispatcher and the lease keeper."""
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.sweep_work_folders()
-        for target, name in ((self._loop, "segmap-jobs"), (self._renew_loop, "segmap-leases")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._keeper.start()
+        self._thread = threading.Thread(target=self._loop, name="segmap-jobs", daemon=True)
+        self._thread.start()
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """Stop the threads; jobs in flight go back to the queue for any runner."""
         self._stop.set()
         self._wake.set()
-        for thread in self._threads:
-            thread.join(timeout=timeout_s)
-        self._threads.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+        self._keeper.stop()
 
     def wake(self) -> None:
         """Look for new jobs now rather than at the next poll."""
@@ -170,7 +168,7 @@ class JobRunner:
                 removed += 1
         return removed
 
-    # ------------------------------------------------------------------ the threads
+    # ------------------------------------------------------------------ the dispatcher
 
     def _loop(self) -> None:
         try:
@@ -185,30 +183,6 @@ class JobRunner:
                 self._wake.clear()
         finally:
             self._shutdown()
-
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self.lease.duration_s / 3):
-            with self._held_lock:
-                held = set(self._held)
-            try:
-                lost = leases.renew(self.database, self.lease, held)
-            except Exception:  # the database may be away for a moment; try next round
-                log.exception("renewing the leases of jobs %s failed", sorted(held))
-                continue
-            if lost:
-                log.warning("jobs %s were taken over by another runner", sorted(lost))
-                with self._held_lock:
-                    self._lost |= lost
-                self._wake.set()
-
-    def _hold(self, job_id: int) -> None:
-        with self._held_lock:
-            self._held.add(job_id)
-
-    def _let_go(self, job_id: int) -> None:
-        with self._held_lock:
-            self._held.discard(job_id)
-            self._lost.discard(job_id)
 
     # ------------------------------------------------------------------ claiming
 
@@ -235,7 +209,7 @@ class JobRunner:
             return
         claimed = leases.claim(self.database, self.lease, executor.capacity - len(self._inflight))
         for job in claimed:
-            self._hold(job.job_id)
+            self._keeper.hold(job.job_id)
         if any(job.attempt > 1 for job in claimed):
             self.sweep_work_folders()  # an earlier attempt's folder is nobody's now
         for job in claimed:
@@ -271,10 +245,7 @@ class JobRunner:
         self._inflight[job_id] = _InFlight(prepared, handle)
 
     def _drop_lost(self) -> None:
-        with self._held_lock:
-            lost, self._lost = self._lost, set()
-            self._held -= lost
-        for job_id in lost:
+        for job_id in self._keeper.take_lost():
             flight = self._inflight.pop(job_id, None)
             if flight is not None:
                 with contextlib.suppress(Exception):
@@ -356,7 +327,7 @@ class JobRunner:
                 if not leases.owns(db, flight.job_id, self.token, lock=True):
                     log.info("job %s was taken over or deleted; its outputs are dropped",
                              flight.job_id)
-                    self._let_go(flight.job_id)
+                    self._keeper.let_go(flight.job_id)
                     return
                 folder = replace_derived_resource(db, self.storage, job.scan_id,
                                                   job.folder_label, files, model=job.model_id)
@@ -377,11 +348,11 @@ class JobRunner:
                 output_folder: str | None = None) -> None:
         leases.finish(self.database, job_id, self.token, state, error=error, line=line,
                       log_text=log_text, output_folder=output_folder)
-        self._let_go(job_id)
+        self._keeper.let_go(job_id)
 
     def _release(self, job_id: int, why: str, log_text: str | None = None) -> None:
         leases.release(self.database, job_id, self.token, why, log_text)
-        self._let_go(job_id)
+        self._keeper.let_go(job_id)
 
     # ------------------------------------------------------------------ executor trouble
 

@@ -145,7 +145,8 @@ async def add_member(
         take_back(db, exc)  # a missing project raises its 404 again while re-rendering
         return _overview(request, db, who, project, fields, exc.message, exc.status_code)
     username, role = fields["username"], fields["role"]
-    set_flash(request, "success", f"Added {username} as {role}." if added else f"{username} is now {role}.")
+    done = f"Added {username} as {role}." if added else f"{username} is now {role}."
+    set_flash(request, "success", done)
     return redirect(path_for(request, "project_page", project=project))
 
 

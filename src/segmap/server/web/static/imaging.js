@@ -66,7 +66,7 @@
           const added = s.scans.reduce(function (n, scan) { return n + scan.added; }, 0);
           const again = s.scans.reduce(function (n, scan) { return n + scan.already_stored; }, 0);
           const li = element("li");
-          li.appendChild(element("a", { "href": window.location.pathname.replace(/\/$/, "") + "/" + s.id }, s.label));
+          li.appendChild(element("a", { "href": s.url }, s.label));
           li.appendChild(document.createTextNode(": " + s.scans.length + " scan" + (s.scans.length === 1 ? "" : "s") +
             ", " + added + " new instance" + (added === 1 ? "" : "s") + (again ? ", " + again + " already stored" : "")));
           list.appendChild(li);
