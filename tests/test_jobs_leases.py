@@ -57,8 +57,9 @@ def _queue_jobs(database: Database, count: int) -> list[int]:
     """``count`` queued jobs on one collection of one model (rows made directly)."""
     with database.session(write=True) as db:
         db.add(Project(id="L", id_key="l", name="Leases"))
-        model = MLModel(project_id="L", label="m", label_key="m", spacing_x=1.0,
-                        spacing_y=1.0, spacing_z=1.0)
+        model = MLModel(
+            project_id="L", label="m", label_key="m", spacing_x=1.0, spacing_y=1.0, spacing_z=1.0
+        )
         session = ImagingSession(project_id="L", study_instance_uid="1.2.3", label="s")
         db.add_all([model, session])
         db.flush()
@@ -66,13 +67,28 @@ def _queue_jobs(database: Database, count: int) -> list[int]:
         db.add(scan)
         db.flush()
         collection = RoiCollection(
-            session_id=session.id, scan_id=scan.id, label="c", label_key="c",
-            collection_type="RTSTRUCT", referenced_series_uid="1.2.3.4", size=1,
-            sha256="0" * 64, storage_key="sessions/1/collections/x.dcm")
+            session_id=session.id,
+            scan_id=scan.id,
+            label="c",
+            label_key="c",
+            collection_type="RTSTRUCT",
+            referenced_series_uid="1.2.3.4",
+            size=1,
+            sha256="0" * 64,
+            storage_key="sessions/1/collections/x.dcm",
+        )
         db.add(collection)
         db.flush()
-        jobs = [Job(project_id="L", model_id=model.id, collection_id=collection.id,
-                    state=JOB_QUEUED, log="") for _ in range(count)]
+        jobs = [
+            Job(
+                project_id="L",
+                model_id=model.id,
+                collection_id=collection.id,
+                state=JOB_QUEUED,
+                log="",
+            )
+            for _ in range(count)
+        ]
         db.add_all(jobs)
         db.commit()
         return [j.id for j in jobs]
@@ -102,8 +118,7 @@ def test_runners_claiming_at_once_never_share_a_job(settings: Settings) -> None:
     with runners[0].session() as db:
         rows = db.execute(select(Job.id, Job.state, Job.runner, Job.attempts)).all()
     owner = {job: f"runner-{n}" for n, jobs in won.items() for job in jobs}
-    assert {(i, s, r, a) for i, s, r, a in rows} == {
-        (i, JOB_RUNNING, owner[i], 1) for i in ids}
+    assert {(i, s, r, a) for i, s, r, a in rows} == {(i, JOB_RUNNING, owner[i], 1) for i in ids}
     for database in runners:
         database.dispose()
 
@@ -130,8 +145,9 @@ def test_a_live_lease_is_kept_an_expired_one_is_taken_over(settings: Settings) -
     # The first runner, back from its stall, owns nothing: it cannot renew or finish.
     assert leases.renew(database, first, {job_id}) == {job_id}
     assert not leases.finish(database, job_id, first.token, JOB_SUCCEEDED)
-    leases.update_running(database, job_id, first.token, stage="mine", progress=0.5,
-                          log_text="overwritten")
+    leases.update_running(
+        database, job_id, first.token, stage="mine", progress=0.5, log_text="overwritten"
+    )
     leases.release(database, job_id, first.token, "first gives it back")
     with database.session() as db:
         job = db.get(Job, job_id)
@@ -156,39 +172,51 @@ def started() -> Iterator[list[Service]]:
 
 
 def _client(service: Service) -> httpx.Client:
-    token = httpx.post(service.url + "/api/v1/auth/token",
-                       json={"username": "olga", "password": PASSWORD}).json()["token"]
-    return httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"},
-                        timeout=60)
+    token = httpx.post(
+        service.url + "/api/v1/auth/token", json={"username": "olga", "password": PASSWORD}
+    ).json()["token"]
+    return httpx.Client(
+        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
 
 
 def _service_env(tmp_path: Path, pg_server: Any, stage_delay_s: float) -> dict[str, str]:
     """The environment of services on one new PostgreSQL database (with user olga)."""
     url = pg_server.fresh_database()
     create_user(tmp_path / "data", "olga", PASSWORD, database_url=url)
-    return {"SEGMAP_DATABASE_URL": url, "SEGMAP_JOB_LEASE_S": str(LEASE_S),
-            "SEGMAP_JOB_STAGE_DELAY_S": str(stage_delay_s)}
+    return {
+        "SEGMAP_DATABASE_URL": url,
+        "SEGMAP_JOB_LEASE_S": str(LEASE_S),
+        "SEGMAP_JOB_STAGE_DELAY_S": str(stage_delay_s),
+    }
 
 
-def _project_with_case(client: httpx.Client, case: syn.SyntheticCase, models: list[str],
-                       labels: list[str]) -> None:
+def _project_with_case(
+    client: httpx.Client, case: syn.SyntheticCase, models: list[str], labels: list[str]
+) -> None:
     """Project R with ``models`` (maps, no automation) and the case's RTSTRUCT as ``labels``."""
     assert client.post("/api/v1/projects", json={"id": "R", "name": "Leases"}).status_code == 201
     map_text = "".join(f"{k}={v}\n" for k, v in syn.PHANTOM_REGION_VALUES.items()).encode()
     for model in models:
-        r = client.post("/api/v1/projects/R/models",
-                        json={"label": model, "voxel_spacing": [2, 2, 4]})
+        r = client.post(
+            "/api/v1/projects/R/models", json={"label": model, "voxel_spacing": [2, 2, 4]}
+        )
         assert r.status_code == 201, r.text
-        r = client.put(f"/api/v1/projects/R/models/{model}/resources/maps/files/"
-                       "region2MaskValueMap.txt", content=map_text)
+        r = client.put(
+            f"/api/v1/projects/R/models/{model}/resources/maps/files/region2MaskValueMap.txt",
+            content=map_text,
+        )
         assert r.status_code == 201, r.text
     files = [("files", (p.name, p.read_bytes(), "application/dicom")) for p in case.series.files]
     r = client.post("/api/v1/projects/R/sessions", files=files)
     assert r.status_code == 201, r.text
     session = r.json()["sessions"][0]["id"]
     for label in labels:
-        r = client.put(f"/api/v1/projects/R/sessions/{session}/collections/{label}",
-                       content=case.rtstruct_path.read_bytes(), params={"type": "RTSTRUCT"})
+        r = client.put(
+            f"/api/v1/projects/R/sessions/{session}/collections/{label}",
+            content=case.rtstruct_path.read_bytes(),
+            params={"type": "RTSTRUCT"},
+        )
         assert r.status_code == 201, r.text
 
 

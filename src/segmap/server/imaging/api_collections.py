@@ -95,8 +95,16 @@ async def put_collection(
     def store() -> tuple[dict[str, Any], bool]:
         with database.session(write=True) as db:
             saved = store_staged_collection(
-                db, storage, principal, project, session, label, collection_type, staged,
-                overwrite, events=events,
+                db,
+                storage,
+                principal,
+                project,
+                session,
+                label,
+                collection_type,
+                staged,
+                overwrite,
+                events=events,
             )
             db.refresh(saved.collection)
             row = saved.collection
@@ -154,9 +162,7 @@ def download_collection(
 ) -> StreamingResponse:
     """Download the collection's file exactly as uploaded (members and collaborators too)."""
     row, handle = collections.open_collection(db, storage, principal, project, session, label)
-    return download_response(
-        f"{row.label}.dcm", row.size, row.sha256, handle, "application/dicom"
-    )
+    return download_response(f"{row.label}.dcm", row.size, row.sha256, handle, "application/dicom")
 
 
 @router.get(SCAN + "/resources", response_model=list[DerivedFolderOut], name="api_list_derived")

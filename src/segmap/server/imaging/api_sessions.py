@@ -111,8 +111,12 @@ def _answer(request: Request, result: UploadResult, rejected: list[Rejection]) -
         ]
         sessions.append(
             UploadedSessionOut(
-                id=s.id, study_instance_uid=s.study_instance_uid, label=s.label,
-                subject=s.subject, date=s.study_date, scans=scans,
+                id=s.id,
+                study_instance_uid=s.study_instance_uid,
+                label=s.label,
+                subject=s.subject,
+                date=s.study_date,
+                scans=scans,
                 url=path_for(request, "session_page", project=s.project_id, session=s.id),
             )
         )

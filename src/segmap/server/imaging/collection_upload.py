@@ -119,8 +119,16 @@ def put_collection(
             writer.write_from(body)
         staged = writer.finish()
     return store_staged_collection(
-        db, storage, principal, project_id, session_ref, label, collection_type, staged,
-        overwrite, events=events,
+        db,
+        storage,
+        principal,
+        project_id,
+        session_ref,
+        label,
+        collection_type,
+        staged,
+        overwrite,
+        events=events,
     )
 
 
@@ -227,5 +235,3 @@ def _point_collection_at(
             continue  # a concurrent upload created it first: apply the overwrite rule
         return row, True, None
     raise Conflict(f"collection {label!r} is being uploaded by several requests at once; retry")
-
-

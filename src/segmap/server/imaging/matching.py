@@ -85,8 +85,6 @@ def match_rows(names: list[str], maps: list[ModelMap]) -> list[RegionNameRow]:
     return rows
 
 
-
-
 @dataclass(frozen=True)
 class CollectionMatches:
     """A collection's region names matched against every model (in ``maps`` order)."""

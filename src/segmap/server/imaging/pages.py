@@ -97,10 +97,15 @@ def session_page(
     for scan, scan_view in zip(lookup.sorted_scans(found), shown.scans, strict=True):
         folders = derived.derived_folders_of(db, scan)
         if folders:
-            results.append((scan_view, [
-                (present_derived_folder(request, view.id, scan, f), _report(storage, f))
-                for f in folders
-            ]))
+            results.append(
+                (
+                    scan_view,
+                    [
+                        (present_derived_folder(request, view.id, scan, f), _report(storage, f))
+                        for f in folders
+                    ],
+                )
+            )
     context = page_context(
         request,
         who,

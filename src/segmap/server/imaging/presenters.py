@@ -114,7 +114,9 @@ def _scan_text(row: RoiCollection) -> str:
 def present_collection(conn: HTTPConnection, project_id: str, row: RoiCollection) -> CollectionView:
     """The collection of a session of ``project_id``."""
     params: dict[str, str | int] = {
-        "project": project_id, "session": row.session_id, "label": row.label
+        "project": project_id,
+        "session": row.session_id,
+        "label": row.label,
     }
     return CollectionView(
         id=row.id,
@@ -226,8 +228,13 @@ def present_derived_folder(
 
     def url(name: str) -> str:
         return path_for(
-            conn, "api_download_derived", project=project_id, session=scan.session_id,
-            scan=scan.id, folder=folder.label, name=name,
+            conn,
+            "api_download_derived",
+            project=project_id,
+            session=scan.session_id,
+            scan=scan.id,
+            folder=folder.label,
+            name=name,
         )
 
     files = [DerivedFileView(f.name, f.size, f.sha256, url(f.name)) for f in folder.files]

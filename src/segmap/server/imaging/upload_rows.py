@@ -56,18 +56,14 @@ class Tally:
 class Plan:
     """What an upload is doing: accepted files by (study, series), counters, refusals."""
 
-    new: dict[tuple[str, str], list[tuple[IncomingFile, ImageHeader]]] = field(
-        default_factory=dict
-    )
+    new: dict[tuple[str, str], list[tuple[IncomingFile, ImageHeader]]] = field(default_factory=dict)
     tallies: dict[int, Tally] = field(default_factory=dict)  # scan id -> counts
     rejected: list[Rejection] = field(default_factory=list)
     # RTSTRUCT/SEG files sent with the images: (file name, the refusal with its study).
     collections: list[tuple[str, RejectedFile]] = field(default_factory=list)
 
 
-def existing_instances(
-    db: Session, project_id: str, uids: Iterable[str]
-) -> dict[str, Instance]:
+def existing_instances(db: Session, project_id: str, uids: Iterable[str]) -> dict[str, Instance]:
     wanted = list(uids)
     found: dict[str, Instance] = {}
     for start in range(0, len(wanted), _LOOKUP_BATCH):
@@ -268,9 +264,9 @@ def _scan_for(db: Session, session: ImagingSession, header: ImageHeader) -> Scan
 
 def _recount(db: Session, scan: Scan) -> None:
     db.flush()
-    total = db.scalar(select(func.coalesce(func.sum(Instance.frames), 0)).where(
-        Instance.scan_id == scan.id
-    ))
+    total = db.scalar(
+        select(func.coalesce(func.sum(Instance.frames), 0)).where(Instance.scan_id == scan.id)
+    )
     scan.slice_count = int(total or 0)
 
 
@@ -281,5 +277,3 @@ def _result_sessions(touched: dict[int, Scan], plan: Plan) -> list[SessionUpload
         entry = by_session.setdefault(scan.session_id, SessionUpload(scan.session, []))
         entry.scans.append(ScanUpload(scan, tally.added, tally.already))
     return list(by_session.values())
-
-

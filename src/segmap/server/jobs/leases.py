@@ -107,9 +107,14 @@ def claim(database: Database, lease: Lease, limit: int) -> list[Claimed]:
                 _give_up(db, job_id, now, attempts)
                 continue
             values: dict[str, Any] = {
-                "state": JOB_RUNNING, "runner": lease.token,
-                "lease_expires_at": lease.expiry(now), "attempts": Job.attempts + 1,
-                "started_at": now, "finished_at": None, "progress": 0.0, "stage": "starting",
+                "state": JOB_RUNNING,
+                "runner": lease.token,
+                "lease_expires_at": lease.expiry(now),
+                "attempts": Job.attempts + 1,
+                "started_at": now,
+                "finished_at": None,
+                "progress": 0.0,
+                "stage": "starting",
                 "error": None,
             }
             if state == JOB_RUNNING:
@@ -135,8 +140,15 @@ def _give_up(db: Session, job_id: int, now: datetime, attempts: int) -> None:
     db.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == JOB_RUNNING)
-        .values(state=JOB_FAILED, error=error, runner=None, lease_expires_at=None,
-                finished_at=now, stage="failed", log=Job.log + stamp(f"failed: {error}"))
+        .values(
+            state=JOB_FAILED,
+            error=error,
+            runner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            stage="failed",
+            log=Job.log + stamp(f"failed: {error}"),
+        )
     )
 
 

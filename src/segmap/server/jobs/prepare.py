@@ -77,11 +77,14 @@ def prepare(
         if found is None:
             raise ServiceError(
                 f"model {model.label!r} has no region map; upload {REGION_MAP_FILENAME} "
-                "into one of its folders (Manage Files), then convert again")
+                "into one of its folders (Manage Files), then convert again"
+            )
         files = scan_files(db, storage, collection.scan_id)
         if not files:
-            raise ServiceError(f"the scan of ROI collection {collection.label!r} has no "
-                               "image files; upload the series again")
+            raise ServiceError(
+                f"the scan of ROI collection {collection.label!r} has no "
+                "image files; upload the series again"
+            )
         attempt = job.attempts
         work = work_root / work_dir_name(job_id, attempt)
         work.mkdir(parents=True, exist_ok=False)
@@ -94,6 +97,14 @@ def prepare(
             f"{collection.label!r} on scan {collection.scan_id}"
         )
         base_log = clip((job.log or "") + stamp(line))
-        task = JobTask(job_id, attempt, found.region_map, str(files[0].parent), str(copy),
-                       str(work), model.voxel_spacing, stage_delay_s)
+        task = JobTask(
+            job_id,
+            attempt,
+            found.region_map,
+            str(files[0].parent),
+            str(copy),
+            str(work),
+            model.voxel_spacing,
+            stage_delay_s,
+        )
         return Prepared(task, work, collection.scan_id, model.id, model.label, base_log)

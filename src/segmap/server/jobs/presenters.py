@@ -115,7 +115,10 @@ def present_job(conn: HTTPConnection, job: Job) -> JobView:
         finished_at=job.finished_at,
         url=path_for(conn, "api_get_job", job_id=job.id),
         resources_url=path_for(
-            conn, "api_list_derived", project=project, session=collection.session_id,
+            conn,
+            "api_list_derived",
+            project=project,
+            session=collection.session_id,
             scan=collection.scan_id,
         ),
         model_url=path_for(conn, "model_page", project=project, model=job.model.label),

@@ -31,7 +31,10 @@ MAX_LISTED = 1000
 
 
 def queue_job(
-    db: Session, model: MLModel, collection: RoiCollection, principal: Principal | None,
+    db: Session,
+    model: MLModel,
+    collection: RoiCollection,
+    principal: Principal | None,
     trigger: str,
 ) -> Job:
     """A queued job for (model, collection): the waiting one if there is one, else new."""

@@ -96,8 +96,9 @@ class JobRunner:
         poll_s: how often the dispatcher looks for new jobs and progress, in seconds.
     """
 
-    def __init__(self, database: Database, storage: LocalStorage, settings: Settings,
-                 *, poll_s: float = 0.3) -> None:
+    def __init__(
+        self, database: Database, storage: LocalStorage, settings: Settings, *, poll_s: float = 0.3
+    ) -> None:
         self.database = database
         self.storage = storage
         self.settings = settings
@@ -220,26 +221,45 @@ class JobRunner:
     def _submit(self, executor: Executor, claimed: Claimed) -> None:
         job_id = claimed.job_id
         try:
-            prepared = prepare(self.database, self.storage, self.work_root, job_id,
-                               runner=self.token, where=executor.description,
-                               stage_delay_s=self.stage_delay_s)
+            prepared = prepare(
+                self.database,
+                self.storage,
+                self.work_root,
+                job_id,
+                runner=self.token,
+                where=executor.description,
+                stage_delay_s=self.stage_delay_s,
+            )
         except (SegmapError, ServiceError) as exc:
             self._finish(job_id, JOB_FAILED, error=str(exc), line=f"failed: {exc}")
             return
         except Exception as exc:
             log.exception("preparing job %s failed", job_id)
-            self._finish(job_id, JOB_FAILED, error=f"internal error preparing the job "
-                         f"({type(exc).__name__}: {exc}); see the service log")
+            self._finish(
+                job_id,
+                JOB_FAILED,
+                error=f"internal error preparing the job "
+                f"({type(exc).__name__}: {exc}); see the service log",
+            )
             return
-        leases.update_running(self.database, job_id, self.token, stage="queued on a worker",
-                              progress=0.0, log_text=prepared.base_log)
+        leases.update_running(
+            self.database,
+            job_id,
+            self.token,
+            stage="queued on a worker",
+            progress=0.0,
+            log_text=prepared.base_log,
+        )
         try:
             handle = executor.submit(run_job_task, prepared.task)
         except Exception as exc:
             log.exception("submitting job %s failed", job_id)
             self._drop_executor()
-            self._release(job_id, f"could not hand the job to the {executor.description} "
-                          f"({exc}); it will be tried again")
+            self._release(
+                job_id,
+                f"could not hand the job to the {executor.description} "
+                f"({exc}); it will be tried again",
+            )
             shutil.rmtree(prepared.work_dir, ignore_errors=True)
             return
         self._inflight[job_id] = _InFlight(prepared, handle)
@@ -276,9 +296,14 @@ class JobRunner:
         if seen == flight.seen:
             return
         flight.seen = seen
-        leases.update_running(self.database, flight.job_id, self.token,
-                              stage=stage or "running", progress=CONVERT_SHARE * fraction,
-                              log_text=clip(flight.job.base_log + worker_log))
+        leases.update_running(
+            self.database,
+            flight.job_id,
+            self.token,
+            stage=stage or "running",
+            progress=CONVERT_SHARE * fraction,
+            log_text=clip(flight.job.base_log + worker_log),
+        )
 
     @staticmethod
     def _worker_log(flight: _InFlight) -> str:
@@ -296,15 +321,29 @@ class JobRunner:
             if executor is not None and executor.is_lost_worker(exc):
                 self._lost_worker = True
                 if flight.attempt < MAX_ATTEMPTS:
-                    self._release(flight.job_id, "the worker process died (out of memory or "
-                                  "a crash); the job will run again", text)
+                    self._release(
+                        flight.job_id,
+                        "the worker process died (out of memory or "
+                        "a crash); the job will run again",
+                        text,
+                    )
                 else:
-                    self._finish(flight.job_id, JOB_FAILED, log_text=text, error=(
-                        f"the worker process died {flight.attempt} times while converting; "
-                        "the scan may be too large for the memory of one worker"))
+                    self._finish(
+                        flight.job_id,
+                        JOB_FAILED,
+                        log_text=text,
+                        error=(
+                            f"the worker process died {flight.attempt} times while converting; "
+                            "the scan may be too large for the memory of one worker"
+                        ),
+                    )
                 return
-            self._finish(flight.job_id, JOB_FAILED, log_text=text,
-                         error=f"internal error ({type(exc).__name__}: {exc})")
+            self._finish(
+                flight.job_id,
+                JOB_FAILED,
+                log_text=text,
+                error=f"internal error ({type(exc).__name__}: {exc})",
+            )
             return
         text = clip(flight.job.base_log + self._worker_log(flight))
         try:
@@ -317,37 +356,70 @@ class JobRunner:
 
     def _store(self, flight: _InFlight, outcome: JobOutcome, text: str) -> None:
         job = flight.job
-        leases.update_running(self.database, flight.job_id, self.token,
-                              stage="storing outputs", progress=CONVERT_SHARE, log_text=text)
+        leases.update_running(
+            self.database,
+            flight.job_id,
+            self.token,
+            stage="storing outputs",
+            progress=CONVERT_SHARE,
+            log_text=text,
+        )
         files = {name: Path(path) for name, path in outcome.files.items()}
         try:
             with self.database.session(write=True) as db:
                 # The job's row stays locked until the folder switch commits, so no other
                 # runner takes the job over between the check and the switch.
                 if not leases.owns(db, flight.job_id, self.token, lock=True):
-                    log.info("job %s was taken over or deleted; its outputs are dropped",
-                             flight.job_id)
+                    log.info(
+                        "job %s was taken over or deleted; its outputs are dropped", flight.job_id
+                    )
                     self._keeper.let_go(flight.job_id)
                     return
-                folder = replace_derived_resource(db, self.storage, job.scan_id,
-                                                  job.folder_label, files, model=job.model_id)
+                folder = replace_derived_resource(
+                    db, self.storage, job.scan_id, job.folder_label, files, model=job.model_id
+                )
                 names = ", ".join(f.name for f in folder.files)
         except (SegmapError, ServiceError) as exc:
-            self._finish(flight.job_id, JOB_FAILED, error=f"the outputs could not be stored: "
-                         f"{exc}", log_text=text)
+            self._finish(
+                flight.job_id,
+                JOB_FAILED,
+                error=f"the outputs could not be stored: {exc}",
+                log_text=text,
+            )
             return
-        line = (f"stored {names} in folder {job.folder_label!r} of scan {job.scan_id}; "
-                f"done in {time.monotonic() - flight.started:.1f} s")
-        self._finish(flight.job_id, JOB_SUCCEEDED, log_text=text + stamp(line),
-                     output_folder=job.folder_label)
+        line = (
+            f"stored {names} in folder {job.folder_label!r} of scan {job.scan_id}; "
+            f"done in {time.monotonic() - flight.started:.1f} s"
+        )
+        self._finish(
+            flight.job_id,
+            JOB_SUCCEEDED,
+            log_text=text + stamp(line),
+            output_folder=job.folder_label,
+        )
 
     # ------------------------------------------------------------------ row changes
 
-    def _finish(self, job_id: int, state: str, *, error: str | None = None,
-                line: str | None = None, log_text: str | None = None,
-                output_folder: str | None = None) -> None:
-        leases.finish(self.database, job_id, self.token, state, error=error, line=line,
-                      log_text=log_text, output_folder=output_folder)
+    def _finish(
+        self,
+        job_id: int,
+        state: str,
+        *,
+        error: str | None = None,
+        line: str | None = None,
+        log_text: str | None = None,
+        output_folder: str | None = None,
+    ) -> None:
+        leases.finish(
+            self.database,
+            job_id,
+            self.token,
+            state,
+            error=error,
+            line=line,
+            log_text=log_text,
+            output_folder=output_folder,
+        )
         self._keeper.let_go(job_id)
 
     def _release(self, job_id: int, why: str, log_text: str | None = None) -> None:

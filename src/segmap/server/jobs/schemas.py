@@ -29,16 +29,19 @@ class JobOut(BaseModel):
     attempts: int
     trigger: str = Field(description="automation or manual")
     output_folder: str | None = Field(
-        description="derived folder on the scan holding the outputs (succeeded jobs)")
+        description="derived folder on the scan holding the outputs (succeeded jobs)"
+    )
     created_by: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     runner: str | None = Field(
-        description="while running: the service process that holds the job's lease")
+        description="while running: the service process that holds the job's lease"
+    )
     lease_expires_at: datetime | None = Field(
         description="while running: when another service may take the job over unless "
-        "its runner renews the lease")
+        "its runner renews the lease"
+    )
     url: str
     resources_url: str
     model_url: str = Field(description="the model's page")
@@ -57,7 +60,8 @@ class ConvertIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collection: int | str | None = Field(
-        default=None, examples=[12, "1.2.840.113619.2.55.3/liver-rois"],
+        default=None,
+        examples=[12, "1.2.840.113619.2.55.3/liver-rois"],
         description="ROI collection id or SESSION/LABEL; omit to convert every collection",
     )
 

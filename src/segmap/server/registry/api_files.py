@@ -133,9 +133,7 @@ async def upload_file(
             writer.discard()
             raise
         with database.session(write=True) as db:
-            saved = files.store_staged(
-                db, storage, principal, project, model, folder, name, staged
-            )
+            saved = files.store_staged(db, storage, principal, project, model, folder, name, staged)
             view = FileOut.model_validate(present_file(request, saved.folder, saved.file))
             body = UploadOut(**view.model_dump(), folder=saved.folder.name)
             return body.model_dump(mode="json"), saved.created

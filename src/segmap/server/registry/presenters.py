@@ -119,11 +119,14 @@ def present_file(conn: HTTPConnection, folder: ResourceFolder, row: ResourceFile
     """A file of ``folder`` (size in bytes)."""
     model = folder.model
     url = path_for(
-        conn, "api_download_file", project=model.project_id, model=model.label,
-        folder=folder.name, name=row.name,
+        conn,
+        "api_download_file",
+        project=model.project_id,
+        model=model.label,
+        folder=folder.name,
+        name=row.name,
     )
-    return FileView(row.name, row.size, row.sha256, username(row.uploaded_by), row.uploaded_at,
-                    url)
+    return FileView(row.name, row.size, row.sha256, username(row.uploaded_by), row.uploaded_at, url)
 
 
 @dataclass(frozen=True)
