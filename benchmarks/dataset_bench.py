@@ -1,7 +1,7 @@
 """How fast datasets are frozen and exported, and how much memory that takes.
 
 Generates ``--cases`` phantom studies (a CT series and an RTSTRUCT of seven regions each,
-:mod:`segmap.pipeline.synthetic`), converts them with ``run_batch`` on the scans' own
+:mod:`segmap.testing`), converts them with ``run_batch`` on the scans' own
 grids, then -- each step in a fresh process, so that its peak memory is its own -- for
 the first 10 and for all cases:
 

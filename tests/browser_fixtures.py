@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from segmap.server import services
-from segmap.server.database import Database
+from segmap.server.accounts.service import authenticate, create_user
+from segmap.server.db.engine import Database
+from segmap.server.registry.projects import create_project, set_member
 from segmap.server.settings import Settings
 
 CHROMIUM = Path(os.environ.get("SEGMAP_CHROMIUM", "/usr/bin/chromium"))
@@ -194,14 +195,14 @@ def _seed(data_dir: Path) -> None:
     try:
         with database.session(write=True) as db:
             for name, (password, _role, is_admin) in ACCOUNTS.items():
-                services.create_user(db, name, password, is_admin=is_admin)
+                create_user(db, name, password, is_admin=is_admin)
         with database.session(write=True) as db:
-            owner = services.authenticate(db, "olivia", ACCOUNTS["olivia"][0])
+            owner = authenticate(db, "olivia", ACCOUNTS["olivia"][0])
             assert owner is not None
-            services.create_project(db, owner, PROJECT_ID, PROJECT_NAME)
+            create_project(db, owner, PROJECT_ID, PROJECT_NAME)
             for name, (_password, role, _admin) in ACCOUNTS.items():
                 if role is not None and role != "owner":
-                    services.set_member(db, owner, PROJECT_ID, name, role)
+                    set_member(db, owner, PROJECT_ID, name, role)
     finally:
         database.dispose()
 

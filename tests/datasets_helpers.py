@@ -1,6 +1,6 @@
 """Batch trees for the dataset tests, made of synthetic cases whose truth is known.
 
-Each case is a phantom CT series with an RTSTRUCT (``segmap.pipeline.synthetic``),
+Each case is a phantom CT series with an RTSTRUCT (``segmap.testing``),
 converted by ``segmap.pipeline.batch.run_batch`` exactly as ``segmap batch`` does. The
 test knows, per batch case, the series folder and the contours of every ROI written,
 so it can judge any exported label image against the independent even-odd truth of

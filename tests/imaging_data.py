@@ -1,4 +1,4 @@
-"""Synthetic DICOM for the imaging server tests, written with ``segmap.pipeline.synthetic``.
+"""Synthetic DICOM for the imaging server tests, written with ``segmap.testing``.
 
 Small grids (fast to write and upload); every fact a test asserts (UIDs, slice counts,
 ROI names, bytes) is read from what was written here, never from the server.

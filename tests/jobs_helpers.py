@@ -131,9 +131,11 @@ class Service:
         self.log.close()
 
 
-def create_user(data: Path, name: str, password: str) -> None:
+def create_user(data: Path, name: str, password: str, database_url: str | None = None) -> None:
     """``segmap users create NAME --data DATA`` with the password on standard input."""
+    extra = ["--database-url", database_url] if database_url else []
     done = subprocess.run(
-        [sys.executable, "-m", "segmap.cli", "users", "create", name, "--data", str(data)],
+        [sys.executable, "-m", "segmap.cli", "users", "create", name, "--data", str(data),
+         *extra],
         input=password + "\n", capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -33,11 +33,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from segmap.server import auth, services
+from segmap.server.accounts.passwords import hash_password
+from segmap.server.accounts.service import issue_token
 from segmap.server.app import create_app
-from segmap.server.database import Database
-from segmap.server.orm import User
+from segmap.server.db.accounts import User
+from segmap.server.db.engine import Database
 from segmap.server.settings import Settings
+from segmap.server.web import auth
 
 TEST_DB_ENV = "SEGMAP_TEST_DATABASE_URL"
 TEST_MAX_UPLOAD = 3 * 1024 * 1024
@@ -221,7 +223,7 @@ PASSWORD = "correct horse battery staple"
 
 @functools.cache
 def _password_hash() -> str:
-    return auth.hash_password(PASSWORD)
+    return hash_password(PASSWORD)
 
 
 @dataclass
@@ -247,7 +249,7 @@ class Api:
             )
             db.add(user)
             db.commit()
-            return services.issue_token(db, auth.principal_of(user, "token"))
+            return issue_token(db, auth.principal_of(user, "token"))
 
     @staticmethod
     def auth(token: str) -> dict[str, str]:

@@ -19,10 +19,11 @@ from fastapi.testclient import TestClient
 
 from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
 from segmap import testing as syn
-from segmap.server import auth, services
+from segmap.server.accounts.service import issue_token
 from segmap.server.app import create_app
-from segmap.server.orm import User
+from segmap.server.db.accounts import User
 from segmap.server.settings import DASK_ENV, Settings
+from segmap.server.web import auth
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def _owner_token(app: Any) -> str:
                     is_active=True)
         db.add(user)
         db.commit()
-        return services.issue_token(db, auth.principal_of(user, "token"))
+        return issue_token(db, auth.principal_of(user, "token"))
 
 
 def test_jobs_run_on_a_dask_cluster_over_tcp(cluster: Any, tmp_path: Path,

@@ -2,7 +2,8 @@
 
 The job is slowed down with the runner's test hook ``SEGMAP_JOB_STAGE_DELAY_S`` (the
 worker sleeps after each progress report), so the kill lands while the worker is
-writing outputs. After a restart on the same data folder the job runs again and
+writing outputs. After a restart on the same data folder the job runs again once the
+killed service's lease on it has expired (``SEGMAP_JOB_LEASE_S``, short here) and
 succeeds; its folder holds exactly the five outputs, whole (sizes and SHA-256 match,
 the mask is right voxel for voxel), and nothing half-written is left anywhere in the
 data folder. The killed service's worker process dies with it.
@@ -37,6 +38,7 @@ from segmap import testing as syn
 OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
            "preview.png"}
 PASSWORD = "restart-test-password"
+LEASE = {"SEGMAP_JOB_LEASE_S": "3"}
 
 
 @pytest.fixture()
@@ -120,7 +122,7 @@ def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services)
     data = tmp_path / "data"
     create_user(data, "olga", PASSWORD)
     case = small_case(tmp_path / "case", 31, size=(64, 56, 12))
-    first = Service(data, free_port(), {"SEGMAP_JOB_STAGE_DELAY_S": "2.0"})
+    first = Service(data, free_port(), {**LEASE, "SEGMAP_JOB_STAGE_DELAY_S": "2.0"})
     services.append(first)
     client = _client(first)
     job_id, resources = _queue_a_job(client, case)
@@ -140,13 +142,13 @@ def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services)
         assert time.monotonic() < deadline, "the worker outlived the killed service"
         time.sleep(0.1)
 
-    second = Service(data, free_port(), {})
+    second = Service(data, free_port(), LEASE)
     services.append(second)
     client = _client(second)
     job = _wait_until_done(client, job_id)
     assert job["state"] == "succeeded", job
     assert job["attempts"] == 2
-    assert "the service stopped while this job ran" in job["log"]
+    assert "stopped while it ran; its lease ran out" in job["log"]
 
     folders = client.get(resources).json()
     assert [f["label"] for f in folders] == ["organs-2mm"]
@@ -176,7 +178,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_runs_again(
     data = tmp_path / "data"
     create_user(data, "olga", PASSWORD)
     case = small_case(tmp_path / "case", 32, size=(64, 56, 12))
-    service = Service(data, free_port(), {"SEGMAP_JOB_STAGE_DELAY_S": "1.0"})
+    service = Service(data, free_port(), {**LEASE, "SEGMAP_JOB_STAGE_DELAY_S": "1.0"})
     services.append(service)
     client = _client(service)
     job_id, resources = _queue_a_job(client, case)

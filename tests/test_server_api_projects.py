@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
-from segmap.server import services
-from segmap.server.auth import Principal
+from segmap.server.accounts.service import authenticate, create_user
+from segmap.server.db.accounts import ApiToken, User
+from segmap.server.db.base import utcnow
+from segmap.server.db.registry import Membership
 from segmap.server.errors import Conflict
-from segmap.server.orm import ApiToken, Membership, User, utcnow
+from segmap.server.registry.projects import remove_member
 from segmap.server.settings import Settings, SettingsError
+from segmap.server.web.auth import Principal
 
 if TYPE_CHECKING:
     from server_fixtures import Api, World
@@ -93,16 +96,15 @@ def test_only_token_digest_is_stored(api: Api) -> None:
 
 
 def test_passwords_are_argon2id_hashes(api: Api) -> None:
-    from segmap.server import services
 
     with api.app.state.database.session(write=True) as db:
-        services.create_user(db, "bob", "s3cret")
+        create_user(db, "bob", "s3cret")
         row = db.scalar(select(User).where(User.username == "bob"))
         assert row is not None
         assert row.password_hash.startswith("$argon2id$")
         assert "s3cret" not in row.password_hash
-        assert services.authenticate(db, "bob", "s3cret") is not None
-        assert services.authenticate(db, "bob", "s3cret ") is None
+        assert authenticate(db, "bob", "s3cret") is not None
+        assert authenticate(db, "bob", "s3cret ") is None
 
 
 def test_bad_authorization_header_is_401(api: Api) -> None:
@@ -559,7 +561,7 @@ def test_two_owners_removing_each_other_at_once_leave_one(world: World) -> None:
     def second_removal() -> None:
         with database.session(write=True) as db:
             try:
-                services.remove_member(db, admin, "P", "member")
+                remove_member(db, admin, "P", "member")
                 outcome.append(None)
             except Conflict as exc:
                 outcome.append(exc)

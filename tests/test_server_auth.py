@@ -15,9 +15,10 @@ import pytest
 from fastapi import Form, Request
 from fastapi.testclient import TestClient
 
-from segmap.server import auth, services
+from segmap.server.accounts.service import authenticate, create_user, find_user
 from segmap.server.app import create_app
 from segmap.server.settings import Settings
+from segmap.server.web import auth
 
 PASSWORD = "correct horse battery staple"  # server_fixtures.PASSWORD
 COOKIE = "segmap_session"
@@ -39,7 +40,7 @@ def _add_login_routes(app: Any) -> None:
     ) -> dict[str, str]:
         auth.check_csrf(request, csrf_token)
         with request.app.state.database.session(write=True) as db:
-            principal = services.authenticate(db, username, password)
+            principal = authenticate(db, username, password)
         if principal is None:
             from segmap.server.errors import NotAuthenticated
 
@@ -59,8 +60,8 @@ def _client(settings: Settings, base_url: str = "http://testserver") -> Iterator
     _add_login_routes(app)
     with TestClient(app, base_url=base_url) as client:
         with app.state.database.session(write=True) as db:
-            if services.find_user(db, "alice") is None:
-                services.create_user(db, "alice", PASSWORD)
+            if find_user(db, "alice") is None:
+                create_user(db, "alice", PASSWORD)
         yield client
     app.state.database.dispose()
 
@@ -195,7 +196,7 @@ def test_disabled_user_loses_session_and_tokens(browser: TestClient) -> None:
     ).json()["token"]
     database = browser.app.state.database  # type: ignore[attr-defined]
     with database.session(write=True) as db:
-        user = services.find_user(db, "alice")
+        user = find_user(db, "alice")
         assert user is not None
         user.is_active = False
         db.commit()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from segmap.server import services
-from segmap.server.database import Database
+from segmap.server.accounts.service import authenticate, find_user
+from segmap.server.db.engine import Database
 from segmap.server.settings import Settings
 
 SEGMAP = [sys.executable, "-c", "import sys; from segmap.cli import main; sys.exit(main())"]
@@ -47,9 +47,9 @@ def _check_login(data: Path, name: str, password: str) -> bool | None:
     try:
         db.migrate()
         with db.session() as s:
-            if services.find_user(s, name) is None:
+            if find_user(s, name) is None:
                 return None
-            principal = services.authenticate(s, name, password)
+            principal = authenticate(s, name, password)
             assert principal is not None, "the password given on stdin does not log in"
             return principal.is_admin
     finally:

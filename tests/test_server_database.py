@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from segmap.server.database import Database, read_first
-from segmap.server.orm import User
+from segmap.server.db.accounts import User
+from segmap.server.db.engine import Database, read_first
 
 
 def _db(tmp_path: Path, url: str | None) -> Database:

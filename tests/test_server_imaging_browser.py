@@ -16,9 +16,11 @@ from sqlalchemy import select
 
 from imaging_data import multipart, write_phantom_rtstruct, write_study
 from segmap.pipeline.convert import ConvertOptions, convert
-from segmap.server import services
-from segmap.server.database import Database
-from segmap.server.orm_imaging import RoiCollection
+from segmap.server.db.engine import Database
+from segmap.server.db.imaging import RoiCollection
+from segmap.server.imaging.collections import collection_file
+from segmap.server.imaging.derived import replace_derived_resource
+from segmap.server.imaging.lookup import scan_files
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 
@@ -99,17 +101,17 @@ def _convert_like_a_job(data_dir: Path, out: Path) -> dict[str, Any]:
             collection = db.scalars(
                 select(RoiCollection).where(RoiCollection.label == "Reader 1")
             ).one()
-            images = services.scan_files(db, storage, collection.scan_id)
+            images = scan_files(db, storage, collection.scan_id)
             (out.parent / "map.txt").write_text(MAP)
             convert(
                 out.parent / "map.txt",
                 images[0].parent,
-                services.collection_file(db, storage, collection),
+                collection_file(db, storage, collection),
                 out,
                 ConvertOptions(spacing=(2.0, 2.0, 2.5)),
             )
             files = {p.name: p for p in out.iterdir()}
-            services.replace_derived_resource(db, storage, collection.scan_id, "liver-ct", files)
+            replace_derived_resource(db, storage, collection.scan_id, "liver-ct", files)
     finally:
         database.dispose()
     return dict(json.loads((out / "report.json").read_text()))

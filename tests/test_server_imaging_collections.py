@@ -1,6 +1,6 @@
 """ROI collection upload (XNAT's PUT with the raw file) and reading, on SQLite and PostgreSQL.
 
-RTSTRUCTs come from ``segmap.pipeline.synthetic``, SEGs from highdicom, both over series
+RTSTRUCTs come from ``segmap.testing``, SEGs from highdicom, both over series
 written here; the expected ROI names, UIDs and bytes are the ones written.
 """
 
@@ -260,3 +260,68 @@ def test_bad_labels_are_refused(world: World, uploaded: Uploaded, tmp_path: Path
         )
         assert r.status_code == 422, (label, r.text)
         assert "collection label" in r.json()["detail"]
+
+
+def test_rtstruct_with_rois_in_two_frames_of_reference_is_refused_at_upload(
+    world: World, uploaded: Uploaded, tmp_path: Path
+) -> None:
+    """One ROI in the scan's frame of reference and one in another: the conversion refuses
+    such a file, so the upload does too (before, it was stored and every job failed)."""
+    import pydicom
+
+    from segmap.annotations import check_frame_of_reference, read_annotation_info
+    from segmap.errors import AnnotationError
+    from segmap.imaging.series import load_series
+
+    series = uploaded.study.series[0]
+    scan_for = pydicom.dcmread(series.files[0], stop_before_pixels=True).FrameOfReferenceUID
+    other_for = "1.2.826.0.1.3680043.8.498.77"
+    rt = tmp_path / "two-frames.dcm"
+    write_phantom_rtstruct(rt, series)
+    ds = pydicom.dcmread(rt)
+    rois = ds.StructureSetROISequence
+    assert len(rois) >= 2 and all(r.ReferencedFrameOfReferenceUID == scan_for for r in rois)
+    rois[1].ReferencedFrameOfReferenceUID = other_for
+    ds.save_as(rt)
+
+    # The conversion's rule refuses the file for this very scan...
+    with pytest.raises(AnnotationError) as refused:
+        check_frame_of_reference(read_annotation_info(rt), load_series(list(series.files)))
+    assert other_for in str(refused.value)
+
+    # ...so the upload refuses it, naming both frames of reference, and stores nothing.
+    model = world.model_url
+    r = world.client.patch(model, json={"automation": True}, headers=world.h("owner"))
+    assert r.status_code == 200, r.text
+    r = world.client.put(
+        f"{model}/resources/maps/files/region2MaskValueMap.txt",
+        content=b"Liver=1\n",
+        headers=world.h("owner"),
+    )
+    assert r.status_code == 201, r.text
+    r = world.client.put(
+        f"{uploaded.url}/collections/two-frames",
+        content=rt.read_bytes(),
+        params={"type": "RTSTRUCT"},
+        headers=world.h("owner"),
+    )
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert other_for in detail and scan_for in detail, detail
+    assert "frames of reference" in detail
+    assert world.client.get(f"{uploaded.url}/collections", headers=world.h("owner")).json() == []
+    jobs = world.client.get(f"{world.project_url}/jobs", headers=world.h("owner")).json()
+    assert jobs == []
+
+    # The same RTSTRUCT with every ROI back in the scan's frame is stored and queued.
+    rois[1].ReferencedFrameOfReferenceUID = scan_for
+    ds.save_as(rt)
+    r = world.client.put(
+        f"{uploaded.url}/collections/two-frames",
+        content=rt.read_bytes(),
+        params={"type": "RTSTRUCT"},
+        headers=world.h("owner"),
+    )
+    assert r.status_code == 201, r.text
+    jobs = world.client.get(f"{world.project_url}/jobs", headers=world.h("owner")).json()
+    assert [j["collection"] for j in jobs] == ["two-frames"]

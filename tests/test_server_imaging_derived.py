@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from imaging_data import multipart, sha256, write_study
-from segmap.server import services
+from segmap.server.db.imaging import DerivedFolder, Scan
 from segmap.server.errors import Unprocessable
-from segmap.server.orm_imaging import DerivedFolder, Scan
+from segmap.server.imaging.derived import replace_derived_resource, sweep_unreferenced
+from segmap.server.imaging.lookup import scan_files
 from server_fixtures import World
 
 
@@ -54,7 +55,7 @@ def _files(folder: Path, contents: dict[str, bytes]) -> dict[str, Path]:
 def _replace(world: World, scan_id: int, label: str, files: dict[str, Path], **kw: object) -> None:
     app = world.api.app
     with app.state.database.session(write=True) as db:
-        services.replace_derived_resource(db, app.state.storage, scan_id, label, files, **kw)
+        replace_derived_resource(db, app.state.storage, scan_id, label, files, **kw)
 
 
 def _version_dirs(world: World, scan_id: int) -> list[Path]:
@@ -166,11 +167,11 @@ def test_sweep_removes_only_unreferenced_old_files(
     old = time.time() - 7200
     os.utime(orphan, (old, old))
     with world.api.app.state.database.session() as db:
-        removed = services.imaging.sweep_unreferenced(db, storage, older_than_s=3600)
+        removed = sweep_unreferenced(db, storage, older_than_s=3600)
         kept = [f.storage_key for d in db.scalars(select(DerivedFolder)) for f in d.files]
         scan = db.get(Scan, target.scan_id)
         assert scan is not None and scan.slice_count == 2
-        instance_files = services.scan_files(db, storage, target.scan_id)
+        instance_files = scan_files(db, storage, target.scan_id)
     assert removed == 1
     assert not orphan.exists() and young.exists()
     assert all(storage.local_path(k).is_file() for k in kept)

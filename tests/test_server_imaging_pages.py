@@ -21,7 +21,10 @@ from fastapi.testclient import TestClient
 
 from imaging_data import Study, multipart, write_phantom_rtstruct, write_study
 from segmap.pipeline.convert import ConvertOptions, convert
-from segmap.server import services
+from segmap.server.accounts.service import find_user
+from segmap.server.imaging.collections import collection_file, get_collection
+from segmap.server.imaging.derived import replace_derived_resource
+from segmap.server.imaging.lookup import scan_files
 from server_fixtures import PASSWORD, World
 
 MAP = "Liver=10\nSpleen=20\nKidney=30\n"  # the phantom's "Kidneys" matches nothing
@@ -160,20 +163,20 @@ def test_derived_preview_and_report_figures_are_shown(
     app = page_data.world.api.app
     out = tmp_path / "out"
     with app.state.database.session(write=True) as db:
-        collection = services.get_collection(
+        collection = get_collection(
             db, _owner(page_data), "P", page_data.session_id, "Reader 1"
         )
-        images = services.scan_files(db, app.state.storage, collection.scan_id)
+        images = scan_files(db, app.state.storage, collection.scan_id)
         (tmp_path / "map.txt").write_text(MAP)
         convert(
             tmp_path / "map.txt",
             images[0].parent,
-            services.collection_file(db, app.state.storage, collection),
+            collection_file(db, app.state.storage, collection),
             out,
             ConvertOptions(spacing=(2.0, 2.0, 2.5)),
         )
         files = {p.name: p for p in out.iterdir()}
-        services.replace_derived_resource(
+        replace_derived_resource(
             db,
             app.state.storage,
             collection.scan_id,
@@ -207,10 +210,10 @@ def test_derived_preview_and_report_figures_are_shown(
 
 
 def _owner(page: Page) -> Any:
-    from segmap.server.auth import Principal
+    from segmap.server.web.auth import Principal
 
     with page.world.api.app.state.database.session() as db:
-        user = services.find_user(db, "owner")
+        user = find_user(db, "owner")
         assert user is not None
         return Principal(user.id, user.username, user.is_admin, "token")
 

@@ -1,6 +1,6 @@
 """Imaging session upload and listing through the REST API, on SQLite and PostgreSQL.
 
-DICOM comes from ``segmap.pipeline.synthetic`` (tests/imaging_data.py); expected UIDs,
+DICOM comes from ``segmap.testing`` (tests/imaging_data.py); expected UIDs,
 counts and dates are the ones written there.
 """
 
@@ -14,7 +14,7 @@ import pydicom
 from sqlalchemy import func, select
 
 from imaging_data import multipart, sha256, write_phantom_rtstruct, write_study, zip_bytes
-from segmap.server.orm_imaging import Instance
+from segmap.server.db.imaging import Instance
 from server_fixtures import TEST_MAX_UPLOAD, World
 
 SESSIONS = "/api/v1/projects/P/sessions"

@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from segmap.server.database import MIGRATIONS_DIR, Database
-from segmap.server.orm import Base
+from segmap.server.db.engine import MIGRATIONS_DIR, Database
+from segmap.server.db.schema import metadata
 from segmap.server.settings import Settings
 
 
@@ -32,7 +32,7 @@ def test_migrations_match_orm(settings: Settings) -> None:
         db.migrate()
         with db.engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(ctx, Base.metadata)
+            diff = compare_metadata(ctx, metadata)
         assert diff == [], f"ORM and migrations disagree: {diff}"
     finally:
         db.dispose()

@@ -8,7 +8,7 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from segmap.server import auth, services
+from segmap.server.accounts.service import create_user
 from segmap.server.app import create_app
 from segmap.server.settings import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -17,6 +17,7 @@ from segmap.server.settings import (
     default_data_dir,
     load_or_create_secret,
 )
+from segmap.server.web import auth
 
 
 def test_environment_sets_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -50,6 +51,17 @@ def test_bad_upload_limit_in_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         Settings.from_env()
 
 
+def test_job_lease_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGMAP_JOB_LEASE_S", raising=False)
+    assert Settings.from_env().job_lease_s == 60.0
+    monkeypatch.setenv("SEGMAP_JOB_LEASE_S", "2.5")
+    assert Settings.from_env().job_lease_s == 2.5
+    for bad in ("0", "-3", "soon", "inf"):
+        monkeypatch.setenv("SEGMAP_JOB_LEASE_S", bad)
+        with pytest.raises(SettingsError, match=f"SEGMAP_JOB_LEASE_S={bad!r}"):
+            Settings.from_env()
+
+
 def test_secret_is_created_once_private_and_kept(tmp_path: Path) -> None:
     first = load_or_create_secret(tmp_path)
     assert len(first) >= 40
@@ -62,7 +74,7 @@ def test_login_survives_restart(tmp_path: Path) -> None:
 
     app = create_app(settings)
     with app.state.database.session(write=True) as db:
-        user = services.create_user(db, "alice", "pw")
+        user = create_user(db, "alice", "pw")
         principal = auth.principal_of(user, "session")
 
     @app.post("/api/test/login")

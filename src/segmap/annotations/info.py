@@ -7,6 +7,7 @@ single voxel.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset
@@ -15,11 +16,13 @@ from segmap.annotations._dicom import items, open_dataset, reading, text, unique
 from segmap.annotations.types import AnnotationInfo
 from segmap.errors import AnnotationError
 from segmap.imaging.series import DicomSeries
-
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
-_SEG_SOP_CLASSES = (SEG_SOP_CLASS, LABELMAP_SEG_SOP_CLASS)
+from segmap.imaging.sop_classes import (
+    IMAGE_SEG_SOP_CLASSES,
+    LABELMAP_SEG_SOP_CLASS,
+    SEG_SOP_CLASS,
+    CollectionKind,
+    collection_kind,
+)
 
 
 def read_annotation_info(path: Path) -> AnnotationInfo:
@@ -33,15 +36,17 @@ def read_annotation_info(path: Path) -> AnnotationInfo:
     return annotation_info_from_dataset(ds, path)
 
 
-def annotation_kind(ds: Dataset, path: Path) -> str:
-    """``"RTSTRUCT"`` or ``"SEG"`` from Modality / SOPClassUID; AnnotationError otherwise."""
+def annotation_kind(ds: Dataset, path: Path) -> CollectionKind:
+    """RTSTRUCT or SEG (:func:`~segmap.imaging.sop_classes.collection_kind`) when segmap
+    can read the file; AnnotationError otherwise (an image, or a surface segmentation)."""
     modality = text(ds, "Modality").upper()
     sop_class = text(ds, "SOPClassUID")
-    if modality == "RTSTRUCT" or sop_class == RTSTRUCT_SOP_CLASS:
-        return "RTSTRUCT"
-    if sop_class in _SEG_SOP_CLASSES or (modality == "SEG" and not sop_class):
-        return "SEG"
-    if modality == "SEG":
+    kind = collection_kind(modality, sop_class)
+    if kind is CollectionKind.RTSTRUCT:
+        return kind
+    if kind is CollectionKind.SEG and (not sop_class or sop_class in IMAGE_SEG_SOP_CLASSES):
+        return kind
+    if kind is CollectionKind.SEG:
         raise AnnotationError(
             f"{path}: a SEG of SOP class {sop_class} (for example a surface segmentation), not "
             "an image segmentation; segmap reads Segmentation Storage "
@@ -62,6 +67,7 @@ def annotation_info_from_dataset(ds: Dataset, path: Path) -> AnnotationInfo:
             frames_of_reference = _rtstruct_frames_of_reference(ds)
             label = text(ds, "StructureSetLabel")
             seg_type = ""
+            names = [text(roi, "ROIName") for roi in items(ds, "StructureSetROISequence")]
         else:
             series_uids, instance_uids = _seg_references(ds)
             frames_of_reference = unique([text(ds, "FrameOfReferenceUID")])
@@ -69,6 +75,7 @@ def annotation_info_from_dataset(ds: Dataset, path: Path) -> AnnotationInfo:
             seg_type = text(ds, "SegmentationType").upper()
             if text(ds, "SOPClassUID") == LABELMAP_SEG_SOP_CLASS and not seg_type:
                 seg_type = "LABELMAP"
+            names = [text(seg, "SegmentLabel") for seg in items(ds, "SegmentSequence")]
     return AnnotationInfo(
         path=str(path),
         modality=kind,
@@ -83,6 +90,7 @@ def annotation_info_from_dataset(ds: Dataset, path: Path) -> AnnotationInfo:
         manufacturer=text(ds, "Manufacturer"),
         segmentation_type=seg_type,
         frame_of_reference_uids=frames_of_reference,
+        region_names=tuple(names),
     )
 
 
@@ -163,21 +171,62 @@ def source_instance_uids(functional_group: Dataset) -> list[str]:
     ]
 
 
-def check_frame_of_reference(info: AnnotationInfo, series: DicomSeries) -> None:
-    """Refuse an annotation drawn in another frame of reference than the image series.
+@dataclass(frozen=True)
+class FrameOfReferenceMismatch:
+    """An annotation drawn (at least partly) in another frame of reference than an image.
 
-    Patient coordinates are only comparable inside one frame of reference; placing
-    contours or segments of another one would put voxels in the wrong place silently.
-    Nothing is checked when either side does not declare a frame of reference.
+    ``declared`` lists every frame of reference the annotation's regions are drawn in;
+    ``foreign`` the ones that are not the image's ``image`` frame of reference.
     """
-    image_for = series.frame_of_reference_uid
+
+    image: str
+    declared: tuple[str, ...]
+    foreign: tuple[str, ...]
+
+    def describe(self, what: str, image_series: str) -> str:
+        """A sentence naming the frames of reference, ``what`` being the annotation."""
+        image = f"image series {image_series} is in frame of reference {self.image}"
+        if len(self.declared) > 1:
+            return (
+                f"{what} has regions drawn in {len(self.declared)} frames of reference "
+                f"({', '.join(self.declared)}), but the {image}, so the regions drawn in "
+                f"{', '.join(self.foreign)} cannot be placed on it"
+            )
+        return (
+            f"{what} is drawn in frame of reference {self.foreign[0]}, but the {image}, so "
+            "their patient coordinates cannot be compared"
+        )
+
+
+def frame_of_reference_mismatch(
+    info: AnnotationInfo, image_frame_of_reference_uid: str | None
+) -> FrameOfReferenceMismatch | None:
+    """The rule every user of an annotation applies: all its regions in the image's frame.
+
+    Patient coordinates (LPS mm) are only comparable inside one frame of reference, so an
+    annotation whose regions name any other frame than the image's cannot be placed on
+    it, even when some of its regions are in the right one. Nothing is refused when
+    either side declares no frame of reference. Returns None when the two agree.
+    """
     declared = info.frame_of_reference_uids or (
         (info.frame_of_reference_uid,) if info.frame_of_reference_uid else ()
     )
-    if not image_for or not declared:
-        return
-    other = [uid for uid in declared if uid != image_for]
-    if not other:
+    if not image_frame_of_reference_uid or not declared:
+        return None
+    foreign = tuple(uid for uid in declared if uid != image_frame_of_reference_uid)
+    if not foreign:
+        return None
+    return FrameOfReferenceMismatch(image_frame_of_reference_uid, tuple(declared), foreign)
+
+
+def check_frame_of_reference(info: AnnotationInfo, series: DicomSeries) -> None:
+    """Refuse an annotation not drawn wholly in the image series' frame of reference.
+
+    Applies :func:`frame_of_reference_mismatch`; placing contours or segments of another
+    frame would put voxels in the wrong place silently.
+    """
+    mismatch = frame_of_reference_mismatch(info, series.frame_of_reference_uid)
+    if mismatch is None:
         return
     where = str(Path(series.files[0]).parent) if series.files else "(no files)"
     hint = (
@@ -186,10 +235,9 @@ def check_frame_of_reference(info: AnnotationInfo, series: DicomSeries) -> None:
         if series.series_instance_uid in info.referenced_series_uids
         else ""
     )
+    what = f"{info.path}: this {info.modality}"
     raise AnnotationError(
-        f"{info.path}: this {info.modality} is drawn in frame of reference "
-        f"{', '.join(other)}, but the image series {series.series_instance_uid} in {where} "
-        f"is in frame of reference {image_for}, so their patient coordinates cannot be "
-        f"compared. Use the image series the annotation was drawn on (frame of reference "
-        f"{other[0]}), or export the annotation again from this series.{hint}"
+        f"{mismatch.describe(what, f'{series.series_instance_uid} in {where}')}. Use the "
+        f"image series the annotation was drawn on (frame of reference {mismatch.foreign[0]}),"
+        f" or export the annotation again from this series.{hint}"
     )

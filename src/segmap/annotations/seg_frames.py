@@ -14,8 +14,9 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 
 from segmap.annotations._dicom import describe_tag, items, reading, required, text
-from segmap.annotations.info import LABELMAP_SEG_SOP_CLASS, source_instance_uids
+from segmap.annotations.info import source_instance_uids
 from segmap.errors import AnnotationError
+from segmap.imaging.sop_classes import LABELMAP_SEG_SOP_CLASS
 
 SEGMENTATION_TYPES = ("BINARY", "FRACTIONAL", "LABELMAP")
 

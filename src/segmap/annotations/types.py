@@ -84,3 +84,5 @@ class AnnotationInfo:
     segmentation_type: str = ""  # SEG only: BINARY, FRACTIONAL or LABELMAP
     frame_of_reference_uids: tuple[str, ...] = field(default_factory=tuple)
     """Every frame of reference the regions are drawn in (RTSTRUCT ROIs may name several)."""
+    region_names: tuple[str, ...] = field(default_factory=tuple)
+    """RTSTRUCT ROI names or SEG segment labels, in file order (duplicates kept)."""

@@ -16,7 +16,7 @@ from segmap.cli.datafolder import add_data_options, settings_for
 from segmap.errors import SegmapError
 
 if TYPE_CHECKING:
-    from segmap.server.database import Database
+    from segmap.server.db.engine import Database
 
 USERS_HELP = "manage accounts of the web service"
 USERS_DESCRIPTION = "Create and list accounts of the segmap web service, and set passwords."
@@ -87,7 +87,7 @@ def read_password(stdin: TextIO) -> str:
 
 
 def _open_database(args: argparse.Namespace) -> Database:
-    from segmap.server.database import Database
+    from segmap.server.db.engine import Database
 
     settings = settings_for(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,7 @@ def _open_database(args: argparse.Namespace) -> Database:
 
 def run_users_create(args: argparse.Namespace) -> int:
     """Create an account from the command line."""
-    from segmap.server import services
+    from segmap.server.accounts import service as services
 
     try:
         password = read_password(sys.stdin)
@@ -116,7 +116,7 @@ def run_users_create(args: argparse.Namespace) -> int:
 
 def run_users_list(args: argparse.Namespace) -> int:
     """Print every account, one per line, admins marked."""
-    from segmap.server import services
+    from segmap.server.accounts import service as services
 
     try:
         database = _open_database(args)
@@ -133,7 +133,7 @@ def run_users_list(args: argparse.Namespace) -> int:
 
 def run_users_set_password(args: argparse.Namespace) -> int:
     """Replace an account's password from standard input."""
-    from segmap.server import services
+    from segmap.server.accounts import service as services
 
     try:
         password = read_password(sys.stdin)

@@ -20,16 +20,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from segmap.imaging.dicomvalues import SLOW, plain_value
-
-# Instances that carry Rows/Columns but are not a scan an annotation can be drawn on.
-NON_SCAN_SOP_CLASSES = frozenset(
-    {
-        "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
-        "1.2.840.10008.5.1.4.1.1.66.7",  # Label Map Segmentation Storage
-        "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose Storage
-        "1.2.840.10008.5.1.4.1.1.30",  # Parametric Map Storage
-    }
-)
+from segmap.imaging.sop_classes import NON_SCAN_SOP_CLASSES
 
 _TAGS = [
     "SOPClassUID",

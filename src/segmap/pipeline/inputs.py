@@ -29,11 +29,12 @@ from pathlib import Path
 from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag
 
-from segmap.annotations.info import RTSTRUCT_SOP_CLASS, read_annotation_info
+from segmap.annotations.info import read_annotation_info
 from segmap.annotations.rtstruct import read_rtstruct
 from segmap.annotations.types import AnnotationInfo, ContourRegion
 from segmap.errors import SeriesSelectionError
 from segmap.imaging.series import DicomSeries, find_series, load_series
+from segmap.imaging.sop_classes import CollectionKind, collection_kind
 from segmap.pipeline.speedups import speedups_enabled
 
 _MODALITY_TAG = 0x00080060
@@ -62,8 +63,8 @@ def is_rtstruct(path: Path) -> bool:
             ds = read_partial(f, stop_when=_past_modality)
     except Exception:  # not DICOM, truncated, unreadable: the real reader will explain
         return False
-    modality = str(ds.get("Modality", "")).strip().upper()
-    return modality == "RTSTRUCT" or str(ds.get("SOPClassUID", "")) == RTSTRUCT_SOP_CLASS
+    kind = collection_kind(str(ds.get("Modality", "")), str(ds.get("SOPClassUID", "")))
+    return kind is CollectionKind.RTSTRUCT
 
 
 def _past_modality(tag: BaseTag, vr: str | None, length: int) -> bool:

@@ -1,7 +1,7 @@
 """``segmap serve --demo``: a demo project made on the first start in an empty data folder.
 
 It holds what a newcomer needs to see the whole workflow at once: a generated abdomen CT
-session with an RTSTRUCT of seven regions (:mod:`segmap.pipeline.synthetic`), two models
+session with an RTSTRUCT of seven regions (:mod:`segmap.testing`), two models
 with region maps and automation on, and a demo account that owns the project. Storing
 the RTSTRUCT queues one job per model; the job runner converts them as soon as the
 service starts, so the masks, previews and reports are there within a minute.
@@ -20,11 +20,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from segmap.server.auth import principal_of
-from segmap.server.database import Database
-from segmap.server.orm import Project, User
+from segmap.server.db.accounts import User
+from segmap.server.db.engine import Database
+from segmap.server.db.registry import Project
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
+from segmap.server.web.auth import principal_of
 
 DEMO_USER = "demo"
 DEMO_PROJECT = "DEMO"
@@ -112,8 +113,14 @@ def _write_credentials(data_dir: Path, password: str) -> None:
 def _build(database: Database, storage: LocalStorage, settings: Settings, temp: Path,
            password: str) -> None:
     from segmap import testing as syn
-    from segmap.server import services
-    from segmap.server.services.imaging import put_collection, upload_dicom
+    from segmap.server.accounts.service import create_user
+    from segmap.server.app import imaging_events
+    from segmap.server.imaging.collection_upload import put_collection
+    from segmap.server.imaging.upload import upload_dicom
+    from segmap.server.registry.files import save_file
+    from segmap.server.registry.mlmodels import create_model
+    from segmap.server.registry.projects import create_project
+    from segmap.server.registry.regionmap import REGION_MAP_FILENAME
 
     grid = syn.axial_grid(GRID_SIZE, GRID_SPACING)
     identity = syn.StudyIdentity(patient_id="DEMO001", patient_name="Demo^Phantom",
@@ -121,19 +128,19 @@ def _build(database: Database, storage: LocalStorage, settings: Settings, temp: 
                                  study_date="20240315")
     case = syn.make_case(temp / "case", grid, seed=7, identity=identity)
     with database.session(write=True) as db:
-        user = services.create_user(db, DEMO_USER, password)
+        user = create_user(db, DEMO_USER, password)
         who = principal_of(user, "demo")
-        services.create_project(db, who, DEMO_PROJECT, DEMO_PROJECT_NAME)
+        create_project(db, who, DEMO_PROJECT, DEMO_PROJECT_NAME)
         for label, description, spacing, values in DEMO_MODELS:
-            services.create_model(db, who, DEMO_PROJECT, label=label, description=description,
-                                  voxel_spacing=spacing, automation=True)
+            create_model(db, who, DEMO_PROJECT, label=label, description=description,
+                         voxel_spacing=spacing, automation=True)
             text = "".join(f"{name}={value}\n" for name, value in values.items())
-            services.save_file(db, storage, who, DEMO_PROJECT, label, MAP_FOLDER,
-                               services.REGION_MAP_FILENAME, text.encode("utf-8"),
-                               settings.max_upload_bytes)
+            save_file(db, storage, who, DEMO_PROJECT, label, MAP_FOLDER, REGION_MAP_FILENAME,
+                      text.encode("utf-8"), settings.max_upload_bytes)
     with database.session(write=True) as db:
         result = upload_dicom(db, storage, who, DEMO_PROJECT, list(case.series.files))
         session_id = result.sessions[0].session.id
     with database.session(write=True) as db:
         put_collection(db, storage, who, DEMO_PROJECT, session_id, COLLECTION_LABEL,
-                       "RTSTRUCT", case.rtstruct_path, max_bytes=settings.max_upload_bytes)
+                       "RTSTRUCT", case.rtstruct_path, events=imaging_events(),
+                       max_bytes=settings.max_upload_bytes)

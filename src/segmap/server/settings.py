@@ -15,6 +15,11 @@ DATABASE_ENV = "SEGMAP_DATABASE_URL"
 MAX_UPLOAD_ENV = "SEGMAP_MAX_UPLOAD_BYTES"
 DASK_ENV = "SEGMAP_DASK_SCHEDULER"
 TOKEN_MAX_AGE_ENV = "SEGMAP_TOKEN_MAX_AGE_S"
+JOB_LEASE_ENV = "SEGMAP_JOB_LEASE_S"
+# A running job's claim lapses this long after its runner last renewed it (every third
+# of it); then another service takes the job over. Long against a stalled moment of a
+# busy service and against clock skew between hosts, short against a restart.
+DEFAULT_JOB_LEASE_S = 60.0
 # API tokens are for scripts; a month keeps a forgotten one from working for ever while
 # sparing a nightly job a new log-in every day.
 DEFAULT_TOKEN_MAX_AGE_S = 30 * 24 * 3600
@@ -55,6 +60,8 @@ class Settings:
             ``SEGMAP_TOKEN_MAX_AGE_S``.
         dask_scheduler: address of a Dask scheduler for jobs (None: local workers).
         workers: size of the local job worker pool.
+        job_lease_s: how long a running job's claim lasts unrenewed, in seconds; a job
+            whose service died runs again this long after (``SEGMAP_JOB_LEASE_S``).
     """
 
     data_dir: Path
@@ -65,6 +72,7 @@ class Settings:
     token_max_age_s: int = DEFAULT_TOKEN_MAX_AGE_S
     dask_scheduler: str | None = None
     workers: int = 2
+    job_lease_s: float = DEFAULT_JOB_LEASE_S
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None, **overrides: object) -> Settings:
@@ -76,6 +84,7 @@ class Settings:
             max_upload_bytes=_env_count(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_BYTES, "bytes"),
             token_max_age_s=_env_count(TOKEN_MAX_AGE_ENV, DEFAULT_TOKEN_MAX_AGE_S, "seconds"),
             dask_scheduler=os.environ.get(DASK_ENV) or None,
+            job_lease_s=_env_seconds(JOB_LEASE_ENV, DEFAULT_JOB_LEASE_S),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -103,6 +112,20 @@ def _env_count(name: str, default: int, unit: str) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number of {unit}") from None
     if value < 0:
         raise SettingsError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name``, else ``default``."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be a positive number of seconds")
     return value
 
 

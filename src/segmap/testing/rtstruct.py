@@ -13,10 +13,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
+from segmap.imaging.sop_classes import RTSTRUCT_SOP_CLASS
 from segmap.testing.ct import CT_IMAGE_STORAGE, WrittenSeries
 from segmap.testing.dicomfields import ds_number, make_uid, set_patient_study
 
-RT_STRUCTURE_SET_STORAGE = UID("1.2.840.10008.5.1.4.1.1.481.3")
+RT_STRUCTURE_SET_STORAGE = RTSTRUCT_SOP_CLASS
 DETACHED_STUDY_MANAGEMENT = UID("1.2.840.10008.3.1.2.3.1")
 
 

@@ -19,15 +19,7 @@ from segmap.annotations.info import read_annotation_info
 from segmap.annotations.types import AnnotationInfo
 from segmap.errors import SegmapError
 from segmap.imaging.dicomheaders import SliceHeader, read_header, walk_files
-
-ANNOTATION_SOP_CLASSES = frozenset(
-    {
-        "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set Storage
-        "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
-        "1.2.840.10008.5.1.4.1.1.66.7",  # Label Map Segmentation Storage
-    }
-)
-ANNOTATION_MODALITIES = frozenset({"RTSTRUCT", "SEG"})
+from segmap.imaging.sop_classes import collection_kind
 
 
 class BatchError(SegmapError):
@@ -94,10 +86,7 @@ class Discovery:
 
 
 def _is_annotation(header: SliceHeader) -> bool:
-    return (
-        header.sop_class_uid in ANNOTATION_SOP_CLASSES
-        or header.modality.upper() in ANNOTATION_MODALITIES
-    )
+    return collection_kind(header.modality, header.sop_class_uid) is not None
 
 
 def case_name(root: Path, annotation: Path) -> str:

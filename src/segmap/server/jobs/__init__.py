@@ -1,30 +1,8 @@
-"""Running conversion jobs: the dispatcher (``runner``) and the worker side (``task``).
+"""Conversion jobs: queued by hand or by automation, run by a runner, shown on a page.
 
-:func:`job_runner_lifespan` is the FastAPI lifespan that starts a :class:`JobRunner` with
-the app and stops it with the app; the runner is at ``app.state.job_runner``.
+``queue`` (making and reading job rows), ``automation`` (the listener that queues jobs
+when an ROI collection is stored), ``runner`` (the dispatcher that claims jobs and runs
+them on an executor), ``leases`` (claiming, renewing and finishing a job's row so that
+two services never run one job), ``task`` (the worker side), ``lifespan`` (runner start
+and stop with the app), ``api``, ``pages``, ``presenters``, ``schemas``.
 """
-
-from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
-
-from segmap.server.jobs.runner import JobRunner
-
-__all__ = ["JobRunner", "job_runner_lifespan"]
-
-
-@asynccontextmanager
-async def job_runner_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the job runner when the app starts; stop it (re-queuing jobs) when it stops."""
-    runner = JobRunner(app.state.database, app.state.storage, app.state.settings)
-    await run_in_threadpool(runner.start)
-    app.state.job_runner = runner
-    try:
-        yield
-    finally:
-        await run_in_threadpool(runner.stop)
-        app.state.job_runner = None

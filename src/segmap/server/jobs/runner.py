@@ -1,22 +1,25 @@
-"""The job runner: a dispatcher thread that claims queued jobs and runs them on an executor.
+"""The job runner: a dispatcher thread that claims jobs and runs them on an executor.
 
-The database row is the truth. The dispatcher
+The database row is the truth, and a job is changed only by the runner holding its
+lease (:mod:`~segmap.server.jobs.leases`), so several services may share one database:
 
-1. at start, puts jobs left ``running`` by a service that stopped back in the queue, and
-   clears the work folders they left (so nothing half-written survives);
-2. claims queued jobs, oldest first, up to the executor's capacity, each with one
-   ``UPDATE jobs SET state='running' ... WHERE id=:id AND state='queued'`` whose row
-   count says whether this runner won it (the same on SQLite and PostgreSQL);
-3. prepares each job (the model's region map, the scan's files, a private copy of the
-   ROI collection) and submits :func:`~segmap.server.jobs.task.run_job_task` to a local
-   process pool (``Settings.workers``) or to Dask when ``Settings.dask_scheduler`` is set;
-4. copies the worker's progress and log into the row while it runs;
-5. on success stores the outputs as the scan's derived folder named after the model with
-   ``services.imaging.replace_derived_resource`` (all files appear at once, a re-run
-   replaces them whole) and marks the job succeeded; on failure records the error.
+1. at start, it deletes the work folders no running job uses (left by a service that
+   died); jobs such a service held run again once their leases expire;
+2. it claims queued jobs and jobs with an expired lease, oldest first, up to the
+   executor's capacity; a :class:`~segmap.server.jobs.keeper.LeaseKeeper` renews the
+   leases of its jobs every third of the lease (``Settings.job_lease_s``);
+3. it prepares each job (:mod:`~segmap.server.jobs.prepare`) and submits
+   :func:`~segmap.server.jobs.task.run_job_task` to a local process pool
+   (``Settings.workers``) or to Dask when ``Settings.dask_scheduler`` is set;
+4. it copies the worker's progress and log into the row while it runs;
+5. on success it stores the outputs as the scan's derived folder named after the model
+   (``imaging.derived.replace_derived_resource``: all files appear at once, a re-run
+   replaces them whole), in one transaction with the check that it still holds the job,
+   and marks the job succeeded; on failure it records the error.
 
-One service process runs jobs for a database: step 1 assumes no other runner is alive.
-A graceful stop puts the jobs in flight back in the queue and stops their workers.
+A graceful stop puts the jobs in flight back in the queue (any service may take them at
+once) and stops their workers. A job lost to another runner (this one stalled past its
+lease) is dropped: its outputs are never stored.
 """
 
 from __future__ import annotations
@@ -33,50 +36,36 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, update
-
 from segmap.errors import SegmapError
 from segmap.pipeline.executors import Executor, TaskHandle, make_executor
-from segmap.server.database import Database
+from segmap.server.db.engine import Database
+from segmap.server.db.jobs import JOB_FAILED, JOB_SUCCEEDED
 from segmap.server.errors import ServiceError
+from segmap.server.imaging.derived import replace_derived_resource
+from segmap.server.jobs import leases
+from segmap.server.jobs.keeper import LeaseKeeper
+from segmap.server.jobs.leases import MAX_ATTEMPTS, Claimed, Lease, clip, stamp
+from segmap.server.jobs.prepare import Prepared, parse_work_dir_name, prepare
 from segmap.server.jobs.task import (
     LOG_FILE,
     PROGRESS_FILE,
     STAGE_DELAY_ENV,
     JobOutcome,
-    JobTask,
     run_job_task,
 )
-from segmap.server.orm import MLModel, utcnow
-from segmap.server.orm_imaging import RoiCollection
-from segmap.server.orm_jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 
 log = logging.getLogger("segmap.server.jobs")
 
 WORK_DIR = "jobs"
-MAX_ATTEMPTS = 3
-MAX_LOG_CHARS = 100_000
 CONVERT_SHARE = 0.95  # of the progress bar; storing the outputs is the rest
 EXECUTOR_RETRY_S = 10.0
 
 
 @dataclass
-class _Prepared:
-    """A claimed job ready to submit: the task and what the dispatcher keeps about it."""
-
-    task: JobTask
-    work_dir: Path
-    scan_id: int
-    model_id: int
-    folder_label: str
-    base_log: str
-
-
-@dataclass
 class _InFlight:
-    job: _Prepared
+    job: Prepared
     handle: TaskHandle
     seen: tuple[str, float, int] = ("", -1.0, -1)
     started: float = field(default_factory=time.monotonic)
@@ -94,32 +83,28 @@ class _InFlight:
         return self.job.work_dir
 
 
-def _stamp(line: str) -> str:
-    return f"{utcnow().strftime('%H:%M:%S')} {line}\n"
-
-
-def _clip(text: str) -> str:
-    if len(text) <= MAX_LOG_CHARS:
-        return text
-    return "[... earlier lines dropped ...]\n" + text[-MAX_LOG_CHARS:]
+def runner_token() -> str:
+    """A token naming this runner: host, process id and a random part (at most 48 chars)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class JobRunner:
-    """Runs the jobs of one service; ``start()`` and ``stop()`` follow the app's lifespan.
+    """Runs jobs for one service; ``start()`` and ``stop()`` follow the app's lifespan.
 
     Args:
         database, storage, settings: the app's.
         poll_s: how often the dispatcher looks for new jobs and progress, in seconds.
     """
 
-    def __init__(self, database: Database, storage: LocalStorage, settings: Settings,
-                 *, poll_s: float = 0.3) -> None:
+    def __init__(
+        self, database: Database, storage: LocalStorage, settings: Settings, *, poll_s: float = 0.3
+    ) -> None:
         self.database = database
         self.storage = storage
         self.settings = settings
         self.poll_s = poll_s
         self.work_root = settings.data_dir / WORK_DIR
-        self.token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = Lease(runner_token(), settings.job_lease_s)
         self.stage_delay_s = float(os.environ.get(STAGE_DELAY_ENV) or 0.0)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -128,25 +113,31 @@ class JobRunner:
         self._executor_error_at = 0.0
         self._inflight: dict[int, _InFlight] = {}
         self._lost_worker = False
+        self._keeper = LeaseKeeper(database, self.lease, on_lost=self._wake.set)
+
+    @property
+    def token(self) -> str:
+        """The token this runner's jobs carry as their ``runner``."""
+        return self.lease.token
 
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        """Re-queue interrupted jobs, clear stale work folders, start the dispatcher."""
-        requeued = self.recover()
-        if requeued:
-            log.warning("re-queued %d job(s) that were running when the service stopped",
-                        requeued)
+        """Clear stale work folders, start the dispatcher and the lease keeper."""
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self.sweep_work_folders()
+        self._keeper.start()
         self._thread = threading.Thread(target=self._loop, name="segmap-jobs", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 60.0) -> None:
-        """Stop the dispatcher; jobs in flight go back to the queue for the next start."""
+        """Stop the threads; jobs in flight go back to the queue for any runner."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
             self._thread = None
+        self._keeper.stop()
 
     def wake(self) -> None:
         """Look for new jobs now rather than at the next poll."""
@@ -161,28 +152,30 @@ class JobRunner:
             return f"Dask cluster at {self.settings.dask_scheduler}"
         return f"local pool of {self.settings.workers} worker process(es)"
 
-    def recover(self) -> int:
-        """Put jobs left running back in the queue and delete every work folder."""
-        with self.database.session(write=True) as db:
-            jobs = db.scalars(select(Job).where(Job.state == JOB_RUNNING)).all()
-            for job in jobs:
-                job.state = JOB_QUEUED
-                job.runner = None
-                job.stage = "waiting for a worker (the service stopped while it ran)"
-                job.progress = 0.0
-                job.log = _clip((job.log or "") + _stamp(
-                    "the service stopped while this job ran; it will run again"))
-            db.commit()
-        shutil.rmtree(self.work_root, ignore_errors=True)
-        self.work_root.mkdir(parents=True, exist_ok=True)
-        return len(jobs)
+    def sweep_work_folders(self) -> int:
+        """Delete work folders of attempts no longer running (any service's); how many.
 
-    # ------------------------------------------------------------------ the loop
+        A running attempt's folder is kept whoever runs it: services sharing the data
+        folder share ``jobs/``. An attempt's folder is made after its claim commits, so a
+        folder whose attempt is not running belongs to nobody alive.
+        """
+        live = leases.running_attempts(self.database)
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.work_root.iterdir():
+                if parse_work_dir_name(path.name) in live:
+                    continue
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        return removed
+
+    # ------------------------------------------------------------------ the dispatcher
 
     def _loop(self) -> None:
         try:
             while not self._stop.is_set():
                 try:
+                    self._drop_lost()
                     self._collect()
                     self._claim()
                 except Exception:  # keep the dispatcher alive whatever one round hit
@@ -191,6 +184,8 @@ class JobRunner:
                 self._wake.clear()
         finally:
             self._shutdown()
+
+    # ------------------------------------------------------------------ claiming
 
     def _ensure_executor(self) -> Executor | None:
         if self._executor is not None:
@@ -202,109 +197,80 @@ class JobRunner:
         except SegmapError as exc:
             self._executor_error_at = time.monotonic()
             log.error("cannot start the job executor: %s", exc)
-            self._mark_queued_waiting(f"waiting: {exc}")
+            leases.mark_queued_waiting(self.database, f"waiting: {exc}")
             return None
         log.info("jobs run on a %s", self._executor.description)
         return self._executor
 
-    def _mark_queued_waiting(self, stage: str) -> None:
-        with self.database.session(write=True) as db:
-            db.execute(update(Job).where(Job.state == JOB_QUEUED).values(stage=stage[:128]))
-            db.commit()
-
     def _claim(self) -> None:
-        with self.database.session() as db:
-            waiting = db.scalars(
-                select(Job.id).where(Job.state == JOB_QUEUED).order_by(Job.id).limit(64)
-            ).all()
-        if not waiting:
+        if not leases.any_claimable(self.database):
             return
         executor = self._ensure_executor()
-        if executor is None:
+        if executor is None or self._stop.is_set():
             return
-        free = executor.capacity - len(self._inflight)
-        for job_id in waiting:
-            if free <= 0 or self._stop.is_set():
-                return
-            if self._claim_one(job_id):
-                free -= 1
-                self._submit(executor, job_id)
-
-    def _claim_one(self, job_id: int) -> bool:
-        with self.database.session(write=True) as db:
-            result = db.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == JOB_QUEUED)
-                .values(state=JOB_RUNNING, runner=self.token, attempts=Job.attempts + 1,
-                        started_at=utcnow(), finished_at=None, progress=0.0,
-                        stage="starting", error=None)
-            )
-            db.commit()
-            return bool(getattr(result, "rowcount", 0) == 1)
+        claimed = leases.claim(self.database, self.lease, executor.capacity - len(self._inflight))
+        for job in claimed:
+            self._keeper.hold(job.job_id)
+        if any(job.attempt > 1 for job in claimed):
+            self.sweep_work_folders()  # an earlier attempt's folder is nobody's now
+        for job in claimed:
+            self._submit(executor, job)
 
     # ------------------------------------------------------------------ one job
 
-    def _submit(self, executor: Executor, job_id: int) -> None:
+    def _submit(self, executor: Executor, claimed: Claimed) -> None:
+        job_id = claimed.job_id
         try:
-            prepared = self._prepare(job_id, executor)
+            prepared = prepare(
+                self.database,
+                self.storage,
+                self.work_root,
+                job_id,
+                runner=self.token,
+                where=executor.description,
+                stage_delay_s=self.stage_delay_s,
+            )
         except (SegmapError, ServiceError) as exc:
             self._finish(job_id, JOB_FAILED, error=str(exc), line=f"failed: {exc}")
             return
         except Exception as exc:
             log.exception("preparing job %s failed", job_id)
-            self._finish(job_id, JOB_FAILED, error=f"internal error preparing the job "
-                         f"({type(exc).__name__}: {exc}); see the service log")
+            self._finish(
+                job_id,
+                JOB_FAILED,
+                error=f"internal error preparing the job "
+                f"({type(exc).__name__}: {exc}); see the service log",
+            )
             return
+        leases.update_running(
+            self.database,
+            job_id,
+            self.token,
+            stage="queued on a worker",
+            progress=0.0,
+            log_text=prepared.base_log,
+        )
         try:
             handle = executor.submit(run_job_task, prepared.task)
         except Exception as exc:
             log.exception("submitting job %s failed", job_id)
             self._drop_executor()
-            self._requeue(job_id, f"could not hand the job to the {executor.description} "
-                          f"({exc}); it will be tried again")
+            self._release(
+                job_id,
+                f"could not hand the job to the {executor.description} "
+                f"({exc}); it will be tried again",
+            )
             shutil.rmtree(prepared.work_dir, ignore_errors=True)
             return
         self._inflight[job_id] = _InFlight(prepared, handle)
 
-    def _prepare(self, job_id: int, executor: Executor) -> _Prepared:
-        from segmap.server.services.imaging import collection_file, scan_files
-        from segmap.server.services.regionmap import REGION_MAP_FILENAME, model_region_map
-
-        with self.database.session() as db:
-            job = db.get(Job, job_id)
-            if job is None:
-                raise ServiceError(f"job {job_id} was deleted")
-            model = db.get(MLModel, job.model_id)
-            collection = db.get(RoiCollection, job.collection_id)
-            if model is None or collection is None:
-                raise ServiceError("its model or ROI collection was deleted")
-            found = model_region_map(db, self.storage, model)
-            if found is None:
-                raise ServiceError(
-                    f"model {model.label!r} has no region map; upload {REGION_MAP_FILENAME} "
-                    "into one of its folders (Manage Files), then convert again")
-            files = scan_files(db, self.storage, collection.scan_id)
-            if not files:
-                raise ServiceError(f"the scan of ROI collection {collection.label!r} has no "
-                                   "image files; upload the series again")
-            attempt = job.attempts
-            work = self.work_root / f"job-{job_id}-attempt-{attempt}"
-            work.mkdir(parents=True, exist_ok=False)
-            copy = work / "collection.dcm"
-            # A private copy: a replacement of the collection deletes the stored file.
-            shutil.copyfile(collection_file(db, self.storage, collection), copy)
-            lines = (
-                f"attempt {attempt} on a {executor.description}: model {model.label!r} "
-                f"(spacing {' x '.join(f'{s:g}' for s in model.voxel_spacing)} mm, map "
-                f"{found.source.folder}/{found.source.file}), {collection.collection_type} "
-                f"{collection.label!r} on scan {collection.scan_id}"
-            )
-            base_log = _clip((job.log or "") + _stamp(lines))
-            task = JobTask(job_id, attempt, found.region_map, str(files[0].parent), str(copy),
-                           str(work), model.voxel_spacing, self.stage_delay_s)
-            prepared = _Prepared(task, work, collection.scan_id, model.id, model.label, base_log)
-        self._update_running(job_id, stage="queued on a worker", progress=0.0, log_text=base_log)
-        return prepared
+    def _drop_lost(self) -> None:
+        for job_id in self._keeper.take_lost():
+            flight = self._inflight.pop(job_id, None)
+            if flight is not None:
+                with contextlib.suppress(Exception):
+                    flight.handle.cancel()
+                shutil.rmtree(flight.work_dir, ignore_errors=True)
 
     def _collect(self) -> None:
         self._lost_worker = False
@@ -325,18 +291,22 @@ class JobRunner:
         with contextlib.suppress(OSError, ValueError):
             data = json.loads((flight.work_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
             stage, fraction = str(data["stage"]), float(data["progress"])
-        worker_log = ""
-        with contextlib.suppress(OSError):
-            worker_log = (flight.work_dir / LOG_FILE).read_text(encoding="utf-8")
+        worker_log = self._worker_log(flight)
         seen = (stage, fraction, len(worker_log))
         if seen == flight.seen:
             return
         flight.seen = seen
-        self._update_running(flight.job_id, stage=stage or "running",
-                             progress=CONVERT_SHARE * fraction,
-                             log_text=_clip(flight.job.base_log + worker_log))
+        leases.update_running(
+            self.database,
+            flight.job_id,
+            self.token,
+            stage=stage or "running",
+            progress=CONVERT_SHARE * fraction,
+            log_text=clip(flight.job.base_log + worker_log),
+        )
 
-    def _worker_log(self, flight: _InFlight) -> str:
+    @staticmethod
+    def _worker_log(flight: _InFlight) -> str:
         with contextlib.suppress(OSError):
             return (flight.work_dir / LOG_FILE).read_text(encoding="utf-8")
         return ""
@@ -346,22 +316,36 @@ class JobRunner:
         try:
             outcome: JobOutcome = flight.handle.result()
         except Exception as exc:
-            text = _clip(flight.job.base_log + self._worker_log(flight))
+            text = clip(flight.job.base_log + self._worker_log(flight))
             shutil.rmtree(flight.work_dir, ignore_errors=True)
             if executor is not None and executor.is_lost_worker(exc):
                 self._lost_worker = True
                 if flight.attempt < MAX_ATTEMPTS:
-                    self._requeue(flight.job_id, "the worker process died (out of memory or a "
-                                  "crash); the job will run again", text)
+                    self._release(
+                        flight.job_id,
+                        "the worker process died (out of memory or "
+                        "a crash); the job will run again",
+                        text,
+                    )
                 else:
-                    self._finish(flight.job_id, JOB_FAILED, log_text=text, error=(
-                        f"the worker process died {flight.attempt} times while converting; "
-                        "the scan may be too large for the memory of one worker"))
+                    self._finish(
+                        flight.job_id,
+                        JOB_FAILED,
+                        log_text=text,
+                        error=(
+                            f"the worker process died {flight.attempt} times while converting; "
+                            "the scan may be too large for the memory of one worker"
+                        ),
+                    )
                 return
-            self._finish(flight.job_id, JOB_FAILED, log_text=text,
-                         error=f"internal error ({type(exc).__name__}: {exc})")
+            self._finish(
+                flight.job_id,
+                JOB_FAILED,
+                log_text=text,
+                error=f"internal error ({type(exc).__name__}: {exc})",
+            )
             return
-        text = _clip(flight.job.base_log + self._worker_log(flight))
+        text = clip(flight.job.base_log + self._worker_log(flight))
         try:
             if not outcome.ok:
                 self._finish(flight.job_id, JOB_FAILED, error=outcome.error, log_text=text)
@@ -371,83 +355,76 @@ class JobRunner:
             shutil.rmtree(flight.work_dir, ignore_errors=True)
 
     def _store(self, flight: _InFlight, outcome: JobOutcome, text: str) -> None:
-        from segmap.server.services.imaging import replace_derived_resource
-
-        if not self._still_ours(flight.job_id):
-            log.info("job %s was taken over or deleted; its outputs are dropped", flight.job_id)
-            return
-        self._update_running(flight.job_id, stage="storing outputs", progress=CONVERT_SHARE,
-                             log_text=text)
+        job = flight.job
+        leases.update_running(
+            self.database,
+            flight.job_id,
+            self.token,
+            stage="storing outputs",
+            progress=CONVERT_SHARE,
+            log_text=text,
+        )
         files = {name: Path(path) for name, path in outcome.files.items()}
         try:
             with self.database.session(write=True) as db:
-                folder = replace_derived_resource(db, self.storage, flight.job.scan_id,
-                                                  flight.job.folder_label, files,
-                                                  model=flight.job.model_id)
+                # The job's row stays locked until the folder switch commits, so no other
+                # runner takes the job over between the check and the switch.
+                if not leases.owns(db, flight.job_id, self.token, lock=True):
+                    log.info(
+                        "job %s was taken over or deleted; its outputs are dropped", flight.job_id
+                    )
+                    self._keeper.let_go(flight.job_id)
+                    return
+                folder = replace_derived_resource(
+                    db, self.storage, job.scan_id, job.folder_label, files, model=job.model_id
+                )
                 names = ", ".join(f.name for f in folder.files)
         except (SegmapError, ServiceError) as exc:
-            self._finish(flight.job_id, JOB_FAILED, error=f"the outputs could not be stored: "
-                         f"{exc}", log_text=text)
-            return
-        line = (f"stored {names} in folder {flight.job.folder_label!r} of scan "
-                f"{flight.job.scan_id}; done in {time.monotonic() - flight.started:.1f} s")
-        self._finish(flight.job_id, JOB_SUCCEEDED, log_text=text + _stamp(line),
-                     output_folder=flight.job.folder_label)
-
-    # ------------------------------------------------------------------ row updates
-
-    def _still_ours(self, job_id: int) -> bool:
-        with self.database.session() as db:
-            row = db.execute(select(Job.state, Job.runner).where(Job.id == job_id)).first()
-        return row is not None and row[0] == JOB_RUNNING and row[1] == self.token
-
-    def _update_running(self, job_id: int, *, stage: str, progress: float,
-                        log_text: str) -> None:
-        with self.database.session(write=True) as db:
-            db.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.state == JOB_RUNNING, Job.runner == self.token)
-                .values(stage=stage[:128], progress=max(0.0, min(1.0, progress)),
-                        log=log_text)
+            self._finish(
+                flight.job_id,
+                JOB_FAILED,
+                error=f"the outputs could not be stored: {exc}",
+                log_text=text,
             )
-            db.commit()
+            return
+        line = (
+            f"stored {names} in folder {job.folder_label!r} of scan {job.scan_id}; "
+            f"done in {time.monotonic() - flight.started:.1f} s"
+        )
+        self._finish(
+            flight.job_id,
+            JOB_SUCCEEDED,
+            log_text=text + stamp(line),
+            output_folder=job.folder_label,
+        )
 
-    def _finish(self, job_id: int, state: str, *, error: str | None = None,
-                line: str | None = None, log_text: str | None = None,
-                output_folder: str | None = None) -> None:
-        with self.database.session(write=True) as db:
-            job = db.get(Job, job_id)
-            if job is None or job.state != JOB_RUNNING or job.runner != self.token:
-                return
-            text = log_text if log_text is not None else (job.log or "")
-            if line:
-                text += _stamp(line)
-            if state == JOB_FAILED and error and not line:
-                text += _stamp(f"failed: {error.splitlines()[0] if error else ''}")
-            job.state = state
-            job.error = error
-            job.log = _clip(text)
-            job.finished_at = utcnow()
-            job.runner = None
-            if state == JOB_SUCCEEDED:
-                job.progress = 1.0
-                job.stage = "done"
-                job.output_folder = output_folder
-            else:
-                job.stage = "failed"
-            db.commit()
+    # ------------------------------------------------------------------ row changes
 
-    def _requeue(self, job_id: int, why: str, log_text: str | None = None) -> None:
-        with self.database.session(write=True) as db:
-            job = db.get(Job, job_id)
-            if job is None or job.runner != self.token:
-                return
-            job.state = JOB_QUEUED
-            job.runner = None
-            job.progress = 0.0
-            job.stage = "waiting for a worker"
-            job.log = _clip((log_text if log_text is not None else job.log or "") + _stamp(why))
-            db.commit()
+    def _finish(
+        self,
+        job_id: int,
+        state: str,
+        *,
+        error: str | None = None,
+        line: str | None = None,
+        log_text: str | None = None,
+        output_folder: str | None = None,
+    ) -> None:
+        leases.finish(
+            self.database,
+            job_id,
+            self.token,
+            state,
+            error=error,
+            line=line,
+            log_text=log_text,
+            output_folder=output_folder,
+        )
+        self._keeper.let_go(job_id)
+
+    def _release(self, job_id: int, why: str, log_text: str | None = None) -> None:
+        leases.release(self.database, job_id, self.token, why, log_text)
+        self._keeper.let_go(job_id)
 
     # ------------------------------------------------------------------ executor trouble
 
@@ -460,13 +437,12 @@ class JobRunner:
 
     def _shutdown(self) -> None:
         for job_id, flight in list(self._inflight.items()):
-            self._requeue(job_id, "the service is stopping; the job will run again at the "
-                          "next start")
+            self._release(job_id, "the service is stopping; the job will run again")
             with contextlib.suppress(Exception):
                 flight.handle.cancel()
+            shutil.rmtree(flight.work_dir, ignore_errors=True)
         self._inflight.clear()
         if self._executor is not None:
             with contextlib.suppress(Exception):
                 self._executor.terminate()
             self._executor = None
-        shutil.rmtree(self.work_root, ignore_errors=True)

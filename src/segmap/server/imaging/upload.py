@@ -1,0 +1,186 @@
+"""DICOM image upload into a project's sessions (one per study) and scans (one per series).
+
+Upload order, so that no failure leaves a row without its file: every file is received
+into staging and its header read outside any database transaction; then, in one
+transaction, sessions and scans are found or created, each new instance is moved to its
+storage key and its row inserted; on any error the placed files are deleted again.
+
+Duplicates: an instance is identified by its SOPInstanceUID within the project. The same
+UID with the same bytes (SHA-256) is "already stored" and changes nothing. The same UID
+with *different* bytes is refused with a reason and the stored copy is kept: a UID names
+one object, so two different files under one UID mean one of them was edited or
+re-encoded, and silently swapping it would change scans that masks were made from.
+
+Permissions: project owners and site admins upload; members and collaborators read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from segmap.imaging.instance_check import ImageHeader, RejectedFile, read_image_header
+from segmap.imaging.sop_classes import CollectionKind
+from segmap.server.db.imaging import ImagingSession
+from segmap.server.errors import Unprocessable
+from segmap.server.imaging.unzip import UploadLimits, expand, local_files, stage_path
+from segmap.server.imaging.upload_rows import Plan, SessionUpload, store_instances
+from segmap.server.registry.access import ProjectAccess, project_access, require_manage
+from segmap.server.settings import DEFAULT_MAX_UPLOAD_BYTES
+from segmap.server.storage import Storage
+from segmap.server.web.auth import Principal
+from segmap.server.web.transfer import IncomingFile, Rejection
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What an upload did: sessions and scans it touched, and the files it refused.
+
+    ``collections`` are the RTSTRUCT/SEG files sent among the images (refused too: they
+    have an upload of their own, which the caller names).
+    """
+
+    sessions: list[SessionUpload]
+    rejected: list[Rejection]
+    collections: list[CollectionSent] = field(default_factory=list)
+
+    @property
+    def added(self) -> int:
+        """Instances newly stored."""
+        return sum(s.added for entry in self.sessions for s in entry.scans)
+
+    @property
+    def accepted(self) -> int:
+        """Instances stored now or before (not refused)."""
+        return sum(s.added + s.already_stored for entry in self.sessions for s in entry.scans)
+
+
+@dataclass(frozen=True)
+class CollectionSent:
+    """An ROI collection sent with images: its file, why it was not stored, its kind, and
+    the session of its study when the project has it."""
+
+    file: str
+    reason: str
+    kind: CollectionKind
+    session_id: int | None
+
+
+def check_session_upload(
+    db: Session, principal: Principal | None, project_id: str
+) -> ProjectAccess:
+    """Raise before any byte is received when the caller may not upload into the project."""
+    access = project_access(db, principal, project_id)
+    require_manage(access, "upload imaging sessions")
+    return access
+
+
+def upload_dicom(
+    db: Session,
+    storage: Storage,
+    principal: Principal | None,
+    project_id: str,
+    files_or_zip: Sequence[IncomingFile | Path],
+    *,
+    limits: UploadLimits | None = None,
+    rejected: Sequence[Rejection] = (),
+) -> UploadResult:
+    """Store DICOM image files into the project's sessions and scans (committed).
+
+    ``files_or_zip`` holds files already received into staging (``IncomingFile``, owned
+    by this function from now on: placed or discarded) and/or local paths (files or
+    folders, copied). Zip archives among them are unpacked. Files are grouped into
+    sessions by StudyInstanceUID and scans by SeriesInstanceUID. A file that is not DICOM,
+    is damaged, is not an image (RTSTRUCT and SEG files go through ``put_collection``) or
+    clashes with a stored instance is refused with a reason; the rest is kept.
+    ``rejected`` carries files refused before this call (e.g. too large) into the result.
+    """
+    staged: list[IncomingFile] = [f for f in files_or_zip if isinstance(f, IncomingFile)]
+    try:
+        access = check_session_upload(db, principal, project_id)
+        limits = limits or UploadLimits.for_upload_limit(DEFAULT_MAX_UPLOAD_BYTES)
+        db.rollback()  # hold no database lock while files are copied and read
+        paths = [Path(f) for f in files_or_zip if not isinstance(f, IncomingFile)]
+        for path in local_files(paths):
+            staged.append(IncomingFile(str(path), stage_path(storage, path, limits.max_file_bytes)))
+        plan = Plan(rejected=list(rejected))
+        accepted = _classify(storage, staged, limits, plan)
+        _drop_duplicates_in_upload(accepted, plan)
+        sessions = store_instances(db, storage, access, accepted, plan)
+        result = UploadResult(sessions, plan.rejected, _sent_collections(db, access, plan))
+    finally:
+        for item in staged:
+            storage.discard(item.staged)  # no-op for files already moved into storage
+    return result
+
+
+def _classify(
+    storage: Storage, owned: list[IncomingFile], limits: UploadLimits, plan: Plan
+) -> list[tuple[IncomingFile, ImageHeader]]:
+    """Read every file's header; refusals go to ``plan``. Unpacked zip entries are
+    appended to ``owned`` so the caller discards whatever is not placed."""
+    accepted: list[tuple[IncomingFile, ImageHeader]] = []
+    for item in list(expand(storage, list(owned), limits)):
+        if isinstance(item, Rejection):
+            plan.rejected.append(item)
+            continue
+        if item not in owned:
+            owned.append(item)
+        try:
+            accepted.append((item, read_image_header(item.staged.path)))
+        except RejectedFile as exc:
+            if exc.collection_kind:
+                plan.collections.append((item.name, exc))
+            else:
+                plan.rejected.append(Rejection(item.name, exc.reason))
+    return accepted
+
+
+def _drop_duplicates_in_upload(
+    accepted: list[tuple[IncomingFile, ImageHeader]], plan: Plan
+) -> None:
+    first: dict[str, tuple[IncomingFile, ImageHeader]] = {}
+    for item, header in accepted:
+        seen = first.get(header.sop_instance_uid)
+        if seen is None:
+            first[header.sop_instance_uid] = (item, header)
+        elif seen[0].staged.sha256 != item.staged.sha256:
+            plan.rejected.append(
+                Rejection(
+                    item.name,
+                    f"{seen[0].name} in this upload has the same SOPInstanceUID "
+                    f"{header.sop_instance_uid} but different content; a UID names one "
+                    "object, so only the first was kept",
+                )
+            )
+    accepted[:] = list(first.values())
+
+
+def _sent_collections(db: Session, access: ProjectAccess, plan: Plan) -> list[CollectionSent]:
+    out = []
+    for name, exc in plan.collections:
+        session = db.scalar(
+            select(ImagingSession.id).where(
+                ImagingSession.project_id == access.project.id,
+                ImagingSession.study_instance_uid == exc.study_instance_uid,
+            )
+        )
+        assert exc.collection_kind is not None
+        out.append(CollectionSent(name, exc.reason, exc.collection_kind, session))
+    return out
+
+
+def require_nonempty(result: UploadResult, rejected: list[Rejection]) -> UploadResult:
+    """``Unprocessable`` listing ``rejected`` when an upload stored nothing at all."""
+    if result.accepted == 0:
+        reasons = "; ".join(f"{r.file}: {r.reason}" for r in rejected[:5])
+        raise Unprocessable(
+            "no file of the upload was stored" + (f": {reasons}" if reasons else ""),
+            sessions=[],
+            rejected=[{"file": r.file, "reason": r.reason} for r in rejected],
+        )
+    return result

@@ -1,0 +1,267 @@
+"""A job's row is changed only by the runner holding its lease.
+
+Claiming: a runner takes queued jobs, and running jobs whose lease has expired (their
+service died), oldest first. On PostgreSQL the candidates are read with ``SELECT ... FOR
+UPDATE SKIP LOCKED``, so two services claiming at once lock different rows and neither
+waits for the other; each row is then switched to ``running`` with this runner as its
+owner and a lease expiry. On SQLite a write transaction (``BEGIN IMMEDIATE``) admits one
+writer at a time across every process, so the same read and update cannot interleave.
+Either way the update repeats the claim condition, and its row count says whether the
+job was won.
+
+Owning: the runner renews the leases of its jobs on a timer (``renew``); every later
+change (progress, finishing, putting it back in the queue) is an ``UPDATE ... WHERE
+runner = <token> AND state = 'running'``, so a runner that lost a job (it stalled past
+its lease and another service took the job) changes nothing.
+
+Times come from each service's own clock (UTC); services sharing a database need
+synchronised clocks, and the lease should be long against their skew.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from segmap.server.db.base import utcnow
+from segmap.server.db.engine import Database
+from segmap.server.db.jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
+
+MAX_LOG_CHARS = 100_000
+MAX_ATTEMPTS = 3
+
+
+def stamp(line: str) -> str:
+    """A log line with the time (UTC, ``HH:MM:SS``)."""
+    return f"{utcnow().strftime('%H:%M:%S')} {line}\n"
+
+
+def clip(text: str) -> str:
+    """A job log cut to its last ``MAX_LOG_CHARS`` characters."""
+    if len(text) <= MAX_LOG_CHARS:
+        return text
+    return "[... earlier lines dropped ...]\n" + text[-MAX_LOG_CHARS:]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A runner's claim on its jobs: its ``token`` and how long a claim lasts unrenewed."""
+
+    token: str
+    duration_s: float
+
+    def expiry(self, now: datetime) -> datetime:
+        """When a claim made or renewed at ``now`` lapses."""
+        return now + timedelta(seconds=self.duration_s)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job this runner won: its id and attempt number (1 for the first start)."""
+
+    job_id: int
+    attempt: int
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        Job.state == JOB_QUEUED,
+        and_(
+            Job.state == JOB_RUNNING,
+            or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
+        ),
+    )
+
+
+def any_claimable(database: Database) -> bool:
+    """Whether some job waits for a runner (a cheap read before starting an executor)."""
+    with database.session() as db:
+        found = db.scalar(select(Job.id).where(_claimable(utcnow())).limit(1))
+    return found is not None
+
+
+def claim(database: Database, lease: Lease, limit: int) -> list[Claimed]:
+    """Claim up to ``limit`` jobs, oldest first (committed).
+
+    A job taken over from an expired lease gets a line in its log saying so; one whose
+    services died ``MAX_ATTEMPTS`` times while running it fails instead of starting again.
+    """
+    if limit <= 0:
+        return []
+    now = utcnow()
+    won: list[Claimed] = []
+    with database.session(write=True) as db:
+        rows = db.execute(
+            select(Job.id, Job.state, Job.runner, Job.attempts, Job.lease_expires_at)
+            .where(_claimable(now))
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job_id, state, runner, attempts, expired_at in rows:
+            if state == JOB_RUNNING and attempts >= MAX_ATTEMPTS:
+                _give_up(db, job_id, now, attempts)
+                continue
+            values: dict[str, Any] = {
+                "state": JOB_RUNNING,
+                "runner": lease.token,
+                "lease_expires_at": lease.expiry(now),
+                "attempts": Job.attempts + 1,
+                "started_at": now,
+                "finished_at": None,
+                "progress": 0.0,
+                "stage": "starting",
+                "error": None,
+            }
+            if state == JOB_RUNNING:
+                when = expired_at.strftime("%H:%M:%S UTC") if expired_at else "an older version"
+                values["log"] = Job.log + stamp(
+                    f"the service running this job ({runner}) stopped while it ran; its lease "
+                    f"ran out ({when}), so it runs again"
+                )
+            result = db.execute(
+                update(Job).where(Job.id == job_id, _claimable(now)).values(**values)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                won.append(Claimed(job_id, attempts + 1))
+        db.commit()
+    return won
+
+
+def _give_up(db: Session, job_id: int, now: datetime, attempts: int) -> None:
+    error = (
+        f"the service running this job stopped {attempts} times while it ran (killed, or "
+        "out of memory?); the scan may be too large for one service"
+    )
+    db.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JOB_RUNNING)
+        .values(
+            state=JOB_FAILED,
+            error=error,
+            runner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            stage="failed",
+            log=Job.log + stamp(f"failed: {error}"),
+        )
+    )
+
+
+def renew(database: Database, lease: Lease, job_ids: set[int]) -> set[int]:
+    """Extend the leases of ``job_ids`` (committed); returns the ones no longer ours."""
+    if not job_ids:
+        return set()
+    now = utcnow()
+    with database.session(write=True) as db:
+        db.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.runner == lease.token, Job.state == JOB_RUNNING)
+            .values(lease_expires_at=lease.expiry(now))
+        )
+        ours = set(
+            db.scalars(
+                select(Job.id).where(
+                    Job.id.in_(job_ids), Job.runner == lease.token, Job.state == JOB_RUNNING
+                )
+            )
+        )
+        db.commit()
+    return set(job_ids) - ours
+
+
+def _owned(job_id: int, token: str) -> ColumnElement[bool]:
+    return and_(Job.id == job_id, Job.state == JOB_RUNNING, Job.runner == token)
+
+
+def owns(db: Session, job_id: int, token: str, *, lock: bool = False) -> bool:
+    """Whether ``token`` holds the job now (``lock``: and keep its row locked till commit)."""
+    query = select(Job.id).where(_owned(job_id, token))
+    if lock:
+        query = query.with_for_update()
+    return db.scalar(query) is not None
+
+
+def update_running(
+    database: Database, job_id: int, token: str, *, stage: str, progress: float, log_text: str
+) -> None:
+    """Record a running job's stage, progress (0..1) and log, if ``token`` still holds it."""
+    with database.session(write=True) as db:
+        db.execute(
+            update(Job)
+            .where(_owned(job_id, token))
+            .values(stage=stage[:128], progress=max(0.0, min(1.0, progress)), log=log_text)
+        )
+        db.commit()
+
+
+def finish(
+    database: Database,
+    job_id: int,
+    token: str,
+    state: str,
+    *,
+    error: str | None = None,
+    line: str | None = None,
+    log_text: str | None = None,
+    output_folder: str | None = None,
+) -> bool:
+    """Mark a job succeeded or failed and release it; False when ``token`` no longer holds it."""
+    with database.session(write=True) as db:
+        job = db.scalar(select(Job).where(_owned(job_id, token)).with_for_update())
+        if job is None:
+            return False
+        text = log_text if log_text is not None else (job.log or "")
+        if line:
+            text += stamp(line)
+        if state == JOB_FAILED and error and not line:
+            text += stamp(f"failed: {error.splitlines()[0]}")
+        job.state = state
+        job.error = error
+        job.log = clip(text)
+        job.finished_at = utcnow()
+        job.runner = None
+        job.lease_expires_at = None
+        if state == JOB_SUCCEEDED:
+            job.progress = 1.0
+            job.stage = "done"
+            job.output_folder = output_folder
+        else:
+            job.stage = "failed"
+        db.commit()
+    return True
+
+
+def release(
+    database: Database, job_id: int, token: str, why: str, log_text: str | None = None
+) -> None:
+    """Put a job ``token`` holds back in the queue (for any runner), saying why in its log."""
+    with database.session(write=True) as db:
+        job = db.scalar(select(Job).where(_owned(job_id, token)).with_for_update())
+        if job is None:
+            return
+        job.state = JOB_QUEUED
+        job.runner = None
+        job.lease_expires_at = None
+        job.progress = 0.0
+        job.stage = "waiting for a worker"
+        job.log = clip((log_text if log_text is not None else job.log or "") + stamp(why))
+        db.commit()
+
+
+def running_attempts(database: Database) -> set[tuple[int, int]]:
+    """(job id, attempt) of every running job, whoever holds it."""
+    with database.session() as db:
+        rows = db.execute(select(Job.id, Job.attempts).where(Job.state == JOB_RUNNING)).all()
+    return {(int(i), int(a)) for i, a in rows}
+
+
+def mark_queued_waiting(database: Database, stage: str) -> None:
+    """Say on every queued job why it waits (e.g. the executor cannot start)."""
+    with database.session(write=True) as db:
+        db.execute(update(Job).where(Job.state == JOB_QUEUED).values(stage=stage[:128]))
+        db.commit()

@@ -1,0 +1,58 @@
+"""The project page's tabs and the breadcrumb trails of the registry's pages.
+
+The tabs are one list for every feature's pages; each tab names its page's route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from segmap.server.registry.presenters import ModelView, ProjectView
+from segmap.server.web.pages import HOME_ROUTE, Crumb
+from segmap.server.web.urls import path_for
+
+# (key, label, route name); a page marks its own tab by key.
+PROJECT_TABS = (
+    ("overview", "Overview", "project_page"),
+    ("sessions", "Sessions", "sessions_page"),
+    ("jobs", "Jobs", "jobs_page"),
+    ("machine-learning", "Machine Learning", "machine_learning_tab"),
+)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """An entry of the project page's tabs."""
+
+    key: str
+    label: str
+    url: str
+
+
+def project_tabs(conn: HTTPConnection, project_id: str) -> list[NavItem]:
+    """The project page's tabs, in order."""
+    return [
+        NavItem(key, label, path_for(conn, route, project=project_id))
+        for key, label, route in PROJECT_TABS
+    ]
+
+
+def project_crumbs(conn: HTTPConnection, project: ProjectView, *more: Crumb) -> list[Crumb]:
+    """Breadcrumbs Projects › the project › ``more``."""
+    return [Crumb("Projects", path_for(conn, HOME_ROUTE)), Crumb(project.name, project.url), *more]
+
+
+def model_crumbs(
+    conn: HTTPConnection, project: ProjectView, model: ModelView, *more: Crumb
+) -> list[Crumb]:
+    """Breadcrumbs down to a model's page, then ``more``."""
+    return project_crumbs(
+        conn,
+        project,
+        Crumb("Machine Learning", path_for(conn, "machine_learning_tab", project=project.id)),
+        Crumb("Machine Learning dashboard", path_for(conn, "dashboard_page", project=project.id)),
+        Crumb(model.label, model.url),
+        *more,
+    )
