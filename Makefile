@@ -17,7 +17,8 @@ setup-test:
 	scripts/setup.sh test
 
 lint:
-	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/ruff check src tests benchmarks scripts
+	.venv/bin/ruff format --check src tests benchmarks scripts
 
 typecheck:
 	.venv/bin/mypy

@@ -36,8 +36,7 @@ def _make_study(args: tuple[str, int, tuple[int, int, int]]) -> str:
     root, index, size = args
     grid = syn.axial_grid(size, SPACING_IN)
     identity = syn.StudyIdentity.generate(index, f"BENCH{index:03d}")
-    case = syn.make_case(Path(root) / f"patient{index:03d}", grid, seed=index,
-                         identity=identity)
+    case = syn.make_case(Path(root) / f"patient{index:03d}", grid, seed=index, identity=identity)
     return str(case.rtstruct_path)
 
 
@@ -67,11 +66,18 @@ def generate(root: Path, studies: int, size: tuple[int, int, int], workers: int)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", type=int, default=24, help="studies to generate (>= 20)")
-    parser.add_argument("--size", default="160,160,40",
-                        help="voxels per study as columns,rows,slices (default 160,160,40)")
+    parser.add_argument(
+        "--size",
+        default="160,160,40",
+        help="voxels per study as columns,rows,slices (default 160,160,40)",
+    )
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="work folder (default: a temporary folder, removed after)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="work folder (default: a temporary folder, removed after)",
+    )
     args = parser.parse_args()
     size_parts = tuple(int(x) for x in args.size.split(","))
     if len(size_parts) != 3:
@@ -83,14 +89,18 @@ def main() -> int:
     tree = work / "in"
     tree.mkdir(exist_ok=True)
     try:
-        print(f"machine: {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-              f"load average {_load()} before")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+            f"load average {_load()} before"
+        )
         gen_s = generate(tree, args.studies, size, max(counts))
         found = discover(tree)
         slices = size[2]
-        print(f"generated {args.studies} studies of {size[0]}x{size[1]}x{slices} voxels "
-              f"({slices} CT files + 1 RTSTRUCT each) in {gen_s:.1f} s; {found.describe()}")
+        print(
+            f"generated {args.studies} studies of {size[0]}x{size[1]}x{slices} voxels "
+            f"({slices} CT files + 1 RTSTRUCT each) in {gen_s:.1f} s; {found.describe()}"
+        )
         rates: dict[int, float] = {}
         failed = 0
         for n in counts:
@@ -99,24 +109,30 @@ def main() -> int:
             with LocalPoolExecutor(n) as executor:
                 for h in [executor.submit(_warm_up) for _ in range(n)]:
                     h.result()
-                result = run_batch(found, tree / "region2MaskValueMap.txt", out, executor,
-                                   {"spacing": SPACING_OUT})
+                result = run_batch(
+                    found, tree / "region2MaskValueMap.txt", out, executor, {"spacing": SPACING_OUT}
+                )
             failed += len(result.failed)
             rates[n] = result.cases_per_minute
             mean = sum(o.seconds for o in result.outcomes) / max(len(result.outcomes), 1)
-            print(f"{n} worker(s): {len(result.succeeded)}/{len(result.outcomes)} converted in "
-                  f"{result.seconds:.1f} s = {rates[n]:.1f} studies/min "
-                  f"(mean {mean:.2f} s per study inside a worker)")
+            print(
+                f"{n} worker(s): {len(result.succeeded)}/{len(result.outcomes)} converted in "
+                f"{result.seconds:.1f} s = {rates[n]:.1f} studies/min "
+                f"(mean {mean:.2f} s per study inside a worker)"
+            )
             for o in result.failed:
                 print(f"  FAILED {o.name}: {o.error}")
-        print(f"load average {_load()} after (other programs share the cores: "
-              "compare the scaling with the load)")
+        print(
+            f"load average {_load()} after (other programs share the cores: "
+            "compare the scaling with the load)"
+        )
         base = rates.get(1)
         if base:
             for n in counts:
                 if n != 1:
-                    print(f"scaling {n} workers / 1 worker: {rates[n] / base:.2f}x "
-                          f"(ideal {n:.2f}x)")
+                    print(
+                        f"scaling {n} workers / 1 worker: {rates[n] / base:.2f}x (ideal {n:.2f}x)"
+                    )
         return 1 if failed else 0
     finally:
         if args.dir is None:

@@ -29,8 +29,7 @@ def testdata() -> Path:
     root = _testdata_root()
     if root is None:
         message = (
-            "real DICOM test data not found: "
-            "set SEGMAP_TESTDATA or put shared/ beside the checkout"
+            "real DICOM test data not found: set SEGMAP_TESTDATA or put shared/ beside the checkout"
         )
         if os.environ.get("CI"):
             pytest.fail(message)  # CI always has shared/ beside it: absence is a broken run

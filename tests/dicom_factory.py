@@ -142,7 +142,10 @@ def write_series(
     paths: list[Path] = []
     for k in range(nk):
         ds = slice_dataset(
-            grid, k, stored[k], spec,
+            grid,
+            k,
+            stored[k],
+            spec,
             instance_number=int(order[k]) + 1,
             position_lps=None if positions_lps is None else positions_lps[k],
         )

@@ -29,8 +29,11 @@ def truth_rois(case: syn.SyntheticCase, values: dict[str, int] | None = None) ->
     """The case's ROIs with the values of ``values`` (default: the case's map), map order."""
     by_name = {r.name: r for r in case.rois}
     values = values if values is not None else case.region_values
-    return [TruthROI(v, [c.points_lps for c in by_name[n].contours])
-            for n, v in values.items() if n in by_name]
+    return [
+        TruthROI(v, [c.points_lps for c in by_name[n].contours])
+        for n, v in values.items()
+        if n in by_name
+    ]
 
 
 def assert_mask_matches_truth(
@@ -55,10 +58,21 @@ def assert_mask_matches_truth(
     data = np.asarray(img.dataobj)
     dicom_lps, shape = dicom_voxel_to_lps(series_folder)
     assert data.shape == shape
-    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
-                        for k in (0, shape[2] - 1)])
-    error = float(np.max(np.linalg.norm(((LPS_FROM_RAS @ img.affine) @ corners.T
-                                         - dicom_lps @ corners.T)[:3], axis=0)))
+    corners = np.array(
+        [
+            [i, j, k, 1.0]
+            for i in (0, shape[0] - 1)
+            for j in (0, shape[1] - 1)
+            for k in (0, shape[2] - 1)
+        ]
+    )
+    error = float(
+        np.max(
+            np.linalg.norm(
+                ((LPS_FROM_RAS @ img.affine) @ corners.T - dicom_lps @ corners.T)[:3], axis=0
+            )
+        )
+    )
     assert error < 1e-3, f"NIfTI voxels are {error} mm from where the DICOM puts them"
     truth, ambiguous = truth_labels_ijk(img.affine, shape, rois, edge_eps_mm=1e-6 + error)
     wrong = np.argwhere((data != truth) & ~ambiguous)
@@ -72,8 +86,9 @@ def assert_mask_matches_truth(
     return data
 
 
-def small_case(root: Path, seed: int, *, size: tuple[int, int, int] = (48, 40, 8),
-               patient: str | None = None) -> syn.SyntheticCase:
+def small_case(
+    root: Path, seed: int, *, size: tuple[int, int, int] = (48, 40, 8), patient: str | None = None
+) -> syn.SyntheticCase:
     """A small phantom case (CT series in ``root/ct``, ``root/rtstruct.dcm``, ``map.txt``)."""
     grid = syn.axial_grid(size, (1.5, 1.5, 3.0))
     identity = syn.StudyIdentity.generate(seed, patient or f"PAT{seed:03d}")
@@ -104,16 +119,31 @@ def wait_for_http(url: str, timeout_s: float, alive: Callable[[], bool]) -> None
 class Service:
     """``segmap serve`` in a subprocess on a data folder."""
 
-    def __init__(self, data: Path, port: int, env: dict[str, str],
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, data: Path, port: int, env: dict[str, str], extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = data.parent / f"serve-{port}-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "segmap.cli", "serve", "--data", str(data), "--port",
-             str(port), "--workers", "1", "--log-level", "warning", *extra_args],
+            [
+                sys.executable,
+                "-m",
+                "segmap.cli",
+                "serve",
+                "--data",
+                str(data),
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+                *extra_args,
+            ],
             env={**{k: v for k, v in os.environ.items() if not k.startswith("SEGMAP_")}, **env},
-            stdout=self.log, stderr=subprocess.STDOUT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         wait_for_http(self.url + "/api/v1/me", 60, alive=lambda: self.process.poll() is None)
 
@@ -135,7 +165,10 @@ def create_user(data: Path, name: str, password: str, database_url: str | None =
     """``segmap users create NAME --data DATA`` with the password on standard input."""
     extra = ["--database-url", database_url] if database_url else []
     done = subprocess.run(
-        [sys.executable, "-m", "segmap.cli", "users", "create", name, "--data", str(data),
-         *extra],
-        input=password + "\n", capture_output=True, text=True, timeout=60)
+        [sys.executable, "-m", "segmap.cli", "users", "create", name, "--data", str(data), *extra],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr

@@ -17,16 +17,31 @@ from segmap.errors import AnnotationError
 SEGS = [
     ("dcmqi-ct3slice-seg/seg/liver.dcm", "dcmqi-ct3slice-seg/ct", "BINARY"),
     ("dcmqi-ct3slice-seg/seg/partial_overlaps.dcm", "dcmqi-ct3slice-seg/ct", "BINARY"),
-    ("dcmqi-tiny-nonsquare-seg/23x38x3/seg/label.seg.dcm", "dcmqi-tiny-nonsquare-seg/23x38x3/image",
-     "BINARY"),
-    ("dcmqi-tiny-nonsquare-seg/24x38x3/seg/label.seg.dcm", "dcmqi-tiny-nonsquare-seg/24x38x3/image",
-     "BINARY"),
-    ("highdicom-pydicom-ct2-seg/seg/seg_image_ct_binary_overlap.dcm",
-     "highdicom-pydicom-ct2-seg/ct2", "BINARY"),
-    ("highdicom-pydicom-ct2-seg/seg/seg_image_ct_true_fractional.dcm",
-     "highdicom-pydicom-ct2-seg/ct2", "FRACTIONAL"),
-    ("highdicom-pydicom-ct2-seg/seg/seg_image_ct_binary_single_frame.dcm",
-     "highdicom-pydicom-ct2-seg/ct_small", "BINARY"),
+    (
+        "dcmqi-tiny-nonsquare-seg/23x38x3/seg/label.seg.dcm",
+        "dcmqi-tiny-nonsquare-seg/23x38x3/image",
+        "BINARY",
+    ),
+    (
+        "dcmqi-tiny-nonsquare-seg/24x38x3/seg/label.seg.dcm",
+        "dcmqi-tiny-nonsquare-seg/24x38x3/image",
+        "BINARY",
+    ),
+    (
+        "highdicom-pydicom-ct2-seg/seg/seg_image_ct_binary_overlap.dcm",
+        "highdicom-pydicom-ct2-seg/ct2",
+        "BINARY",
+    ),
+    (
+        "highdicom-pydicom-ct2-seg/seg/seg_image_ct_true_fractional.dcm",
+        "highdicom-pydicom-ct2-seg/ct2",
+        "FRACTIONAL",
+    ),
+    (
+        "highdicom-pydicom-ct2-seg/seg/seg_image_ct_binary_single_frame.dcm",
+        "highdicom-pydicom-ct2-seg/ct_small",
+        "BINARY",
+    ),
 ]
 
 
@@ -52,8 +67,10 @@ def test_sparse_labelmap_references_first_and_last_slice(testdata: Path, name: s
     folder = testdata / "dcmqi-tiny-nonsquare-seg" / "24x38x3"
     info = read_annotation_info(folder / "seg" / name)
     assert info.segmentation_type == "LABELMAP"
-    uids = {f.name: pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
-            for f in (folder / "image").glob("*.dcm")}
+    uids = {
+        f.name: pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
+        for f in (folder / "image").glob("*.dcm")
+    }
     assert set(info.referenced_sop_instance_uids) == {uids["IMG0001.dcm"], uids["IMG0003.dcm"]}
 
 
@@ -62,7 +79,8 @@ def test_rtstruct_instances_without_series_list(testdata: Path, tmp_path: Path) 
     ds = pydicom.dcmread(testdata / "rtutils-mim-rtstruct" / "rtstruct" / "dummy_rt_MIM.dcm")
     expected = {
         img.ReferencedSOPInstanceUID
-        for rc in ds.ROIContourSequence for c in rc.ContourSequence
+        for rc in ds.ROIContourSequence
+        for c in rc.ContourSequence
         for img in c.ContourImageSequence
     }
     del ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence
@@ -81,9 +99,10 @@ def test_header_only(testdata: Path, tmp_path: Path) -> None:
     raw = src.read_bytes()
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(raw[: len(raw) - 50_000])
-    assert read_annotation_info(cut).referenced_series_uids == read_annotation_info(
-        src
-    ).referenced_series_uids
+    assert (
+        read_annotation_info(cut).referenced_series_uids
+        == read_annotation_info(src).referenced_series_uids
+    )
 
 
 def test_image_is_not_an_annotation(testdata: Path) -> None:

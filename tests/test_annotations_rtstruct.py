@@ -131,15 +131,25 @@ def test_roi_without_contours_and_missing_optional_tags(tmp_path: Path, mim_ds: 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda ds: setattr(ds.ROIContourSequence[0].ContourSequence[1], "ContourData",
-                            [1.0, 2.0, 3.0, 4.0]), "ContourData (3006,0050) of ROI 1, contour 2"),
-        (lambda ds: delattr(ds.ROIContourSequence[2].ContourSequence[0], "ContourData"),
-         "ContourData (3006,0050) is missing in ROI 3, contour 1"),
+        (
+            lambda ds: setattr(
+                ds.ROIContourSequence[0].ContourSequence[1], "ContourData", [1.0, 2.0, 3.0, 4.0]
+            ),
+            "ContourData (3006,0050) of ROI 1, contour 2",
+        ),
+        (
+            lambda ds: delattr(ds.ROIContourSequence[2].ContourSequence[0], "ContourData"),
+            "ContourData (3006,0050) is missing in ROI 3, contour 1",
+        ),
         (lambda ds: delattr(ds, "StructureSetROISequence"), "StructureSetROISequence (3006,0020)"),
-        (lambda ds: delattr(ds.ROIContourSequence[1].ContourSequence[0], "ContourGeometricType"),
-         "ContourGeometricType (3006,0042) is missing in ROI 2, contour 1"),
-        (lambda ds: delattr(ds.StructureSetROISequence[3], "ROINumber"),
-         "ROINumber (3006,0022) is missing in item 4 of StructureSetROISequence"),
+        (
+            lambda ds: delattr(ds.ROIContourSequence[1].ContourSequence[0], "ContourGeometricType"),
+            "ContourGeometricType (3006,0042) is missing in ROI 2, contour 1",
+        ),
+        (
+            lambda ds: delattr(ds.StructureSetROISequence[3], "ROINumber"),
+            "ROINumber (3006,0022) is missing in item 4 of StructureSetROISequence",
+        ),
     ],
 )
 def test_damaged_rtstruct_names_file_and_tag(

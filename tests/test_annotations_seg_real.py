@@ -173,8 +173,9 @@ def test_ct2_binary_per_slice(testdata: Path, ct2: DicomSeries, name: str) -> No
 
 def test_ct2_true_fractional_any_fraction(testdata: Path, ct2: DicomSeries) -> None:
     # The smallest positive fraction a 0..255 store can hold keeps every non-zero pixel.
-    _, regions = read_seg(testdata / HD / "seg" / "seg_image_ct_true_fractional.dcm", ct2,
-                          threshold=1 / 255)
+    _, regions = read_seg(
+        testdata / HD / "seg" / "seg_image_ct_true_fractional.dcm", ct2, threshold=1 / 255
+    )
     assert per_slice_by_z(regions[0], ct2) == [0, 149, 256, 256]
 
 

@@ -40,24 +40,34 @@ def voxel_centres(grid: VoxelGrid) -> npt.NDArray[np.float64]:
     return grid.voxel_centres_lps(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1))
 
 
-def ellipsoid(grid: VoxelGrid, centre: tuple[float, float, float],
-              semi: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
+def ellipsoid(
+    grid: VoxelGrid, centre: tuple[float, float, float], semi: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
     x = voxel_centres(grid)
     inside = (((x - np.asarray(centre)) / np.asarray(semi)) ** 2).sum(axis=1) <= 1.0
     return inside.reshape(grid.array_shape)
 
 
-def box(grid: VoxelGrid, lo: tuple[float, float, float],
-        hi: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
+def box(
+    grid: VoxelGrid, lo: tuple[float, float, float], hi: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
     x = voxel_centres(grid)
     inside = np.all((x >= np.asarray(lo)) & (x <= np.asarray(hi)), axis=1)
     return inside.reshape(grid.array_shape)
 
 
-def write_series(folder: Path, grid: VoxelGrid, identity: StudyIdentity, for_uid: str,
-                 series_number: int) -> WrittenSeries:
-    return write_ct_series(folder, grid, np.zeros(grid.array_shape), identity=identity,
-                           frame_of_reference_uid=for_uid, series_number=series_number, seed=7)
+def write_series(
+    folder: Path, grid: VoxelGrid, identity: StudyIdentity, for_uid: str, series_number: int
+) -> WrittenSeries:
+    return write_ct_series(
+        folder,
+        grid,
+        np.zeros(grid.array_shape),
+        identity=identity,
+        frame_of_reference_uid=for_uid,
+        series_number=series_number,
+        seed=7,
+    )
 
 
 def description(number: int, label: str) -> hd.seg.SegmentDescription:
@@ -70,8 +80,14 @@ def description(number: int, label: str) -> hd.seg.SegmentDescription:
     )
 
 
-def write_seg(path: Path, series: WrittenSeries, pixels: npt.NDArray[np.generic],
-              seg_type: str, labels: list[str], **kwargs: object) -> Path:
+def write_seg(
+    path: Path,
+    series: WrittenSeries,
+    pixels: npt.NDArray[np.generic],
+    seg_type: str,
+    labels: list[str],
+    **kwargs: object,
+) -> Path:
     """A highdicom SEG on ``series``; ``pixels`` is [k, j, i] or [k, j, i, segment]."""
     sources = [pydicom.dcmread(f) for f in series.files]  # files[k] is slice k
     seg = hd.seg.Segmentation(
@@ -119,8 +135,15 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     assert not organ[0].any() and organ[-1].any(), "slice 0 empty (its frame omitted)"
     truth = np.stack([organ, lesion], axis=-1).astype(np.uint8)
     binary = write_seg(root / "binary.dcm", scan, truth, "BINARY", ["Organ", "Lesion"])
-    return {"root": root, "identity": identity, "for_uid": for_uid, "scan": scan,
-            "organ": organ, "lesion": lesion, "binary": binary}
+    return {
+        "root": root,
+        "identity": identity,
+        "for_uid": for_uid,
+        "scan": scan,
+        "organ": organ,
+        "lesion": lesion,
+        "binary": binary,
+    }
 
 
 def read_case(case: dict[str, object], path: Path, **kw: float) -> list[npt.NDArray[np.bool_]]:
@@ -200,8 +223,13 @@ def test_segment_painted_on_every_other_slice(
     sparse = organ.copy()
     sparse[0::2] = False
     assert sparse.any(axis=(1, 2)).tolist() == [False, True, False, True, False, True, False]
-    path = write_seg(tmp_path / "sparse.dcm", case["scan"], sparse.astype(np.uint8),  # type: ignore[arg-type]
-                     "BINARY", ["Organ"])
+    path = write_seg(
+        tmp_path / "sparse.dcm",
+        case["scan"],
+        sparse.astype(np.uint8),  # type: ignore[arg-type]
+        "BINARY",
+        ["Organ"],
+    )
     ds = pydicom.dcmread(path)
     measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     if spacing_between_slices is None:  # the spacing is then inferred from the frames: 3 mm
@@ -217,8 +245,14 @@ def test_segment_painted_on_every_other_slice(
 def test_fractional_threshold(case: dict[str, object], tmp_path: Path, threshold: float) -> None:
     organ: npt.NDArray[np.bool_] = case["organ"]  # type: ignore[assignment]
     stored = np.random.default_rng(5).integers(0, 256, organ.shape) * organ
-    path = write_seg(tmp_path / "fractional.dcm", case["scan"], stored / 255.0,  # type: ignore[arg-type]
-                     "FRACTIONAL", ["Organ"], max_fractional_value=255)
+    path = write_seg(
+        tmp_path / "fractional.dcm",
+        case["scan"],
+        stored / 255.0,  # type: ignore[arg-type]
+        "FRACTIONAL",
+        ["Organ"],
+        max_fractional_value=255,
+    )
     (mask,) = read_case(case, path, threshold=threshold)
     assert np.array_equal(mask, stored / 255.0 >= threshold)
 
@@ -244,8 +278,13 @@ def test_labelmap_and_padding(case: dict[str, object], tmp_path: Path) -> None:
     labels = np.zeros(organ.shape, dtype=np.uint8)
     labels[organ] = 1
     labels[lesion] = 2  # a labelmap cannot overlap: the lesion wins where both are
-    path = write_seg(tmp_path / "labelmap.dcm", case["scan"], labels, "LABELMAP",  # type: ignore[arg-type]
-                     ["Organ", "Lesion"])
+    path = write_seg(
+        tmp_path / "labelmap.dcm",
+        case["scan"],
+        labels,
+        "LABELMAP",  # type: ignore[arg-type]
+        ["Organ", "Lesion"],
+    )
     info = read_annotation_info(path)
     assert info.segmentation_type == "LABELMAP"
     assert info.sop_class_uid == "1.2.840.10008.5.1.4.1.1.66.7"
@@ -268,8 +307,9 @@ def thick_slices_grid() -> VoxelGrid:
     """The scan's pixel grid, but 2.7 mm slices starting 1.6 mm below the scan's first."""
     normal = SCAN_GRID.slice_normal_lps
     origin = np.asarray(SCAN_GRID.origin_lps) - 1.6 * normal
-    return VoxelGrid.from_arrays((20, 14, 6), (0.8, 1.1, 2.7), np.round(origin, 6),
-                                 SCAN_GRID.direction_matrix)
+    return VoxelGrid.from_arrays(
+        (20, 14, 6), (0.8, 1.1, 2.7), np.round(origin, 6), SCAN_GRID.direction_matrix
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,11 +326,15 @@ def test_seg_on_another_grid_is_resampled_nearest_neighbour(
     """The SEG was drawn on another series of the same frame of reference. Each scan
     voxel takes the SEG voxel nearest to its centre, found here by a k-d tree over every
     SEG voxel centre (the geometries are chosen so that no centre is equidistant)."""
-    other = write_series(tmp_path / "other", seg_grid, case["identity"],  # type: ignore[arg-type]
-                         case["for_uid"], series_number=3)  # type: ignore[arg-type]
+    other = write_series(
+        tmp_path / "other",
+        seg_grid,
+        case["identity"],  # type: ignore[arg-type]
+        case["for_uid"],
+        series_number=3,
+    )  # type: ignore[arg-type]
     seg_truth = ellipsoid(seg_grid, (0.5, -0.8, 0.3), (6.0, 4.5, 4.0))
-    path = write_seg(tmp_path / "other.dcm", other, seg_truth.astype(np.uint8), "BINARY",
-                     ["Organ"])
+    path = write_seg(tmp_path / "other.dcm", other, seg_truth.astype(np.uint8), "BINARY", ["Organ"])
 
     scan_points = voxel_centres(SCAN_GRID)
     cont = seg_grid.lps_to_continuous_index(scan_points)
@@ -341,21 +385,36 @@ def damaged(case: dict[str, object], tmp_path: Path, edit: object) -> Path:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda ds: setattr(ds, "PixelData", ds.PixelData[: len(ds.PixelData) // 3]),
-         "PixelData (7FE0,0010)"),
+        (
+            lambda ds: setattr(ds, "PixelData", ds.PixelData[: len(ds.PixelData) // 3]),
+            "PixelData (7FE0,0010)",
+        ),
         (lambda ds: delattr(ds, "SegmentSequence"), "SegmentSequence (0062,0002) is missing"),
-        (lambda ds: setattr(ds.PerFrameFunctionalGroupsSequence[1]
-                            .SegmentIdentificationSequence[0], "ReferencedSegmentNumber", 9),
-         "frame 2 belongs to segment 9"),
-        (lambda ds: delattr(ds.PerFrameFunctionalGroupsSequence[0],
-                            "SegmentIdentificationSequence"),
-         "functional groups of frame 1"),
+        (
+            lambda ds: setattr(
+                ds.PerFrameFunctionalGroupsSequence[1].SegmentIdentificationSequence[0],
+                "ReferencedSegmentNumber",
+                9,
+            ),
+            "frame 2 belongs to segment 9",
+        ),
+        (
+            lambda ds: delattr(
+                ds.PerFrameFunctionalGroupsSequence[0], "SegmentIdentificationSequence"
+            ),
+            "functional groups of frame 1",
+        ),
         (lambda ds: setattr(ds, "SegmentationType", "SPARSE"), "SegmentationType (0062,0001)"),
-        (lambda ds: delattr(ds, "PerFrameFunctionalGroupsSequence"),
-         "PerFrameFunctionalGroupsSequence (5200,9230) is missing"),
-        (lambda ds: setattr(ds, "PerFrameFunctionalGroupsSequence",
-                            ds.PerFrameFunctionalGroupsSequence[:-1]),
-         "PerFrameFunctionalGroupsSequence (5200,9230) has"),
+        (
+            lambda ds: delattr(ds, "PerFrameFunctionalGroupsSequence"),
+            "PerFrameFunctionalGroupsSequence (5200,9230) is missing",
+        ),
+        (
+            lambda ds: setattr(
+                ds, "PerFrameFunctionalGroupsSequence", ds.PerFrameFunctionalGroupsSequence[:-1]
+            ),
+            "PerFrameFunctionalGroupsSequence (5200,9230) has",
+        ),
     ],
 )
 def test_damaged_seg_names_file_and_tag(

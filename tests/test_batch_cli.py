@@ -28,8 +28,9 @@ SEGMAP = [sys.executable, "-m", "segmap.cli"]
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([*SEGMAP, "batch", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [*SEGMAP, "batch", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,13 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, syn.
     shutil.rmtree(erin.series.folder)
     # Bad: the RTSTRUCT claims another frame of reference than its series.
     frank = small_case(root / "frank", 6)
-    syn.write_rtstruct(frank.rtstruct_path, frank.series, frank.rois, seed=6,
-                       frame_of_reference_uid="1.2.826.0.1.3680043.8.498.1")
+    syn.write_rtstruct(
+        frank.rtstruct_path,
+        frank.series,
+        frank.rois,
+        seed=6,
+        frame_of_reference_uid="1.2.826.0.1.3680043.8.498.1",
+    )
     (root / "notes.txt").write_text("not DICOM\n")
     return root, good
 
@@ -70,8 +76,13 @@ def _check_good_outputs(out: Path, good: dict[str, syn.SyntheticCase]) -> None:
     for name, case in good.items():
         folder = out / name
         names = {p.name for p in folder.iterdir()}
-        assert {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz",
-                "report.json", "preview.png"} <= names, (name, names)
+        assert {
+            "mask.nii.gz",
+            "image_resampled.nii.gz",
+            "mask_resampled.nii.gz",
+            "report.json",
+            "preview.png",
+        } <= names, (name, names)
         assert_mask_matches_truth(folder / "mask.nii.gz", case.series.folder, truth_rois(case))
 
 
@@ -79,10 +90,17 @@ def test_case_names_are_relative_paths_without_dcm(tree):
     root, _ = tree
     found = discover(root)
     names = sorted(c.name for c in found.cases)
-    assert names == sorted([
-        "alice/rtstruct", "bob/study/annotations/RS_bob", "carol/rtstruct", "carol/second",
-        "dave/rtstruct", "erin/rtstruct", "frank/rtstruct",
-    ])
+    assert names == sorted(
+        [
+            "alice/rtstruct",
+            "bob/study/annotations/RS_bob",
+            "carol/rtstruct",
+            "carol/second",
+            "dave/rtstruct",
+            "erin/rtstruct",
+            "frank/rtstruct",
+        ]
+    )
     assert case_name(root, root / "x" / "y.DCM") == "x/y"
     # A missing series is known before converting anything.
     erin = next(c for c in found.cases if c.name == "erin/rtstruct")
@@ -94,8 +112,18 @@ def test_case_names_are_relative_paths_without_dcm(tree):
 def test_batch_continues_past_bad_cases_and_reports_them(tree, tmp_path):
     root, good = tree
     out = tmp_path / "out"
-    done = _run("--map", str(good["alice/rtstruct"].region_map_path), "--in", str(root),
-                "--out", str(out), "--spacing", "2,2,4", "--workers", "2")
+    done = _run(
+        "--map",
+        str(good["alice/rtstruct"].region_map_path),
+        "--in",
+        str(root),
+        "--out",
+        str(out),
+        "--spacing",
+        "2,2,4",
+        "--workers",
+        "2",
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "converted 4 of 7 case(s)" in done.stdout
@@ -128,20 +156,34 @@ def test_batch_on_a_dask_cluster_over_tcp(tree, tmp_path):
     only_good = tmp_path / "in"
     shutil.copytree(root, only_good, ignore=shutil.ignore_patterns("dave", "erin", "frank"))
     out = tmp_path / "out"
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:
         address = cluster.scheduler_address
         assert address.startswith("tcp://")
-        done = _run("--map", str(good["alice/rtstruct"].region_map_path), "--in",
-                    str(only_good), "--out", str(out), "--scheduler", address, "--no-progress")
+        done = _run(
+            "--map",
+            str(good["alice/rtstruct"].region_map_path),
+            "--in",
+            str(only_good),
+            "--out",
+            str(out),
+            "--scheduler",
+            address,
+            "--no-progress",
+        )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "converted 4 of 4 case(s)" in done.stdout
     assert f"Dask cluster at {address}" in done.stdout
     moved = {name: case for name, case in good.items()}
     for name, case in moved.items():
         folder = out / name
-        assert {p.name for p in folder.iterdir()} == {"mask.nii.gz", "image.nii.gz",
-                                                      "report.json", "preview.png"}
+        assert {p.name for p in folder.iterdir()} == {
+            "mask.nii.gz",
+            "image.nii.gz",
+            "report.json",
+            "preview.png",
+        }
         assert_mask_matches_truth(folder / "mask.nii.gz", case.series.folder, truth_rois(case))
 
 
@@ -173,13 +215,24 @@ def test_summary_notes_what_each_converted_case_left_out(tree, tmp_path):
     values = {("Livr" if k == "Liver" else k): v for k, v in syn.PHANTOM_REGION_VALUES.items()}
     map_path = syn.write_region_map(tmp_path / "map.txt", {**values, "Heart": 99})
     out = tmp_path / "out"
-    done = _run("--map", str(map_path), "--in", str(only_alice), "--out", str(out),
-                "--workers", "1", "--no-preview", "--no-progress")
+    done = _run(
+        "--map",
+        str(map_path),
+        "--in",
+        str(only_alice),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-preview",
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     notes = [ln.strip() for ln in done.stdout.splitlines() if ln.strip().startswith("note ")]
     assert len(notes) == 2, done.stdout
-    assert notes[0].startswith("note alice/rtstruct: ROI 'Liver' matches no label of the map "
-                               "(closest: Livr")
+    assert notes[0].startswith(
+        "note alice/rtstruct: ROI 'Liver' matches no label of the map (closest: Livr"
+    )
     assert notes[0].endswith("; not painted.")
     assert notes[1] == "note alice/rtstruct: Map labels absent from the annotation: Livr, Heart."
     (outcome,) = json.loads((out / "batch_report.json").read_text())["outcomes"]

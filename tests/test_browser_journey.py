@@ -46,10 +46,12 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 
 def _api(service: Service) -> httpx.Client:
-    token = httpx.post(f"{service.url}/api/v1/auth/token",
-                       json={"username": "olivia", "password": PASSWORD}).json()["token"]
-    return httpx.Client(base_url=f"{service.url}/api/v1", timeout=30,
-                        headers={"Authorization": f"Bearer {token}"})
+    token = httpx.post(
+        f"{service.url}/api/v1/auth/token", json={"username": "olivia", "password": PASSWORD}
+    ).json()["token"]
+    return httpx.Client(
+        base_url=f"{service.url}/api/v1", timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 @pytest.mark.browser
@@ -59,12 +61,15 @@ def test_upload_session_and_rtstruct_watch_the_job_and_download_the_mask(
     url = service.url
     api = _api(service)
     assert api.post("/projects", json={"id": PROJECT, "name": "Journey"}).status_code == 201
-    r = api.post(f"/projects/{PROJECT}/models",
-                 json={"label": MODEL, "voxel_spacing": [2.0, 2.0, 4.0]})
+    r = api.post(
+        f"/projects/{PROJECT}/models", json={"label": MODEL, "voxel_spacing": [2.0, 2.0, 4.0]}
+    )
     assert r.status_code == 201 and r.json()["automation"] is False
     text = "".join(f"{k}={v}\n" for k, v in syn.PHANTOM_REGION_VALUES.items())
-    r = api.put(f"/projects/{PROJECT}/models/{MODEL}/resources/maps/files/"
-                "region2MaskValueMap.txt", content=text.encode())
+    r = api.put(
+        f"/projects/{PROJECT}/models/{MODEL}/resources/maps/files/region2MaskValueMap.txt",
+        content=text.encode(),
+    )
     assert r.status_code == 201, r.text
     case = small_case(tmp_path / "case", 51, size=(64, 56, 12), patient="JOURNEY1")
 
@@ -79,8 +84,10 @@ def test_upload_session_and_rtstruct_watch_the_job_and_download_the_mask(
     page.wait_for_function("el => !el.disabled", arg=switch.element_handle())
     assert not switch.is_checked()
     switch.check()
-    page.wait_for_function("() => document.querySelector('[data-role=automation-note]')"
-                           ".textContent.includes('Automation on')")
+    page.wait_for_function(
+        "() => document.querySelector('[data-role=automation-note]')"
+        ".textContent.includes('Automation on')"
+    )
     assert api.get(f"/projects/{PROJECT}/models/{MODEL}").json()["automation"] is True
 
     # Upload the session on the Sessions tab.
@@ -121,8 +128,7 @@ def test_upload_session_and_rtstruct_watch_the_job_and_download_the_mask(
     section = page.locator(f"section.derived[data-folder='{MODEL}']")
     image = section.locator("[data-testid=preview-image]")
     image.wait_for(state="visible")
-    page.wait_for_function("el => el.complete && el.naturalWidth > 0",
-                           arg=image.element_handle())
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle())
     with page.expect_download() as info:
         section.locator("a.fname", has_text="mask.nii.gz").first.click()
     download = info.value

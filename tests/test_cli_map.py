@@ -129,10 +129,12 @@ def _bad_files(root: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("kind", ["missing", "folder", "empty", "blank", "binary", "not utf-8",
-                                  "utf-16"])
-@pytest.mark.parametrize("command", [["map", "check"], ["map", "show"],
-                                     ["map", "export", "--to", "monai"]])
+@pytest.mark.parametrize(
+    "kind", ["missing", "folder", "empty", "blank", "binary", "not utf-8", "utf-16"]
+)
+@pytest.mark.parametrize(
+    "command", [["map", "check"], ["map", "show"], ["map", "export", "--to", "monai"]]
+)
 def test_unreadable_files_give_one_clear_line(
     capsys: pytest.CaptureFixture[str], workdir: Path, kind: str, command: list[str]
 ) -> None:
@@ -188,7 +190,10 @@ def test_show_json(capsys: pytest.CaptureFixture[str], workdir: Path) -> None:
     data = json.loads(out)
     assert data["regions"][0] == {"label": "Liver", "value": 10, "line": 2}
     assert [r["label"] for r in data["regions"]] == [
-        "Liver", "Left Kidney", "Right Kidney", "Tumour"
+        "Liver",
+        "Left Kidney",
+        "Right Kidney",
+        "Tumour",
     ]
     assert data["dtype"] == "uint8"
     assert data["shared_values"] == {"30": ["Left Kidney", "Right Kidney"]}
@@ -259,9 +264,7 @@ def test_import_output_options(capsys: pytest.CaptureFixture[str], workdir: Path
     code, out, _ = run(capsys, "map", "import", "labels.json", "--from", "monai", "-o", "-")
     assert (code, out) == (0, "liver=1\n")
     (workdir / "model").mkdir()
-    code, _, _ = run(
-        capsys, "map", "import", "labels.json", "--from", "monai", "-o", "model/r.txt"
-    )
+    code, _, _ = run(capsys, "map", "import", "labels.json", "--from", "monai", "-o", "model/r.txt")
     assert code == 0
     assert (workdir / "model" / "r.txt").read_text() == "liver=1\n"
     code, _, err = run(
@@ -290,12 +293,11 @@ def test_colours_survive_import_and_export(
     }
 
 
-def test_import_plain_writes_no_comments(
-    capsys: pytest.CaptureFixture[str], workdir: Path
-) -> None:
+def test_import_plain_writes_no_comments(capsys: pytest.CaptureFixture[str], workdir: Path) -> None:
     (workdir / "organs.ctbl").write_text("1 liver 221 130 101 255\n")
-    code, out, _ = run(capsys, "map", "import", "organs.ctbl", "--from", "slicer", "--plain",
-                       "-o", "-")
+    code, out, _ = run(
+        capsys, "map", "import", "organs.ctbl", "--from", "slicer", "--plain", "-o", "-"
+    )
     assert (code, out) == (0, "liver=1\n")
 
 
@@ -353,8 +355,13 @@ def test_installed_program(tmp_path: Path) -> None:
 
     def program(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(SEGMAP), *argv], cwd=tmp_path, capture_output=True, text=True, env=env,
-            timeout=60, check=False,
+            [str(SEGMAP), *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
         )
 
     done = program("map", "check", "bad.txt")

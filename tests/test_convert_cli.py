@@ -21,15 +21,34 @@ def case(tmp_path_factory):
 
 
 def _args(case, out, *extra):
-    return ["convert", "--map", str(case.region_map_path), "--image", str(case.series.folder),
-            "--rois", str(case.rtstruct_path), "--out", str(out), *extra]
+    return [
+        "convert",
+        "--map",
+        str(case.region_map_path),
+        "--image",
+        str(case.series.folder),
+        "--rois",
+        str(case.rtstruct_path),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
-@pytest.mark.parametrize("extra", [
-    ["--spacing", "1,1"], ["--spacing", "0,1,1"], ["--spacing", "a,b,c"],
-    ["--threshold", "0"], ["--threshold", "1.5"], ["--interp", "cubic"],
-    ["--overlap", "first"], ["--unmatched", "ignore"], ["--mask-only", "--spacing", "1,1,1"],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--spacing", "1,1"],
+        ["--spacing", "0,1,1"],
+        ["--spacing", "a,b,c"],
+        ["--threshold", "0"],
+        ["--threshold", "1.5"],
+        ["--interp", "cubic"],
+        ["--overlap", "first"],
+        ["--unmatched", "ignore"],
+        ["--mask-only", "--spacing", "1,1,1"],
+    ],
+)
 def test_usage_errors_exit_2_and_write_nothing(case, tmp_path, capsys, extra):
     code = main(_args(case, tmp_path / "out", *extra))
     err = capsys.readouterr().err
@@ -102,10 +121,16 @@ def test_strict_names_compare_exactly(case, tmp_path, capsys):
 
 
 def test_no_preview_and_bspline(case, tmp_path, capsys):
-    assert main(_args(case, tmp_path / "o", "--no-preview", "--spacing", "1.5",
-                      "--interp", "bspline")) == 0
+    assert (
+        main(_args(case, tmp_path / "o", "--no-preview", "--spacing", "1.5", "--interp", "bspline"))
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
-        "image_resampled.nii.gz", "mask.nii.gz", "mask_resampled.nii.gz", "report.json"]
+        "image_resampled.nii.gz",
+        "mask.nii.gz",
+        "mask_resampled.nii.gz",
+        "report.json",
+    ]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["options"]["spacing"] == [1.5, 1.5, 1.5]
     assert report["options"]["interp"] == "bspline"
@@ -116,12 +141,18 @@ def test_no_preview_and_bspline(case, tmp_path, capsys):
 def test_a_real_process_exits_0_and_prints_a_summary(case, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "segmap.cli", *_args(case, tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "mask.nii.gz" in proc.stdout and "'Aorta' -> Aorta=40" in proc.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "image.nii.gz", "mask.nii.gz", "preview.png", "report.json"]
+        "image.nii.gz",
+        "mask.nii.gz",
+        "preview.png",
+        "report.json",
+    ]
     # The summary's figures are the mask's: the lesion, painted last, shows whole.
     mask = np.asarray(nib.load(str(tmp_path / "out" / "mask.nii.gz")).dataobj)
     n = int((mask == 60).sum())
@@ -133,9 +164,19 @@ def test_a_real_process_exits_0_and_prints_a_summary(case, tmp_path):
 
 def test_a_real_process_with_bad_input_exits_1_without_traceback(case, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "segmap.cli", *_args(case, tmp_path / "out")[:-2],
-         "--out", str(tmp_path / "out"), "--rois", str(case.series.files[0])],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "segmap.cli",
+            *_args(case, tmp_path / "out")[:-2],
+            "--out",
+            str(tmp_path / "out"),
+            "--rois",
+            str(case.series.files[0]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "RTSTRUCT or SEG" in proc.stderr

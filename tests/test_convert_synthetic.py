@@ -31,18 +31,25 @@ CASES = {
     # name: (grid, patient position); axial grids use spacings and origins exact in
     # float32, so their NIfTI affine is exact and the edge tolerance stays 1e-6 mm.
     "axial_hfs_square": (syn.axial_grid((64, 56, 16), (0.75, 0.75, 2.5)), "HFS"),
-    "axial_ffs_nonsquare": (syn.axial_grid((60, 44, 14), (0.625, 1.25, 3.0),
-                                           patient_position="FFS"), "FFS"),
+    "axial_ffs_nonsquare": (
+        syn.axial_grid((60, 44, 14), (0.625, 1.25, 3.0), patient_position="FFS"),
+        "FFS",
+    ),
     "oblique_nonsquare": (syn.oblique_grid((58, 46, 15), (0.9, 1.3, 2.5)), "HFS"),
-    "coronal": (syn.oblique_grid((50, 40, 12), (1.1, 0.8, 3.0), angles_deg=(90.0, 0.0, 0.0)),
-                "HFS"),
+    "coronal": (
+        syn.oblique_grid((50, 40, 12), (1.1, 0.8, 3.0), angles_deg=(90.0, 0.0, 0.0)),
+        "HFS",
+    ),
 }
 
 
 def _truth_rois(rois: tuple[syn.SyntheticROI, ...], values: dict[str, int]) -> list[TruthROI]:
     by_name = {r.name: r for r in rois}
-    return [TruthROI(v, [c.points_lps for c in by_name[n].contours])
-            for n, v in values.items() if n in by_name]
+    return [
+        TruthROI(v, [c.points_lps for c in by_name[n].contours])
+        for n, v in values.items()
+        if n in by_name
+    ]
 
 
 def _nifti(path: Path) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Image]:
@@ -50,11 +57,18 @@ def _nifti(path: Path) -> tuple[np.ndarray, np.ndarray, nib.Nifti1Image]:
     return np.asarray(img.dataobj), img.affine, img
 
 
-def _affine_error_mm(affine_ras: np.ndarray, dicom_lps: np.ndarray,
-                     shape: tuple[int, ...]) -> float:
+def _affine_error_mm(
+    affine_ras: np.ndarray, dicom_lps: np.ndarray, shape: tuple[int, ...]
+) -> float:
     """Largest distance between NIfTI and DICOM positions of the grid's corner voxels."""
-    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
-                        for k in (0, shape[2] - 1)])
+    corners = np.array(
+        [
+            [i, j, k, 1.0]
+            for i in (0, shape[0] - 1)
+            for j in (0, shape[1] - 1)
+            for k in (0, shape[2] - 1)
+        ]
+    )
     a = (LPS_FROM_RAS @ affine_ras) @ corners.T
     b = dicom_lps @ corners.T
     return float(np.max(np.linalg.norm((a - b)[:3], axis=0)))
@@ -66,8 +80,9 @@ def _check_against_truth(mask_path: Path, case: syn.SyntheticCase) -> tuple[np.n
     assert data.shape == shape
     eps = 1e-6 + _affine_error_mm(affine, dicom_lps, shape)
     assert eps < 1e-3  # NIfTI float32 rounding only
-    truth, ambiguous = truth_labels_ijk(affine, shape, _truth_rois(case.rois, case.region_values),
-                                        edge_eps_mm=eps)
+    truth, ambiguous = truth_labels_ijk(
+        affine, shape, _truth_rois(case.rois, case.region_values), edge_eps_mm=eps
+    )
     judged = ~ambiguous
     wrong = np.argwhere((data != truth) & judged)
     assert wrong.size == 0, (
@@ -84,8 +99,9 @@ def converted(request, tmp_path_factory):
     grid, position = CASES[name]
     root = tmp_path_factory.mktemp(name)
     case = syn.make_case(root / "in", grid, patient_position=position, seed=len(name))
-    result = convert(case.region_map_path, case.series.folder, case.rtstruct_path, root / "out",
-                     ConvertOptions())
+    result = convert(
+        case.region_map_path, case.series.folder, case.rtstruct_path, root / "out", ConvertOptions()
+    )
     return name, case, result, root / "out"
 
 
@@ -102,7 +118,11 @@ def test_mask_matches_independent_truth_voxel_for_voxel(converted):
 def test_outputs_and_report_contents(converted):
     name, case, result, out = converted
     assert sorted(p.name for p in out.iterdir()) == [
-        "image.nii.gz", "mask.nii.gz", "preview.png", "report.json"]
+        "image.nii.gz",
+        "mask.nii.gz",
+        "preview.png",
+        "report.json",
+    ]
     report = json.loads((out / "report.json").read_text())
     data, _, _ = _nifti(out / "mask.nii.gz")
     assert report["inputs"]["image"]["series_instance_uid"] == case.series.series_instance_uid
@@ -155,11 +175,21 @@ def test_nifti_world_positions_and_image_values(converted):
 def test_resampled_outputs_hold_map_values_on_the_requested_grid(converted, tmp_path):
     name, case, result, _ = converted
     spacing = (1.0, 1.0, 1.0)
-    convert(case.region_map_path, case.series.folder, case.rtstruct_path, tmp_path / "o",
-            ConvertOptions(spacing=spacing))
+    convert(
+        case.region_map_path,
+        case.series.folder,
+        case.rtstruct_path,
+        tmp_path / "o",
+        ConvertOptions(spacing=spacing),
+    )
     names = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert names == ["image_resampled.nii.gz", "mask.nii.gz", "mask_resampled.nii.gz",
-                     "preview.png", "report.json"]
+    assert names == [
+        "image_resampled.nii.gz",
+        "mask.nii.gz",
+        "mask_resampled.nii.gz",
+        "preview.png",
+        "report.json",
+    ]
     native, native_affine, _ = _nifti(tmp_path / "o" / "mask.nii.gz")
     mask_r, aff_r, _ = _nifti(tmp_path / "o" / "mask_resampled.nii.gz")
     image_r, aff_ir, _ = _nifti(tmp_path / "o" / "image_resampled.nii.gz")
@@ -197,8 +227,13 @@ def test_linear_field_is_reproduced_by_linear_resampling(tmp_path):
     syn.write_rtstruct(tmp_path / "rt.dcm", series, rois, seed=7)
     syn.write_region_map(tmp_path / "map.txt", syn.PHANTOM_REGION_VALUES)
     spacing = (0.7, 0.9, 1.3)
-    convert(tmp_path / "map.txt", series.folder, tmp_path / "rt.dcm", tmp_path / "o",
-            ConvertOptions(spacing=spacing, interp="linear", preview=False))
+    convert(
+        tmp_path / "map.txt",
+        series.folder,
+        tmp_path / "rt.dcm",
+        tmp_path / "o",
+        ConvertOptions(spacing=spacing, interp="linear", preview=False),
+    )
     img, aff, _ = _nifti(tmp_path / "o" / "image_resampled.nii.gz")
     dicom_lps, shape = dicom_voxel_to_lps(series.folder)
     src_from_dst = np.linalg.inv(dicom_lps) @ (LPS_FROM_RAS @ aff)
@@ -230,19 +265,27 @@ def test_contours_off_plane_and_on_a_missing_slice_are_skipped_and_counted(tmp_p
     liver = next(r for r in case.rois if r.name == "Liver")
     # One extra contour halfway between two slice planes, one open contour.
     between = liver.contours[0].points_lps + 0.5 * grid.spacing[2] * grid.slice_normal_lps
-    extra = (syn.SyntheticContour(between, None,
-                                  referenced_sop_instance_uid=case.series.sop_instance_uids[0]),
-             syn.SyntheticContour(liver.contours[1].points_lps, liver.contours[1].slice_index,
-                                  geometric_type="OPEN_PLANAR"))
-    rois = tuple(replace(r, contours=r.contours + extra) if r.name == "Liver" else r
-                 for r in case.rois)
+    extra = (
+        syn.SyntheticContour(
+            between, None, referenced_sop_instance_uid=case.series.sop_instance_uids[0]
+        ),
+        syn.SyntheticContour(
+            liver.contours[1].points_lps,
+            liver.contours[1].slice_index,
+            geometric_type="OPEN_PLANAR",
+        ),
+    )
+    rois = tuple(
+        replace(r, contours=r.contours + extra) if r.name == "Liver" else r for r in case.rois
+    )
     syn.write_rtstruct(case.rtstruct_path, case.series, rois, seed=5)
     # Remove the top slice from the series: contours drawn there now point at a missing
     # image and lie beyond the last plane.
     top = case.series.files[-1]
     top.unlink()
-    on_top = {r.name: sum(1 for c in r.contours if c.slice_index == grid.size[2] - 1)
-              for r in case.rois}
+    on_top = {
+        r.name: sum(1 for c in r.contours if c.slice_index == grid.size[2] - 1) for r in case.rois
+    }
     out = tmp_path / "out"
     convert(case.region_map_path, case.series.folder, case.rtstruct_path, out)
     report = json.loads((out / "report.json").read_text())
@@ -254,9 +297,13 @@ def test_contours_off_plane_and_on_a_missing_slice_are_skipped_and_counted(tmp_p
         assert c["skipped_by_reason"]["open"] == (1 if r["name"] == "Liver" else 0)
         assert c["used"] == c["total"] - c["skipped"]
     # The rest of each ROI is kept: the mask equals the truth on the remaining slices.
-    kept = replace(case, rois=tuple(
-        replace(r, contours=tuple(c for c in r.contours if c.slice_index != grid.size[2] - 1))
-        for r in case.rois))
+    kept = replace(
+        case,
+        rois=tuple(
+            replace(r, contours=tuple(c for c in r.contours if c.slice_index != grid.size[2] - 1))
+            for r in case.rois
+        ),
+    )
     _check_against_truth(out / "mask.nii.gz", kept)
 
 
@@ -265,18 +312,30 @@ def test_rtstruct_referencing_other_series_in_same_folder_is_chosen(tmp_path):
     grid = syn.axial_grid((40, 32, 10), (0.75, 0.75, 2.5))
     ident = syn.StudyIdentity.generate(11)
     vol = syn.render_phantom_ct(grid, seed=1)
-    first = syn.write_ct_series(tmp_path / "ct", grid, vol, identity=ident, seed=1,
-                                series_number=2, file_prefix="a")
+    first = syn.write_ct_series(
+        tmp_path / "ct", grid, vol, identity=ident, seed=1, series_number=2, file_prefix="a"
+    )
     other_grid = syn.axial_grid((40, 32, 10), (0.75, 0.75, 2.0))
-    second = syn.write_ct_series(tmp_path / "ct", other_grid,
-                                 syn.render_phantom_ct(other_grid, seed=2), identity=ident,
-                                 seed=1, series_number=3, file_prefix="b",
-                                 frame_of_reference_uid=first.frame_of_reference_uid)
+    second = syn.write_ct_series(
+        tmp_path / "ct",
+        other_grid,
+        syn.render_phantom_ct(other_grid, seed=2),
+        identity=ident,
+        seed=1,
+        series_number=3,
+        file_prefix="b",
+        frame_of_reference_uid=first.frame_of_reference_uid,
+    )
     rois = syn.phantom_rois(other_grid)
     syn.write_rtstruct(tmp_path / "rt.dcm", second, rois, seed=2)
     syn.write_region_map(tmp_path / "map.txt", syn.PHANTOM_REGION_VALUES)
-    res = convert(tmp_path / "map.txt", tmp_path / "ct", tmp_path / "rt.dcm", tmp_path / "o",
-                  ConvertOptions(mask_only=True))
+    res = convert(
+        tmp_path / "map.txt",
+        tmp_path / "ct",
+        tmp_path / "rt.dcm",
+        tmp_path / "o",
+        ConvertOptions(mask_only=True),
+    )
     assert res.report.inputs.image.series_instance_uid == second.series_instance_uid
     assert res.grid.size == other_grid.size
     assert isinstance(res.grid, VoxelGrid)

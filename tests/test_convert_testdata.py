@@ -47,8 +47,9 @@ def _k_of_position(affine_ras: np.ndarray, position_lps) -> int:
     return k
 
 
-def _independent_seg(path: Path, affine_ras: np.ndarray, shape: tuple[int, int, int],
-                     threshold: float = 0.5) -> dict[int, np.ndarray]:
+def _independent_seg(
+    path: Path, affine_ras: np.ndarray, shape: tuple[int, int, int], threshold: float = 0.5
+) -> dict[int, np.ndarray]:
     """Segment number -> boolean ``[i, j, k]`` volume, decoded with pydicom and placed by
     each frame's ImagePositionPatient through the NIfTI affine."""
     ds = pydicom.dcmread(path)
@@ -78,8 +79,17 @@ def _independent_seg(path: Path, affine_ras: np.ndarray, shape: tuple[int, int, 
 
 def test_ct3slice_liver_has_the_reference_voxel_counts(testdata, tmp_path, capsys):
     d = testdata / "dcmqi-ct3slice-seg"
-    code, out, err = _run(capsys, "--map", _map(tmp_path, "Liver=1\n"), "--image", d / "ct",
-                          "--rois", d / "seg" / "liver.dcm", "--out", tmp_path / "out")
+    code, out, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, "Liver=1\n"),
+        "--image",
+        d / "ct",
+        "--rois",
+        d / "seg" / "liver.dcm",
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 0, err
     mask, affine = _load(tmp_path / "out" / "mask.nii.gz")
     assert int((mask == 1).sum()) == 107098
@@ -92,8 +102,12 @@ def test_ct3slice_liver_has_the_reference_voxel_counts(testdata, tmp_path, capsy
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     (region,) = report["regions"]
     assert (region["name"], region["value"], region["voxels"], region["frames_used"]) == (
-        "Liver", 1, 107098, 3)
-    assert region["volume_mm3"] == pytest.approx(107098 * 0.810547 ** 2 * 1.0, rel=1e-5)
+        "Liver",
+        1,
+        107098,
+        3,
+    )
+    assert region["volume_mm3"] == pytest.approx(107098 * 0.810547**2 * 1.0, rel=1e-5)
     # The image keeps Hounsfield units: FFS CT with RescaleIntercept -1024.
     image, _ = _load(tmp_path / "out" / "image.nii.gz")
     ds = pydicom.dcmread(d / "ct" / "01.dcm")
@@ -109,8 +123,19 @@ PARTIAL = "GREEN=1\nORANGE=2\nPURPLE=3\nLIGHT_BLUE=4\nDARK_BLUE=5\n"
 def test_partial_overlaps_in_map_order(testdata, tmp_path, capsys):
     d = testdata / "dcmqi-ct3slice-seg"
     seg = d / "seg" / "partial_overlaps.dcm"
-    code, _, err = _run(capsys, "--map", _map(tmp_path, PARTIAL), "--image", d / "ct",
-                        "--rois", seg, "--out", tmp_path / "out", "--overlap", "order")
+    code, _, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, PARTIAL),
+        "--image",
+        d / "ct",
+        "--rois",
+        seg,
+        "--out",
+        tmp_path / "out",
+        "--overlap",
+        "order",
+    )
     assert code == 0, err
     mask, affine = _load(tmp_path / "out" / "mask.nii.gz")
     segs = _independent_seg(seg, affine, mask.shape)
@@ -125,7 +150,7 @@ def test_partial_overlaps_in_map_order(testdata, tmp_path, capsys):
     pairs = {(o["first"], o["second"]): o["voxels"] for o in report["overlaps"]}
     names = [line.split("=")[0] for line in PARTIAL.split()]
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             shared = int((segs[i + 1] & segs[names.index(b) + 1]).sum())
             assert pairs.get((a, b), 0) == shared
 
@@ -135,9 +160,19 @@ def test_partial_overlaps_refused_under_error_policy(testdata, tmp_path, capsys)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     (out_dir / "keep.txt").write_text("mine")
-    code, out, err = _run(capsys, "--map", _map(tmp_path, PARTIAL), "--image", d / "ct",
-                          "--rois", d / "seg" / "partial_overlaps.dcm", "--out", out_dir,
-                          "--overlap", "error")
+    code, out, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, PARTIAL),
+        "--image",
+        d / "ct",
+        "--rois",
+        d / "seg" / "partial_overlaps.dcm",
+        "--out",
+        out_dir,
+        "--overlap",
+        "error",
+    )
     assert code == 1
     assert "overlap" in err and "GREEN" in err and "ORANGE" in err
     assert "Traceback" not in err
@@ -150,8 +185,18 @@ def test_partial_overlaps_refused_under_error_policy(testdata, tmp_path, capsys)
 def test_labelmap_seg_with_missing_middle_frame(testdata, tmp_path, capsys, seg_name):
     d = testdata / "dcmqi-tiny-nonsquare-seg" / "24x38x3"
     seg = d / "seg" / seg_name
-    code, _, err = _run(capsys, "--map", _map(tmp_path, "Liver=9\n"), "--image", d / "image",
-                        "--rois", seg, "--out", tmp_path / "out", "--mask-only")
+    code, _, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, "Liver=9\n"),
+        "--image",
+        d / "image",
+        "--rois",
+        seg,
+        "--out",
+        tmp_path / "out",
+        "--mask-only",
+    )
     assert code == 0, err
     mask, affine = _load(tmp_path / "out" / "mask.nii.gz")
     assert mask.shape == (24, 38, 3)  # columns, rows, slices: Rows != Columns
@@ -166,8 +211,17 @@ def test_labelmap_seg_with_missing_middle_frame(testdata, tmp_path, capsys, seg_
 
 def test_non_byte_aligned_binary_frames(testdata, tmp_path, capsys):
     d = testdata / "dcmqi-tiny-nonsquare-seg" / "23x38x3"
-    code, _, err = _run(capsys, "--map", _map(tmp_path, "Liver=1\n"), "--image", d / "image",
-                        "--rois", d / "seg" / "label.seg.dcm", "--out", tmp_path / "out")
+    code, _, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, "Liver=1\n"),
+        "--image",
+        d / "image",
+        "--rois",
+        d / "seg" / "label.seg.dcm",
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 0, err
     mask, _ = _load(tmp_path / "out" / "mask.nii.gz")
     assert mask.shape == (23, 38, 3)
@@ -180,13 +234,24 @@ def test_irregular_series_refused_then_fixed_up(testdata, tmp_path, capsys):
     d = testdata / "highdicom-pydicom-ct2-seg"
     seg = d / "seg" / "seg_image_ct_binary.dcm"
     m = _map(tmp_path, "first segment=7\n")
-    code, _, err = _run(capsys, "--map", m, "--image", d / "ct2", "--rois", seg,
-                        "--out", tmp_path / "refused")
+    code, _, err = _run(
+        capsys, "--map", m, "--image", d / "ct2", "--rois", seg, "--out", tmp_path / "refused"
+    )
     assert code == 1
     assert "17106.dcm" in err and "17136.dcm" in err and "Traceback" not in err
     assert not (tmp_path / "refused").exists()
-    code, _, err = _run(capsys, "--map", m, "--image", d / "ct2", "--rois", seg,
-                        "--out", tmp_path / "out", "--fixup")
+    code, _, err = _run(
+        capsys,
+        "--map",
+        m,
+        "--image",
+        d / "ct2",
+        "--rois",
+        seg,
+        "--out",
+        tmp_path / "out",
+        "--fixup",
+    )
     assert code == 0, err
     mask, affine = _load(tmp_path / "out" / "mask.nii.gz")
     # SOURCE.txt: slices ordered by z hold 0/127/256/255 voxels.
@@ -205,9 +270,21 @@ def test_irregular_series_refused_then_fixed_up(testdata, tmp_path, capsys):
 def test_fractional_threshold(testdata, tmp_path, capsys, threshold):
     d = testdata / "highdicom-pydicom-ct2-seg"
     seg = d / "seg" / "seg_image_ct_true_fractional.dcm"
-    code, _, err = _run(capsys, "--map", _map(tmp_path, "first segment=3\n"), "--image",
-                        d / "ct2", "--rois", seg, "--out", tmp_path / "out", "--fixup",
-                        "--threshold", threshold, "--mask-only")
+    code, _, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, "first segment=3\n"),
+        "--image",
+        d / "ct2",
+        "--rois",
+        seg,
+        "--out",
+        tmp_path / "out",
+        "--fixup",
+        "--threshold",
+        threshold,
+        "--mask-only",
+    )
     assert code == 0, err
     mask, affine = _load(tmp_path / "out" / "mask.nii.gz")
     expected = _independent_seg(seg, affine, mask.shape, threshold)[1]
@@ -233,8 +310,17 @@ def test_mim_rtstruct_contours_on_missing_slice_skipped_rest_kept(testdata, tmp_
     d = testdata / "rtutils-mim-rtstruct"
     rt = d / "rtstruct" / "dummy_rt_MIM.dcm"
     roi_map = "ROI-1=1\nROI-2=2\nROI-3=3\nROI-4=4\n"
-    code, out, err = _run(capsys, "--map", _map(tmp_path, roi_map), "--image", d / "ct",
-                          "--rois", rt, "--out", tmp_path / "out")
+    code, out, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, roi_map),
+        "--image",
+        d / "ct",
+        "--rois",
+        rt,
+        "--out",
+        tmp_path / "out",
+    )
     assert code == 0, err
     mask, affine = _load(tmp_path / "out" / "mask.nii.gz")
     contours = _rtstruct_contours(rt)
@@ -261,9 +347,17 @@ def test_mim_rtstruct_contours_on_missing_slice_skipped_rest_kept(testdata, tmp_
 def test_frame_of_reference_mismatch_is_refused(testdata, tmp_path, capsys):
     d = testdata / "rtutils-mim-rtstruct"
     out_dir = tmp_path / "does" / "not" / "exist"
-    code, out, err = _run(capsys, "--map", _map(tmp_path, "ROI-1=1\n"), "--image", d / "ct",
-                          "--rois", d / "rtstruct" / "rt_qurit_FoR_mismatch.dcm",
-                          "--out", out_dir)
+    code, out, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, "ROI-1=1\n"),
+        "--image",
+        d / "ct",
+        "--rois",
+        d / "rtstruct" / "rt_qurit_FoR_mismatch.dcm",
+        "--out",
+        out_dir,
+    )
     assert code == 1
     assert "frame of reference" in err and "rt_qurit_FoR_mismatch.dcm" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -287,16 +381,29 @@ def test_mask_only_does_not_decode_pixel_data(testdata, tmp_path, capsys):
         pydicom.dcmread(broken / "01.dcm").pixel_array  # noqa: B018
     m = _map(tmp_path, "Liver=1\n")
     seg = d / "seg" / "liver.dcm"
-    code, _, err = _run(capsys, "--map", m, "--image", broken, "--rois", seg,
-                        "--out", tmp_path / "mask_only", "--mask-only")
+    code, _, err = _run(
+        capsys,
+        "--map",
+        m,
+        "--image",
+        broken,
+        "--rois",
+        seg,
+        "--out",
+        tmp_path / "mask_only",
+        "--mask-only",
+    )
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "mask_only").iterdir()) == [
-        "mask.nii.gz", "report.json"]
+        "mask.nii.gz",
+        "report.json",
+    ]
     mask, _ = _load(tmp_path / "mask_only" / "mask.nii.gz")
     assert int(mask.sum()) == 107098
     # A full conversion has to read the pixels, fails with a clear message, writes nothing.
-    code, _, err = _run(capsys, "--map", m, "--image", broken, "--rois", seg,
-                        "--out", tmp_path / "full")
+    code, _, err = _run(
+        capsys, "--map", m, "--image", broken, "--rois", seg, "--out", tmp_path / "full"
+    )
     assert code == 1 and "Traceback" not in err
     assert "01.dcm" in err or "02.dcm" in err or "03.dcm" in err
     assert not (tmp_path / "full").exists()
@@ -318,8 +425,17 @@ def test_failure_after_mask_written_leaves_existing_outputs_untouched(testdata, 
     shutil.copytree(d / "ct", broken)
     victim = broken / "02.dcm"
     victim.write_bytes(victim.read_bytes()[:-1000])
-    code, _, err = _run(capsys, "--map", _map(tmp_path, "Liver=2\n"), "--image", broken,
-                        "--rois", seg, "--out", out_dir)
+    code, _, err = _run(
+        capsys,
+        "--map",
+        _map(tmp_path, "Liver=2\n"),
+        "--image",
+        broken,
+        "--rois",
+        seg,
+        "--out",
+        out_dir,
+    )
     assert code == 1
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []

@@ -38,11 +38,13 @@ def _polygon_normal(points: np.ndarray) -> np.ndarray:
     """Newell's method: the unit normal of a planar polygon of any shape."""
     p = points
     q = np.roll(points, -1, axis=0)
-    n = np.array([
-        np.sum((p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2])),
-        np.sum((p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0])),
-        np.sum((p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])),
-    ])
+    n = np.array(
+        [
+            np.sum((p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2])),
+            np.sum((p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0])),
+            np.sum((p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])),
+        ]
+    )
     return n / np.linalg.norm(n)
 
 
@@ -172,7 +174,12 @@ def test_even_odd_concave_polygon_against_hand_count():
     inside, _ = even_odd_inside(poly, pts)
     # inside: (0,0),(1,0),(2,0),(0,1),(0,2) -> 5 points
     assert sorted(map(tuple, pts[inside].astype(int).tolist())) == [
-        (0, 0), (0, 1), (0, 2), (1, 0), (2, 0)]
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (2, 0),
+    ]
 
 
 def test_circle_area_converges_to_pi_r2():

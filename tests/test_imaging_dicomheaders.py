@@ -30,11 +30,25 @@ from segmap.imaging.dicomheaders import SliceHeader
 from segmap.imaging.grid import VoxelGrid
 
 KEYWORDS = (
-    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID",
-    "FrameOfReferenceUID", "Modality", "SeriesDescription", "SeriesNumber", "PatientID",
-    "StudyDate", "InstanceNumber", "Rows", "Columns", "PixelSpacing",
-    "ImageOrientationPatient", "ImagePositionPatient", "SliceThickness",
-    "SpacingBetweenSlices", "NumberOfFrames",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "PatientID",
+    "StudyDate",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "NumberOfFrames",
 )
 """The attributes a :class:`SliceHeader` is made of."""
 
@@ -107,8 +121,14 @@ def header_via_pydicom(ds: Dataset, path: Path) -> SliceHeader:
         columns=ref_whole(ds.get("Columns")),
         pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
         orientation=(
-            (orientation[0], orientation[1], orientation[2],
-             orientation[3], orientation[4], orientation[5])
+            (
+                orientation[0],
+                orientation[1],
+                orientation[2],
+                orientation[3],
+                orientation[4],
+                orientation[5],
+            )
             if orientation
             else None
         ),
@@ -119,16 +139,30 @@ def header_via_pydicom(ds: Dataset, path: Path) -> SliceHeader:
     )
 
 
-def _dataset(raw: dict[str, bytes], *, explicit: bool, little: bool,
-             charset: bytes | None, meta_sop_class: str | None) -> Dataset:
+def _dataset(
+    raw: dict[str, bytes],
+    *,
+    explicit: bool,
+    little: bool,
+    charset: bytes | None,
+    meta_sop_class: str | None,
+) -> Dataset:
     ds = Dataset()
     if charset is not None:
-        ds[0x00080005] = RawDataElement(Tag(0x00080005), "CS" if explicit else None,
-                                        len(charset), charset, 0, not explicit, little)
+        ds[0x00080005] = RawDataElement(
+            Tag(0x00080005),
+            "CS" if explicit else None,
+            len(charset),
+            charset,
+            0,
+            not explicit,
+            little,
+        )
     for keyword, value in raw.items():
         tag, vr = TAG_VR[keyword]
-        ds[tag] = RawDataElement(Tag(tag), vr if explicit else None, len(value), value, 0,
-                                 not explicit, little)
+        ds[tag] = RawDataElement(
+            Tag(tag), vr if explicit else None, len(value), value, 0, not explicit, little
+        )
     if meta_sop_class is not None:
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = meta_sop_class
@@ -148,18 +182,54 @@ def _padded(b: bytes) -> bytes:
     return b + b" " if len(b) % 2 else b
 
 
-_NUMBERS = [b"1", b"-2.5", b" 0.8", b"1e3 ", b"+.5", b"3.", b"1.0\\2.0", b"nan", b"inf",
-            b"1_0", b"abc", b"", b"1.2.3", b"12345678901234567", b"-204.4\\-204.4\\-86.875",
-            b"1\\0\\0\\0\\1\\0", b"007", b"2147483648", b"1.5", b" 12 ", b"\x00"]
-_TEXTS = [b"CT", b"ct", b"MR ", b"", b"Synthetic CT", b"a\\b", b"caf\xc3\xa9", b"\x1b$B",
-          b"2.25.123", b"1.2.840.10008.5.1.4.1.1.2\x00", b"20240102", b"2024-01-02", b" x",
-          b"A" * 70, b"\t"]
+_NUMBERS = [
+    b"1",
+    b"-2.5",
+    b" 0.8",
+    b"1e3 ",
+    b"+.5",
+    b"3.",
+    b"1.0\\2.0",
+    b"nan",
+    b"inf",
+    b"1_0",
+    b"abc",
+    b"",
+    b"1.2.3",
+    b"12345678901234567",
+    b"-204.4\\-204.4\\-86.875",
+    b"1\\0\\0\\0\\1\\0",
+    b"007",
+    b"2147483648",
+    b"1.5",
+    b" 12 ",
+    b"\x00",
+]
+_TEXTS = [
+    b"CT",
+    b"ct",
+    b"MR ",
+    b"",
+    b"Synthetic CT",
+    b"a\\b",
+    b"caf\xc3\xa9",
+    b"\x1b$B",
+    b"2.25.123",
+    b"1.2.840.10008.5.1.4.1.1.2\x00",
+    b"20240102",
+    b"2024-01-02",
+    b" x",
+    b"A" * 70,
+    b"\t",
+]
 
 _values = {
-    "DS": st.one_of(st.sampled_from(_NUMBERS),
-                    st.text("0123456789.+-eE \\", max_size=20).map(str.encode)),
-    "IS": st.one_of(st.sampled_from(_NUMBERS),
-                    st.text("0123456789+- \\", max_size=14).map(str.encode)),
+    "DS": st.one_of(
+        st.sampled_from(_NUMBERS), st.text("0123456789.+-eE \\", max_size=20).map(str.encode)
+    ),
+    "IS": st.one_of(
+        st.sampled_from(_NUMBERS), st.text("0123456789+- \\", max_size=14).map(str.encode)
+    ),
     "US": st.binary(max_size=4),
     "text": st.one_of(st.sampled_from(_TEXTS + _NUMBERS), st.binary(max_size=20)),
 }
@@ -180,14 +250,22 @@ def _strategy(keyword: str) -> st.SearchStrategy[bytes]:
     meta_sop_class=st.sampled_from([None, "1.2.840.10008.5.1.4.1.1.2"]),
 )
 def test_fast_path_agrees_with_pydicom(
-    raw: dict[str, bytes], explicit: bool, little: bool, pad: bool, charset: bytes | None,
+    raw: dict[str, bytes],
+    explicit: bool,
+    little: bool,
+    pad: bool,
+    charset: bytes | None,
     meta_sop_class: str | None,
 ) -> None:
     if pad:
         raw = {k: _padded(v) for k, v in raw.items()}
     little = little or not explicit  # implicit VR is always little endian
-    args = {"explicit": explicit, "little": little, "charset": charset,
-            "meta_sop_class": meta_sop_class}
+    args = {
+        "explicit": explicit,
+        "little": little,
+        "charset": charset,
+        "meta_sop_class": meta_sop_class,
+    }
     fast = _outcome(dh.header_from_dataset, _dataset(raw, **args))
     slow = _outcome(header_via_pydicom, _dataset(raw, **args))
     assert fast == slow
@@ -195,8 +273,13 @@ def test_fast_path_agrees_with_pydicom(
 
 def test_real_files_agree(tmp_path: Path) -> None:
     grid = VoxelGrid.from_arrays((4, 3, 5), (0.7, 0.9, 2.5), (-10.0, 20.0, 30.5), np.eye(3))
-    paths = write_series(tmp_path, grid, np.zeros(grid.array_shape, np.int16),
-                         SeriesSpec(series_description="Café résumé"))
+    paths = write_series(
+        tmp_path,
+        grid,
+        np.zeros(grid.array_shape, np.int16),
+        SeriesSpec(series_description="Café résumé"),
+    )
+
     def read(path: Path) -> Dataset:
         return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(KEYWORDS))
 
@@ -206,7 +289,8 @@ def test_real_files_agree(tmp_path: Path) -> None:
         assert fast == slow
         # read_header stops after the last needed tag instead of at the pixel data.
         assert dh.read_header(path) == header_via_pydicom(
-            pydicom.dcmread(path, stop_before_pixels=True), path)
+            pydicom.dcmread(path, stop_before_pixels=True), path
+        )
         assert fast.rows == 3 and fast.columns == 4 and fast.pixel_spacing == (0.9, 0.7)
         assert fast.series_description == "Café résumé"
 
@@ -220,15 +304,25 @@ def test_customised_pydicom_conversion_is_respected(monkeypatch: pytest.MonkeyPa
         return raw
 
     monkeypatch.setattr(pydicom.config, "data_element_callback", callback)
-    ds = _dataset({"Rows": b"\x00\x02", "Modality": b"CT"}, explicit=True, little=True,
-                  charset=None, meta_sop_class=None)
+    ds = _dataset(
+        {"Rows": b"\x00\x02", "Modality": b"CT"},
+        explicit=True,
+        little=True,
+        charset=None,
+        meta_sop_class=None,
+    )
     header = dh.header_from_dataset(ds, Path("f.dcm"))
     assert header.rows == 512 and header.modality == "CT"
     assert 0x00280010 in seen and 0x00080060 in seen
 
 
-_ANNOTATION_TEXT = {"ReferencedSOPInstanceUID": "UI", "ContourGeometricType": "CS",
-                    "ROIName": "LO", "StructureSetLabel": "SH", "StructureSetDate": "DA"}
+_ANNOTATION_TEXT = {
+    "ReferencedSOPInstanceUID": "UI",
+    "ContourGeometricType": "CS",
+    "ROIName": "LO",
+    "StructureSetLabel": "SH",
+    "StructureSetDate": "DA",
+}
 
 
 @settings(max_examples=300, deadline=None)
@@ -248,12 +342,26 @@ def test_annotation_text_agrees_with_pydicom(
     def build() -> Dataset:
         ds = Dataset()
         if charset is not None:
-            ds[0x00080005] = RawDataElement(Tag(0x00080005), "CS" if explicit else None,
-                                            len(charset), charset, 0, not explicit, True)
+            ds[0x00080005] = RawDataElement(
+                Tag(0x00080005),
+                "CS" if explicit else None,
+                len(charset),
+                charset,
+                0,
+                not explicit,
+                True,
+            )
         tag = tag_for_keyword(keyword)
         assert dictionary_VR(tag) == _ANNOTATION_TEXT[keyword]
-        ds[tag] = RawDataElement(Tag(tag), _ANNOTATION_TEXT[keyword] if explicit else None,
-                                 len(value), value, 0, not explicit, True)
+        ds[tag] = RawDataElement(
+            Tag(tag),
+            _ANNOTATION_TEXT[keyword] if explicit else None,
+            len(value),
+            value,
+            0,
+            not explicit,
+            True,
+        )
         return ds
 
     def reference(ds: Dataset) -> str:
@@ -261,4 +369,5 @@ def test_annotation_text_agrees_with_pydicom(
         return "" if got is None else str(got).strip()
 
     assert _outcome(lambda ds, _: text(ds, keyword), build()) == _outcome(
-        lambda ds, _: reference(ds), build())
+        lambda ds, _: reference(ds), build()
+    )

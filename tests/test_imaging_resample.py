@@ -100,8 +100,13 @@ def _scipy_reference(volume: np.ndarray, source: VoxelGrid, target: VoxelGrid, o
     offset = shift / np.asarray(source.spacing)
     mode = "nearest" if order == 1 else "mirror"
     return ndimage.affine_transform(
-        volume, scale[::-1], offset=offset[::-1], output_shape=target.array_shape,
-        order=order, mode=mode, output=np.float64,
+        volume,
+        scale[::-1],
+        offset=offset[::-1],
+        output_shape=target.array_shape,
+        order=order,
+        mode=mode,
+        output=np.float64,
     )
 
 

@@ -274,7 +274,9 @@ def _no_position(ds: Dataset) -> None:
     ids=["frame_of_reference", "orientation", "pixel_spacing", "rows_columns", "no_position"],
 )
 def test_mixed_headers_are_refused_naming_the_odd_slice(
-    tmp_path: Path, change, words: list[str]  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    change,
+    words: list[str],  # type: ignore[no-untyped-def]
 ) -> None:
     paths = write_series(tmp_path, _grid(), ramp(_grid()), edit=_edit_slice(2, change))
     message = _refusal(tmp_path, fixup=True)

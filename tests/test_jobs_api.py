@@ -21,14 +21,20 @@ from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
 from segmap import testing as syn
 from server_fixtures import World
 
-OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
-           "preview.png"}
+OUTPUTS = {
+    "mask.nii.gz",
+    "image_resampled.nii.gz",
+    "mask_resampled.nii.gz",
+    "report.json",
+    "preview.png",
+}
 ORGANS = {"Liver": 5, "Kidneys": 6, "Spleen": 7}  # another model, other values, fewer labels
 DONE = ("succeeded", "failed")
 
 
-def wait_for_jobs(world: World, count: int, timeout_s: float = 180.0,
-                  project: str = "P") -> list[dict[str, Any]]:
+def wait_for_jobs(
+    world: World, count: int, timeout_s: float = 180.0, project: str = "P"
+) -> list[dict[str, Any]]:
     """Poll the project's jobs until ``count`` of them exist and all have finished."""
     deadline = time.monotonic() + timeout_s
     jobs: list[dict[str, Any]] = []
@@ -44,22 +50,27 @@ def wait_for_jobs(world: World, count: int, timeout_s: float = 180.0,
 
 def put_map(world: World, model: str | int, values: dict[str, int]) -> None:
     text = "".join(f"{k}={v}\n" for k, v in values.items())
-    r = world.client.put(f"/api/v1/projects/P/models/{model}/resources/maps/files/"
-                         "region2MaskValueMap.txt", content=text.encode(),
-                         headers=world.h("owner"))
+    r = world.client.put(
+        f"/api/v1/projects/P/models/{model}/resources/maps/files/region2MaskValueMap.txt",
+        content=text.encode(),
+        headers=world.h("owner"),
+    )
     assert r.status_code in (200, 201), r.text
 
 
-def upload_case(world: World, case: syn.SyntheticCase, label: str = "rois",
-                **params: str) -> dict[str, Any]:
-    files = [("files", (p.name, p.read_bytes(), "application/dicom"))
-             for p in case.series.files]
+def upload_case(
+    world: World, case: syn.SyntheticCase, label: str = "rois", **params: str
+) -> dict[str, Any]:
+    files = [("files", (p.name, p.read_bytes(), "application/dicom")) for p in case.series.files]
     r = world.client.post("/api/v1/projects/P/sessions", files=files, headers=world.h("owner"))
     assert r.status_code == 201, r.text
     session = r.json()["sessions"][0]
-    r = world.client.put(f"/api/v1/projects/P/sessions/{session['id']}/collections/{label}",
-                         content=case.rtstruct_path.read_bytes(),
-                         params={"type": "RTSTRUCT", **params}, headers=world.h("owner"))
+    r = world.client.put(
+        f"/api/v1/projects/P/sessions/{session['id']}/collections/{label}",
+        content=case.rtstruct_path.read_bytes(),
+        params={"type": "RTSTRUCT", **params},
+        headers=world.h("owner"),
+    )
     assert r.status_code in (200, 201), r.text
     return {"session": session, "collection": r.json()}
 
@@ -77,10 +88,15 @@ def automated(world: World) -> World:
     r = world.client.patch(world.model_url, json={"automation": True}, headers=world.h("owner"))
     assert r.status_code == 200 and r.json()["automation"] is True, r.text
     put_map(world, "liver-ct", syn.PHANTOM_REGION_VALUES)
-    for label, automation, spacing in (("organs", True, [2.0, 2.0, 4.0]),
-                                       ("manual", False, [1.0, 1.0, 1.0])):
-        r = world.client.post("/api/v1/projects/P/models", headers=world.h("owner"), json={
-            "label": label, "voxel_spacing": spacing, "automation": automation})
+    for label, automation, spacing in (
+        ("organs", True, [2.0, 2.0, 4.0]),
+        ("manual", False, [1.0, 1.0, 1.0]),
+    ):
+        r = world.client.post(
+            "/api/v1/projects/P/models",
+            headers=world.h("owner"),
+            json={"label": label, "voxel_spacing": spacing, "automation": automation},
+        )
         assert r.status_code == 201 and r.json()["automation"] is automation, r.text
     put_map(world, "organs", ORGANS)
     put_map(world, "manual", ORGANS)
@@ -116,8 +132,9 @@ def test_each_automated_model_gets_its_own_outputs(automated: World, tmp_path: P
         mask = download(world, f"{base}/{label}/files/mask.nii.gz")
         assert len(mask) == files["mask.nii.gz"]["size"]
         (tmp_path / label).mkdir()
-        assert_mask_matches_truth(mask, case.series.folder, truth_rois(case, values[label]),
-                                  tmp_path / label)
+        assert_mask_matches_truth(
+            mask, case.series.folder, truth_rois(case, values[label]), tmp_path / label
+        )
         resampled = tmp_path / label / "mask_resampled.nii.gz"
         resampled.write_bytes(download(world, f"{base}/{label}/files/mask_resampled.nii.gz"))
         img = nib.load(str(resampled))
@@ -133,8 +150,9 @@ def test_replacing_a_collection_reruns_and_replaces_outputs_whole(
     automated: World, tmp_path: Path
 ) -> None:
     world = automated
-    world.client.patch("/api/v1/projects/P/models/organs", json={"automation": False},
-                       headers=world.h("owner"))
+    world.client.patch(
+        "/api/v1/projects/P/models/organs", json={"automation": False}, headers=world.h("owner")
+    )
     case = small_case(tmp_path / "case", 22)
     up = upload_case(world, case)
     first = wait_for_jobs(world, 1)
@@ -144,21 +162,27 @@ def test_replacing_a_collection_reruns_and_replaces_outputs_whole(
     # The new collection holds only three ROIs: the re-run's mask must hold only them.
     kept = tuple(r for r in case.rois if r.name in ("Body", "Liver", "Lesion"))
     syn.write_rtstruct(case.rtstruct_path, case.series, kept, seed=5, label="edited")
-    world.client.put(f"/api/v1/projects/P/sessions/{up['session']['id']}/collections/rois",
-                     content=case.rtstruct_path.read_bytes(),
-                     params={"type": "RTSTRUCT", "overwrite": "true"}, headers=world.h("owner"))
+    world.client.put(
+        f"/api/v1/projects/P/sessions/{up['session']['id']}/collections/rois",
+        content=case.rtstruct_path.read_bytes(),
+        params={"type": "RTSTRUCT", "overwrite": "true"},
+        headers=world.h("owner"),
+    )
     jobs = wait_for_jobs(world, 2)
     assert [j["state"] for j in jobs] == ["succeeded", "succeeded"] and jobs[1]["id"] == first[0][
-        "id"]
+        "id"
+    ]
     after = world.client.get(base, headers=world.h("owner")).json()
     assert [f["label"] for f in after] == ["liver-ct"]
     assert {f["name"] for f in after[0]["files"]} == OUTPUTS
     assert after[0]["updated_at"] > before[0]["updated_at"]
     mask = download(world, f"{base}/liver-ct/files/mask.nii.gz")
-    values = {n: v for n, v in syn.PHANTOM_REGION_VALUES.items() if n in {"Body", "Liver",
-                                                                           "Lesion"}}
-    narrowed = syn.SyntheticCase(case.series, case.rtstruct_path, case.region_map_path, kept,
-                                 values)
+    values = {
+        n: v for n, v in syn.PHANTOM_REGION_VALUES.items() if n in {"Body", "Liver", "Lesion"}
+    }
+    narrowed = syn.SyntheticCase(
+        case.series, case.rtstruct_path, case.region_map_path, kept, values
+    )
     assert_mask_matches_truth(mask, case.series.folder, truth_rois(narrowed), tmp_path)
     # One version of the folder in storage: the replaced one was deleted.
     derived = world.api.app.state.storage.objects / "scans" / str(scan) / "derived"
@@ -167,10 +191,12 @@ def test_replacing_a_collection_reruns_and_replaces_outputs_whole(
 
 def test_manual_conversion_permissions_and_errors(automated: World, tmp_path: Path) -> None:
     world = automated
-    world.client.patch("/api/v1/projects/P/models/liver-ct", json={"automation": False},
-                       headers=world.h("owner"))
-    world.client.patch("/api/v1/projects/P/models/organs", json={"automation": False},
-                       headers=world.h("owner"))
+    world.client.patch(
+        "/api/v1/projects/P/models/liver-ct", json={"automation": False}, headers=world.h("owner")
+    )
+    world.client.patch(
+        "/api/v1/projects/P/models/organs", json={"automation": False}, headers=world.h("owner")
+    )
     case = small_case(tmp_path / "case", 23)
     up = upload_case(world, case)
     sid, cid = up["session"]["id"], up["collection"]["id"]
@@ -180,26 +206,37 @@ def test_manual_conversion_permissions_and_errors(automated: World, tmp_path: Pa
     assert world.client.post(url, json={}, headers=world.h("member")).status_code == 403
     assert world.client.post(url, json={}, headers=world.h("collab")).status_code == 403
     assert world.client.post(url, json={}).status_code == 401
-    assert world.client.post(url, json={"collection": 999999},
-                             headers=world.h("owner")).status_code == 404
-    assert world.client.post(url, json={"colection": cid},
-                             headers=world.h("owner")).status_code == 422
+    assert (
+        world.client.post(url, json={"collection": 999999}, headers=world.h("owner")).status_code
+        == 404
+    )
+    assert (
+        world.client.post(url, json={"colection": cid}, headers=world.h("owner")).status_code == 422
+    )
     # A model without a region map is refused with what to do.
-    r = world.client.post("/api/v1/projects/P/models", headers=world.h("owner"),
-                          json={"label": "empty", "voxel_spacing": [1, 1, 1]})
-    r = world.client.post("/api/v1/projects/P/models/empty/convert", json={},
-                          headers=world.h("owner"))
+    r = world.client.post(
+        "/api/v1/projects/P/models",
+        headers=world.h("owner"),
+        json={"label": "empty", "voxel_spacing": [1, 1, 1]},
+    )
+    r = world.client.post(
+        "/api/v1/projects/P/models/empty/convert", json={}, headers=world.h("owner")
+    )
     assert r.status_code == 422 and "region2MaskValueMap.txt" in r.json()["detail"]
 
     r = world.client.post(url, json={"collection": f"{sid}/ROIS"}, headers=world.h("owner"))
     assert r.status_code == 202, r.text
     queued = r.json()["jobs"]
     assert len(queued) == 1 and queued[0]["trigger"] == "manual"
-    r = world.client.post("/api/v1/projects/P/models/organs/convert", json={"collection": cid},
-                          headers=world.h("owner"))
+    r = world.client.post(
+        "/api/v1/projects/P/models/organs/convert",
+        json={"collection": cid},
+        headers=world.h("owner"),
+    )
     assert r.status_code == 202
-    r = world.client.post("/api/v1/projects/P/models/liver-ct/convert",
-                          headers=world.h("admin"))  # no body: every collection
+    r = world.client.post(
+        "/api/v1/projects/P/models/liver-ct/convert", headers=world.h("admin")
+    )  # no body: every collection
     assert r.status_code == 202 and len(r.json()["jobs"]) == 1
     jobs = wait_for_jobs(world, 3)
     assert {j["model"] for j in jobs} == {"manual", "organs", "liver-ct"}
@@ -211,28 +248,37 @@ def test_manual_conversion_permissions_and_errors(automated: World, tmp_path: Pa
     assert world.client.get(job_url, headers=world.h("outsider")).status_code == 403
     assert world.client.get(job_url).status_code == 401
     assert world.client.get("/api/v1/jobs/987654", headers=world.h("owner")).status_code == 404
-    only = world.client.get("/api/v1/projects/P/jobs", params={"model": "organs"},
-                            headers=world.h("member")).json()
+    only = world.client.get(
+        "/api/v1/projects/P/jobs", params={"model": "organs"}, headers=world.h("member")
+    ).json()
     assert [j["model"] for j in only] == ["organs"]
-    r = world.client.get("/api/v1/projects/P/jobs", params={"state": "bogus"},
-                         headers=world.h("member"))
+    r = world.client.get(
+        "/api/v1/projects/P/jobs", params={"state": "bogus"}, headers=world.h("member")
+    )
     assert r.status_code == 422
-    assert world.client.get("/api/v1/projects/P/jobs",
-                            headers=world.h("outsider")).status_code == 403
+    assert (
+        world.client.get("/api/v1/projects/P/jobs", headers=world.h("outsider")).status_code == 403
+    )
 
 
 def test_a_job_that_cannot_convert_says_why(automated: World, tmp_path: Path) -> None:
     world = automated
-    world.client.patch("/api/v1/projects/P/models/organs", json={"automation": False},
-                       headers=world.h("owner"))
+    world.client.patch(
+        "/api/v1/projects/P/models/organs", json={"automation": False}, headers=world.h("owner")
+    )
     case = small_case(tmp_path / "case", 24, size=(40, 36, 9))
     # A series with a slice missing in the middle: conversion must refuse it and say where.
     gone = case.series.files[4]
     gone.unlink()
     kept = syn.SyntheticCase(
-        syn.WrittenSeries(**{**case.series.__dict__,
-                             "files": tuple(p for p in case.series.files if p != gone)}),
-        case.rtstruct_path, case.region_map_path, case.rois, case.region_values)
+        syn.WrittenSeries(
+            **{**case.series.__dict__, "files": tuple(p for p in case.series.files if p != gone)}
+        ),
+        case.rtstruct_path,
+        case.region_map_path,
+        case.rois,
+        case.region_values,
+    )
     upload_case(world, kept)
     jobs = wait_for_jobs(world, 1)
     job = jobs[0]
@@ -256,6 +302,7 @@ def test_patch_model_automation(world: World) -> None:
     r = world.client.patch(url, json={"automation": True}, headers=world.h("admin"))
     assert r.status_code == 200 and r.json()["automation"] is True
     assert world.client.get(url, headers=world.h("member")).json()["automation"] is True
-    r = world.client.patch("/api/v1/projects/P/models/liver-ct", json={"automation": False},
-                           headers=world.h("owner"))
+    r = world.client.patch(
+        "/api/v1/projects/P/models/liver-ct", json={"automation": False}, headers=world.h("owner")
+    )
     assert r.status_code == 200 and r.json()["automation"] is False

@@ -30,22 +30,25 @@ from segmap.server.web import auth
 def cluster() -> Iterator[Any]:
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
-                      dashboard_address=None) as c:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", dashboard_address=None
+    ) as c:
         yield c
 
 
 def _owner_token(app: Any) -> str:
     with app.state.database.session(write=True) as db:
-        user = User(username="dora", username_key="dora", password_hash="x", is_admin=False,
-                    is_active=True)
+        user = User(
+            username="dora", username_key="dora", password_hash="x", is_admin=False, is_active=True
+        )
         db.add(user)
         db.commit()
         return issue_token(db, auth.principal_of(user, "token"))
 
 
-def test_jobs_run_on_a_dask_cluster_over_tcp(cluster: Any, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jobs_run_on_a_dask_cluster_over_tcp(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     address = cluster.scheduler_address
     assert address.startswith("tcp://")
     # The service reads the scheduler from the environment, as in production.
@@ -56,23 +59,35 @@ def test_jobs_run_on_a_dask_cluster_over_tcp(cluster: Any, tmp_path: Path,
     case = small_case(tmp_path / "case", 41)
     with TestClient(app) as client:
         h = {"Authorization": f"Bearer {_owner_token(app)}"}
-        assert client.post("/api/v1/projects", json={"id": "D", "name": "Dask"},
-                           headers=h).status_code == 201
+        assert (
+            client.post("/api/v1/projects", json={"id": "D", "name": "Dask"}, headers=h).status_code
+            == 201
+        )
         for label, spacing in (("a", [2, 2, 4]), ("b", [3, 3, 3])):
-            r = client.post("/api/v1/projects/D/models", headers=h, json={
-                "label": label, "voxel_spacing": spacing, "automation": True})
+            r = client.post(
+                "/api/v1/projects/D/models",
+                headers=h,
+                json={"label": label, "voxel_spacing": spacing, "automation": True},
+            )
             assert r.status_code == 201
             text = "".join(f"{k}={v}\n" for k, v in syn.PHANTOM_REGION_VALUES.items())
-            r = client.put(f"/api/v1/projects/D/models/{label}/resources/m/files/"
-                           "region2MaskValueMap.txt", content=text.encode(), headers=h)
+            r = client.put(
+                f"/api/v1/projects/D/models/{label}/resources/m/files/region2MaskValueMap.txt",
+                content=text.encode(),
+                headers=h,
+            )
             assert r.status_code == 201
-        files = [("files", (p.name, p.read_bytes(), "application/dicom"))
-                 for p in case.series.files]
+        files = [
+            ("files", (p.name, p.read_bytes(), "application/dicom")) for p in case.series.files
+        ]
         r = client.post("/api/v1/projects/D/sessions", files=files, headers=h)
         session = r.json()["sessions"][0]["id"]
-        r = client.put(f"/api/v1/projects/D/sessions/{session}/collections/rois",
-                       content=case.rtstruct_path.read_bytes(), params={"type": "RTSTRUCT"},
-                       headers=h)
+        r = client.put(
+            f"/api/v1/projects/D/sessions/{session}/collections/rois",
+            content=case.rtstruct_path.read_bytes(),
+            params={"type": "RTSTRUCT"},
+            headers=h,
+        )
         assert r.status_code == 201, r.text
         deadline = time.monotonic() + 120
         while True:
@@ -89,5 +104,6 @@ def test_jobs_run_on_a_dask_cluster_over_tcp(cluster: Any, tmp_path: Path,
             base = job["resources_url"]
             mask = client.get(f"{base}/{job['model']}/files/mask.nii.gz", headers=h).content
             (tmp_path / job["model"]).mkdir()
-            assert_mask_matches_truth(mask, case.series.folder, truth_rois(case),
-                                      tmp_path / job["model"])
+            assert_mask_matches_truth(
+                mask, case.series.folder, truth_rois(case), tmp_path / job["model"]
+            )

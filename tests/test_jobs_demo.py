@@ -18,8 +18,13 @@ import pytest
 from jobs_helpers import Service, create_user, free_port
 from segmap.server.demo import CREDENTIALS_FILE, DEMO_MODELS, DEMO_PROJECT, DEMO_USER
 
-OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
-           "preview.png"}
+OUTPUTS = {
+    "mask.nii.gz",
+    "image_resampled.nii.gz",
+    "mask_resampled.nii.gz",
+    "report.json",
+    "preview.png",
+}
 
 
 @pytest.fixture()
@@ -31,11 +36,15 @@ def started() -> Iterator[list[Service]]:
 
 
 def _client(service: Service, password: str) -> httpx.Client:
-    r = httpx.post(f"{service.url}/api/v1/auth/token",
-                   json={"username": DEMO_USER, "password": password})
+    r = httpx.post(
+        f"{service.url}/api/v1/auth/token", json={"username": DEMO_USER, "password": password}
+    )
     assert r.status_code == 200, r.text
-    return httpx.Client(base_url=f"{service.url}/api/v1", timeout=30,
-                        headers={"Authorization": f"Bearer {r.json()['token']}"})
+    return httpx.Client(
+        base_url=f"{service.url}/api/v1",
+        timeout=30,
+        headers={"Authorization": f"Bearer {r.json()['token']}"},
+    )
 
 
 def test_demo_has_masks_within_a_minute_and_is_made_once(tmp_path: Path, started) -> None:
@@ -83,6 +92,7 @@ def test_no_demo_in_a_data_folder_that_has_accounts(tmp_path: Path, started) -> 
     service.log.flush()
     assert "no demo was made" in service.log_path.read_text()
     assert not (data / CREDENTIALS_FILE).exists()
-    r = httpx.post(f"{service.url}/api/v1/auth/token",
-                   json={"username": DEMO_USER, "password": "x"})
+    r = httpx.post(
+        f"{service.url}/api/v1/auth/token", json={"username": DEMO_USER, "password": "x"}
+    )
     assert r.status_code == 401

@@ -35,8 +35,13 @@ from jobs_helpers import (
 )
 from segmap import testing as syn
 
-OUTPUTS = {"mask.nii.gz", "image_resampled.nii.gz", "mask_resampled.nii.gz", "report.json",
-           "preview.png"}
+OUTPUTS = {
+    "mask.nii.gz",
+    "image_resampled.nii.gz",
+    "mask_resampled.nii.gz",
+    "report.json",
+    "preview.png",
+}
 PASSWORD = "restart-test-password"
 LEASE = {"SEGMAP_JOB_LEASE_S": "3"}
 
@@ -67,10 +72,12 @@ def _job(client: httpx.Client, job_id: int) -> dict[str, Any]:
 
 
 def _client(service: Service) -> httpx.Client:
-    token = httpx.post(service.url + "/api/v1/auth/token",
-                       json={"username": "olga", "password": PASSWORD}).json()["token"]
-    return httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"},
-                        timeout=60)
+    token = httpx.post(
+        service.url + "/api/v1/auth/token", json={"username": "olga", "password": PASSWORD}
+    ).json()["token"]
+    return httpx.Client(
+        base_url=service.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
 
 
 def _queue_a_job(client: httpx.Client, case: syn.SyntheticCase) -> tuple[int, str]:
@@ -79,19 +86,26 @@ def _queue_a_job(client: httpx.Client, case: syn.SyntheticCase) -> tuple[int, st
     Returns the job's id and the URL of the scan's derived resources.
     """
     assert client.post("/api/v1/projects", json={"id": "R", "name": "Restart"}).status_code == 201
-    r = client.post("/api/v1/projects/R/models", json={
-        "label": "organs-2mm", "voxel_spacing": [2, 2, 4], "automation": True})
+    r = client.post(
+        "/api/v1/projects/R/models",
+        json={"label": "organs-2mm", "voxel_spacing": [2, 2, 4], "automation": True},
+    )
     assert r.status_code == 201, r.text
     map_text = "".join(f"{k}={v}\n" for k, v in syn.PHANTOM_REGION_VALUES.items())
-    r = client.put("/api/v1/projects/R/models/organs-2mm/resources/maps/files/"
-                   "region2MaskValueMap.txt", content=map_text.encode())
+    r = client.put(
+        "/api/v1/projects/R/models/organs-2mm/resources/maps/files/region2MaskValueMap.txt",
+        content=map_text.encode(),
+    )
     assert r.status_code == 201, r.text
     files = [("files", (p.name, p.read_bytes(), "application/dicom")) for p in case.series.files]
     r = client.post("/api/v1/projects/R/sessions", files=files)
     assert r.status_code == 201, r.text
     session = r.json()["sessions"][0]["id"]
-    r = client.put(f"/api/v1/projects/R/sessions/{session}/collections/rois",
-                   content=case.rtstruct_path.read_bytes(), params={"type": "RTSTRUCT"})
+    r = client.put(
+        f"/api/v1/projects/R/sessions/{session}/collections/rois",
+        content=case.rtstruct_path.read_bytes(),
+        params={"type": "RTSTRUCT"},
+    )
     assert r.status_code == 201, r.text
     scan = r.json()["scan"]["id"]
     jobs = client.get("/api/v1/projects/R/jobs").json()
@@ -164,11 +178,15 @@ def test_killed_service_finishes_the_job_after_restart(tmp_path: Path, services)
     # derived objects are exactly the five listed.
     assert [p for p in (data / "jobs").rglob("*") if p.is_file()] == []
     assert [p for p in (data / "storage" / "staging").rglob("*") if p.is_file()] == []
-    derived = [p for p in (data / "storage" / "objects" / "scans").rglob("*")
-               if p.is_file() and "derived" in p.parts]
+    derived = [
+        p
+        for p in (data / "storage" / "objects" / "scans").rglob("*")
+        if p.is_file() and "derived" in p.parts
+    ]
     assert len(derived) == len(OUTPUTS)
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in derived} == {
-        m["sha256"] for m in listed.values()}
+        m["sha256"] for m in listed.values()
+    }
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_runs_again(

@@ -21,9 +21,7 @@ from segmap.labelmap.formats import (
 )
 from segmap.labelmap.palette import colour_for_value
 
-ORGANS = parse_region_map(
-    "Liver=10\nSpleen=20\nLeft Kidney=30\nRight Kidney=30\nTumour=5\n"
-)
+ORGANS = parse_region_map("Liver=10\nSpleen=20\nLeft Kidney=30\nRight Kidney=30\nTumour=5\n")
 
 
 def pairs(m: RegionMap) -> list[tuple[str, int]]:
@@ -53,7 +51,11 @@ def test_monai_import_labels_inside_a_config() -> None:
 def test_monai_export() -> None:
     data = json.loads(export_map(ORGANS, "monai"))
     assert list(data.items()) == [
-        ("Liver", 10), ("Spleen", 20), ("Left Kidney", 30), ("Right Kidney", 30), ("Tumour", 5)
+        ("Liver", 10),
+        ("Spleen", 20),
+        ("Left Kidney", 30),
+        ("Right Kidney", 30),
+        ("Tumour", 5),
     ]
 
 
@@ -177,7 +179,10 @@ def test_nnunet_without_record_keeps_consecutive_values() -> None:
     del data["segmap"]
     back = import_text(json.dumps(data), "nnunet", source="dataset.json")
     assert pairs(back.region_map) == [
-        ("Tumour", 1), ("Liver", 2), ("Spleen", 3), ("Left Kidney + Right Kidney", 4)
+        ("Tumour", 1),
+        ("Liver", 2),
+        ("Spleen", 3),
+        ("Left Kidney + Right Kidney", 4),
     ]
 
 

@@ -67,8 +67,11 @@ def test_later_map_line_wins_whatever_the_annotation_order() -> None:
 
 
 def test_region_and_label_records() -> None:
-    regions = [NamedMask("tumour", 7, mask_of(TUMOUR)), NamedMask("LIVER ", 3, mask_of(LIVER)),
-               NamedMask("Spleen", 9, mask_of(SPLEEN))]
+    regions = [
+        NamedMask("tumour", 7, mask_of(TUMOUR)),
+        NamedMask("LIVER ", 3, mask_of(LIVER)),
+        NamedMask("Spleen", 9, mask_of(SPLEEN)),
+    ]
     rmap = RegionMap.from_pairs([("Liver", 10), ("Spleen", 30), ("Tumour", 20), ("Kidney", 40)])
     result = paint_composite(regions, rmap)
     by_name = {r.name: r for r in result.regions}
@@ -88,8 +91,11 @@ def test_region_and_label_records() -> None:
 
 
 def test_overlap_counts_per_pair_by_hand() -> None:
-    regions = [NamedMask("Liver", 1, mask_of(LIVER)), NamedMask("Tumour", 2, mask_of(TUMOUR)),
-               NamedMask("Spleen", 3, mask_of(SPLEEN))]
+    regions = [
+        NamedMask("Liver", 1, mask_of(LIVER)),
+        NamedMask("Tumour", 2, mask_of(TUMOUR)),
+        NamedMask("Spleen", 3, mask_of(SPLEEN)),
+    ]
     rmap = RegionMap.from_pairs([("Liver", 10), ("Tumour", 20), ("Spleen", 30)])
     result = paint_composite(regions, rmap)
     got = {(o.first_label, o.second_label): o.voxels for o in result.overlaps}
@@ -112,8 +118,11 @@ def test_irregular_masks_overlap_exactly() -> None:
 
 
 def test_overlap_error_names_the_pairs_and_counts() -> None:
-    regions = [NamedMask("Liver", 1, mask_of(LIVER)), NamedMask("Tumour", 2, mask_of(TUMOUR)),
-               NamedMask("Spleen", 3, mask_of(SPLEEN))]
+    regions = [
+        NamedMask("Liver", 1, mask_of(LIVER)),
+        NamedMask("Tumour", 2, mask_of(TUMOUR)),
+        NamedMask("Spleen", 3, mask_of(SPLEEN)),
+    ]
     rmap = RegionMap.from_pairs([("Liver", 10), ("Tumour", 20), ("Spleen", 30)])
     with pytest.raises(OverlapError) as caught:
         paint_composite(regions, rmap, overlap=OverlapPolicy.ERROR)
@@ -136,8 +145,10 @@ def test_overlap_error_policy_passes_when_nothing_overlaps() -> None:
 
 
 def test_labels_sharing_a_value_merge_and_never_conflict() -> None:
-    regions = [NamedMask("Left Kidney", 1, mask_of(LIVER)),
-               NamedMask("Right Kidney", 2, mask_of(TUMOUR))]
+    regions = [
+        NamedMask("Left Kidney", 1, mask_of(LIVER)),
+        NamedMask("Right Kidney", 2, mask_of(TUMOUR)),
+    ]
     rmap = RegionMap.from_pairs([("Right Kidney", 5), ("Left Kidney", 5)])
     result = paint_composite(regions, rmap, overlap=OverlapPolicy.ERROR)
     assert [(o.first_label, o.second_label, o.voxels, o.conflict) for o in result.overlaps] == [
@@ -155,9 +166,12 @@ def test_several_regions_matching_one_label_are_unioned() -> None:
     # Two ROIs both called liver (different spellings) overlap in the 4 tumour voxels.
     liver_top = block(range(0, 1), range(1, 5), range(1, 6))  # 20 voxels
     liver_part = block(range(1, 2), range(2, 4), range(2, 4))  # 4 voxels
-    regions = [NamedMask("Liver", 1, mask_of(liver_top)),
-               NamedMask(" liver", 2, mask_of(liver_part)),
-               NamedMask("liver", 3, mask_of(TUMOUR)), NamedMask("Spleen", 4, mask_of(SPLEEN))]
+    regions = [
+        NamedMask("Liver", 1, mask_of(liver_top)),
+        NamedMask(" liver", 2, mask_of(liver_part)),
+        NamedMask("liver", 3, mask_of(TUMOUR)),
+        NamedMask("Spleen", 4, mask_of(SPLEEN)),
+    ]
     rmap = RegionMap.from_pairs([("Spleen", 30), ("Liver", 10)])
     result = paint_composite(regions, rmap, overlap=OverlapPolicy.ERROR)
     assert result.labels[1].sources == ("Liver", " liver", "liver")
@@ -168,8 +182,11 @@ def test_several_regions_matching_one_label_are_unioned() -> None:
 
 
 def test_unmatched_names_are_skipped_with_suggestions() -> None:
-    regions = [NamedMask("Livr", 4, mask_of(LIVER)), NamedMask("Spleen", 3, mask_of(SPLEEN)),
-               NamedMask("Couch", 8, mask_of(TUMOUR))]
+    regions = [
+        NamedMask("Livr", 4, mask_of(LIVER)),
+        NamedMask("Spleen", 3, mask_of(SPLEEN)),
+        NamedMask("Couch", 8, mask_of(TUMOUR)),
+    ]
     rmap = RegionMap.from_pairs([("Liver", 10), ("Spleen", 30), ("Lung", 40)])
     result = paint_composite(regions, rmap, unmatched=UnmatchedPolicy.SKIP)
     assert [(u.name, u.number) for u in result.unmatched] == [("Livr", 4), ("Couch", 8)]
@@ -180,8 +197,11 @@ def test_unmatched_names_are_skipped_with_suggestions() -> None:
 
 
 def test_unmatched_error_names_each_name_and_its_suggestions() -> None:
-    regions = [NamedMask("Livr", 4, mask_of(LIVER)), NamedMask("Spleen", 3, mask_of(SPLEEN)),
-               NamedMask("Couch", 8, mask_of(TUMOUR))]
+    regions = [
+        NamedMask("Livr", 4, mask_of(LIVER)),
+        NamedMask("Spleen", 3, mask_of(SPLEEN)),
+        NamedMask("Couch", 8, mask_of(TUMOUR)),
+    ]
     rmap = RegionMap.from_pairs([("Liver", 10), ("Spleen", 30)])
     with pytest.raises(UnmatchedRegionError) as caught:
         paint_composite(regions, rmap, unmatched=UnmatchedPolicy.ERROR)
@@ -228,8 +248,9 @@ def test_grid_shape_checks() -> None:
 
 def test_empty_region_is_matched_but_paints_nothing() -> None:
     rmap = RegionMap.from_pairs([("A", 1), ("B", 2)])
-    result = paint_composite([NamedMask("A", 1, BoxMask.empty(SHAPE)),
-                              NamedMask("B", 2, mask_of(TUMOUR))], rmap)
+    result = paint_composite(
+        [NamedMask("A", 1, BoxMask.empty(SHAPE)), NamedMask("B", 2, mask_of(TUMOUR))], rmap
+    )
     assert result.labels[0].present and result.labels[0].voxels == 0
     assert result.regions[0].visible_voxels == 0 and result.absent_labels == ()
 

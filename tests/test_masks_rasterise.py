@@ -31,8 +31,14 @@ Polygon = np.ndarray  # (N, 2) vertices in plane millimetres (u, v)
 
 def rotation(ax: float, ay: float, az: float) -> np.ndarray:
     """Rotation matrix from three angles in radians (x then y then z)."""
-    cx, sx, cy, sy, cz, sz = (math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay),
-                              math.cos(az), math.sin(az))
+    cx, sx, cy, sy, cz, sz = (
+        math.cos(ax),
+        math.sin(ax),
+        math.cos(ay),
+        math.sin(ay),
+        math.cos(az),
+        math.sin(az),
+    )
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
@@ -83,8 +89,7 @@ class Plane:
     def to_lps(self, poly: Polygon, normal_offset_mm: float = 0.0) -> np.ndarray:
         eu, ev, en = self.basis
         poly = np.asarray(poly, dtype=float)
-        return (self.anchor[None, :] + poly[:, :1] * eu + poly[:, 1:2] * ev
-                + normal_offset_mm * en)
+        return self.anchor[None, :] + poly[:, :1] * eu + poly[:, 1:2] * ev + normal_offset_mm * en
 
     def voxel_uv(self) -> tuple[np.ndarray, np.ndarray]:
         """(u, v) in mm of every voxel centre of slice ``k``, arrays shaped ``[j, i]``."""
@@ -118,11 +123,16 @@ def crossing_number_inside(u: float, v: float, polygons: Sequence[Polygon]) -> b
     return inside
 
 
-def crossing_number_inside_all(u: np.ndarray, v: np.ndarray,
-                               polygons: Sequence[Polygon]) -> np.ndarray:
+def crossing_number_inside_all(
+    u: np.ndarray, v: np.ndarray, polygons: Sequence[Polygon]
+) -> np.ndarray:
     """The crossing-number test at every point of the ``[j, i]`` arrays ``u``, ``v``."""
-    return np.array([[crossing_number_inside(a, b, polygons) for a, b in zip(ru, rv, strict=True)]
-                     for ru, rv in zip(u, v, strict=True)])
+    return np.array(
+        [
+            [crossing_number_inside(a, b, polygons) for a, b in zip(ru, rv, strict=True)]
+            for ru, rv in zip(u, v, strict=True)
+        ]
+    )
 
 
 def near_edge(u: np.ndarray, v: np.ndarray, polygons: Sequence[Polygon]) -> np.ndarray:
@@ -141,8 +151,9 @@ def near_edge(u: np.ndarray, v: np.ndarray, polygons: Sequence[Polygon]) -> np.n
     return near
 
 
-def unexplained(got: np.ndarray, truth: np.ndarray, u: np.ndarray, v: np.ndarray,
-                polygons: Sequence[Polygon]) -> np.ndarray:
+def unexplained(
+    got: np.ndarray, truth: np.ndarray, u: np.ndarray, v: np.ndarray, polygons: Sequence[Polygon]
+) -> np.ndarray:
     """Indices ``[j, i]`` where ``got`` and ``truth`` differ at a centre not on an edge."""
     differ = np.argwhere(got != truth)
     if len(differ) == 0:
@@ -167,8 +178,9 @@ def rect(u0: float, v0: float, u1: float, v1: float) -> Polygon:
     return np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], dtype=float)
 
 
-def ellipse(a: float, b: float, n: int = 72, cu: float = 0.0, cv: float = 0.0,
-            phase: float = 0.1) -> Polygon:
+def ellipse(
+    a: float, b: float, n: int = 72, cu: float = 0.0, cv: float = 0.0, phase: float = 0.1
+) -> Polygon:
     t = phase + np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     return np.stack([cu + a * np.cos(t), cv + b * np.sin(t)], axis=1)
 
@@ -180,8 +192,17 @@ def star(r_out: float, r_in: float, points: int = 7, cu: float = 0.0, cv: float 
 
 
 def l_shape(u0: float, v0: float, long: float, short: float, arm: float) -> Polygon:
-    return np.array([[u0, v0], [u0 + long, v0], [u0 + long, v0 + arm], [u0 + arm, v0 + arm],
-                     [u0 + arm, v0 + short], [u0, v0 + short]], dtype=float)
+    return np.array(
+        [
+            [u0, v0],
+            [u0 + long, v0],
+            [u0 + long, v0 + arm],
+            [u0 + arm, v0 + arm],
+            [u0 + arm, v0 + short],
+            [u0, v0 + short],
+        ],
+        dtype=float,
+    )
 
 
 # --- running a case ----------------------------------------------------------------
@@ -253,8 +274,13 @@ def test_convex_ellipse_matches_half_planes(name: str) -> None:
     grid = GEOMETRIES[name]
     centre = ((grid.size[0] - 1) / 2 + 0.37, (grid.size[1] - 1) / 2 - 0.21)
     poly = ellipse(12.0, 8.5, n=80)
-    check_case(grid, {1: [poly]}, angle=0.4, centre_ij=centre,
-               analytic={1: lambda u, v: inside_convex(u, v, poly)})
+    check_case(
+        grid,
+        {1: [poly]},
+        angle=0.4,
+        centre_ij=centre,
+        analytic={1: lambda u, v: inside_convex(u, v, poly)},
+    )
 
 
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))
@@ -270,8 +296,9 @@ def test_concave_shapes_and_disjoint_contours(name: str) -> None:
     def truth0(u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return inside_convex(u, v, arm_u) | inside_convex(u, v, arm_v) | inside_convex(u, v, sq)
 
-    got, stats = check_case(grid, {0: [ell, sq], 2: [st_]}, angle=-0.3, centre_ij=centre,
-                            analytic={0: truth0})
+    got, stats = check_case(
+        grid, {0: [ell, sq], 2: [st_]}, angle=-0.3, centre_ij=centre, analytic={0: truth0}
+    )
     assert stats.used == 3 and stats.slices_touched == 2 and stats.skipped == 0
     others = [k for k in range(grid.size[2]) if k not in (0, 2)]
     assert not got[others].any()
@@ -283,9 +310,14 @@ def test_inner_contour_is_a_hole(name: str) -> None:
     centre = ((grid.size[0] - 1) / 2 + 0.5, (grid.size[1] - 1) / 2 + 0.25)
     outer = ellipse(13.0, 11.0, n=64)
     inner = ellipse(6.0, 4.0, n=40, cu=1.5, cv=-0.7, phase=0.3)
-    got, _ = check_case(grid, {1: [outer, inner]}, angle=0.9, centre_ij=centre,
-                        analytic={1: lambda u, v: inside_convex(u, v, outer)
-                                  & ~inside_convex(u, v, inner)}, seed=3)
+    got, _ = check_case(
+        grid,
+        {1: [outer, inner]},
+        angle=0.9,
+        centre_ij=centre,
+        analytic={1: lambda u, v: inside_convex(u, v, outer) & ~inside_convex(u, v, inner)},
+        seed=3,
+    )
     # The hole is really there: the centre voxel of the annulus is empty.
     u, v = Plane(grid, 1, 0.9, centre).voxel_uv()
     j, i = np.unravel_index(np.argmin(np.hypot(u - 1.5, v + 0.7)), u.shape)
@@ -296,8 +328,13 @@ def test_overlapping_contours_cancel_where_they_overlap() -> None:
     grid = GEOMETRIES["nonsquare"]
     a = rect(-10.1, -8.3, 4.2, 5.5)
     b = rect(-3.7, -2.9, 9.9, 11.2)
-    check_case(grid, {1: [a, b]}, centre_ij=(22.0, 14.0),
-               analytic={1: lambda u, v: inside_convex(u, v, a) ^ inside_convex(u, v, b)}, seed=5)
+    check_case(
+        grid,
+        {1: [a, b]},
+        centre_ij=(22.0, 14.0),
+        analytic={1: lambda u, v: inside_convex(u, v, a) ^ inside_convex(u, v, b)},
+        seed=5,
+    )
 
 
 def test_partly_outside_the_image_is_clipped_not_dropped() -> None:
@@ -305,9 +342,13 @@ def test_partly_outside_the_image_is_clipped_not_dropped() -> None:
     # Centred on the first voxel: three quarters of the disc lie outside the image.
     disc = ellipse(9.0, 9.0, n=60)
     far_square = rect(100.0, 100.0, 120.0, 120.0)
-    got, stats = check_case(grid, {0: [disc], 2: [ellipse(40.0, 6.0, n=50)]},
-                            centre_ij=(0.0, 0.0), seed=7,
-                            analytic={0: lambda u, v: inside_convex(u, v, disc)})
+    got, stats = check_case(
+        grid,
+        {0: [disc], 2: [ellipse(40.0, 6.0, n=50)]},
+        centre_ij=(0.0, 0.0),
+        seed=7,
+        analytic={0: lambda u, v: inside_convex(u, v, disc)},
+    )
     assert got[0].any() and got[2].any()
     assert stats.clipped == 2 and stats.used == 2
     plane = Plane(grid, 1)
@@ -329,9 +370,11 @@ def test_contour_larger_than_the_image_fills_the_whole_slice() -> None:
 @pytest.mark.parametrize("seed", range(4))
 def test_random_order_and_orientation_do_not_matter(seed: int) -> None:
     grid = GEOMETRIES["axial-ffs"]
-    shapes = {0: [star(9.0, 3.0, 5, 2.0, 1.0), rect(-16.0, -14.0, -10.0, -9.0)],
-              1: [ellipse(14.0, 12.0), ellipse(5.0, 5.0, cu=2.0)],
-              3: [l_shape(-8.0, -8.0, 15.0, 13.0, 4.1)]}
+    shapes = {
+        0: [star(9.0, 3.0, 5, 2.0, 1.0), rect(-16.0, -14.0, -10.0, -9.0)],
+        1: [ellipse(14.0, 12.0), ellipse(5.0, 5.0, cu=2.0)],
+        3: [l_shape(-8.0, -8.0, 15.0, 13.0, 4.1)],
+    }
     got, stats = check_case(grid, shapes, angle=0.2 * seed, centre_ij=(20.0, 18.0), seed=seed)
     assert stats.used == 5 and stats.slices_touched == 3
 
@@ -419,8 +462,15 @@ def test_open_contours_and_points_are_skipped_and_counted() -> None:
     ]
     mask, stats = rasterise_contours(contours, SLICED)
     assert stats == RasterStats(
-        contours_total=7, used=2, skipped_off_plane=0, skipped_open=2, skipped_point=3,
-        skipped_non_planar=0, clipped=0, slices_touched=1, plane_tolerance_mm=0.5,
+        contours_total=7,
+        used=2,
+        skipped_off_plane=0,
+        skipped_open=2,
+        skipped_point=3,
+        skipped_non_planar=0,
+        clipped=0,
+        slices_touched=1,
+        plane_tolerance_mm=0.5,
     )
     # The two identical closed squares cancel under the even-odd rule.
     assert mask.voxel_count == 0
@@ -478,8 +528,11 @@ def random_case(draw: st.DrawFn) -> tuple[VoxelGrid, list[Polygon], float]:
         scale = draw(st.floats(2.0, 12.0))
         cu = draw(st.floats(-6.0, 6.0))
         cv = draw(st.floats(-6.0, 6.0))
-        t = np.sort(np.asarray(draw(st.lists(st.floats(0, 2 * math.pi), min_size=n, max_size=n,
-                                              unique=True))))
+        t = np.sort(
+            np.asarray(
+                draw(st.lists(st.floats(0, 2 * math.pi), min_size=n, max_size=n, unique=True))
+            )
+        )
         r = scale * np.asarray(radii)
         polys.append(np.stack([cu + r * np.cos(t), cv + r * np.sin(t)], axis=1))
     return grid, polys, draw(st.floats(-math.pi, math.pi))

@@ -52,15 +52,17 @@ def read_rois(path: Path) -> dict[str, list[PlanarContour]]:
     rois = {}
     for rc in ds.ROIContourSequence:
         rois[names[int(rc.ReferencedROINumber)]] = [
-            PlanarContour(np.asarray(c.ContourData, dtype=float).reshape(-1, 3),
-                          str(c.ContourGeometricType))
+            PlanarContour(
+                np.asarray(c.ContourData, dtype=float).reshape(-1, 3), str(c.ContourGeometricType)
+            )
             for c in rc.ContourSequence
         ]
     return rois
 
 
-def crossing_truth(polys_xy: list[np.ndarray], x: np.ndarray, y: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def crossing_truth(
+    polys_xy: list[np.ndarray], x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Even-odd inside test by rays towards +x, and each point's distance to the edges."""
     inside = np.zeros(x.shape, dtype=bool)
     dist = np.full(x.shape, np.inf)
@@ -108,8 +110,10 @@ def test_mim_rtstruct_matches_crossing_number_and_skips_missing_slice(testdata: 
             assert not wrong.any(), f"{name} slice {k}: {int(wrong.sum())} voxels differ"
             # Another tool with another boundary rule must still agree to within the
             # outline's length in pixels.
-            perimeter_px = float(np.sum(np.hypot(*np.diff(np.vstack([polys[0], polys[0][:1]]),
-                                                           axis=0).T))) / grid.spacing[0]
+            perimeter_px = (
+                float(np.sum(np.hypot(*np.diff(np.vstack([polys[0], polys[0][:1]]), axis=0).T)))
+                / grid.spacing[0]
+            )
             assert abs(int(full[k].sum()) - PLATIPY_COUNTS[name][k]) <= perimeter_px
 
 

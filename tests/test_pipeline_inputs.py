@@ -25,13 +25,33 @@ def two_series(tmp_path_factory):
     grid_a = syn.axial_grid((24, 20, 6), (1.0, 1.0, 2.5))
     grid_b = syn.axial_grid((24, 20, 8), (1.0, 1.0, 2.0))
     ident = syn.StudyIdentity.generate(5)
-    a = syn.write_ct_series(root / "both", grid_a, syn.render_phantom_ct(grid_a), identity=ident,
-                            seed=5, series_number=2, file_prefix="a")
-    b = syn.write_ct_series(root / "both", grid_b, syn.render_phantom_ct(grid_b), identity=ident,
-                            seed=5, series_number=3, file_prefix="b",
-                            frame_of_reference_uid=a.frame_of_reference_uid)
-    only_a = syn.write_ct_series(root / "only_a", grid_a, syn.render_phantom_ct(grid_a),
-                                 identity=ident, seed=5, series_number=2)
+    a = syn.write_ct_series(
+        root / "both",
+        grid_a,
+        syn.render_phantom_ct(grid_a),
+        identity=ident,
+        seed=5,
+        series_number=2,
+        file_prefix="a",
+    )
+    b = syn.write_ct_series(
+        root / "both",
+        grid_b,
+        syn.render_phantom_ct(grid_b),
+        identity=ident,
+        seed=5,
+        series_number=3,
+        file_prefix="b",
+        frame_of_reference_uid=a.frame_of_reference_uid,
+    )
+    only_a = syn.write_ct_series(
+        root / "only_a",
+        grid_a,
+        syn.render_phantom_ct(grid_a),
+        identity=ident,
+        seed=5,
+        series_number=2,
+    )
     syn.write_rtstruct(root / "rt_b.dcm", b, syn.phantom_rois(grid_b), seed=5)
     return root, a, b, only_a
 
@@ -117,8 +137,9 @@ def _summary(got):
     return {
         "read_in_parallel": got.read_in_parallel,
         "sop_instance_uids": got.series.sop_instance_uids,
-        "regions": [(r.number, r.name, [c.points_lps for c in r.contours])
-                    for r in got.contour_regions],
+        "regions": [
+            (r.number, r.name, [c.points_lps for c in r.contours]) for r in got.contour_regions
+        ],
     }
 
 
@@ -136,15 +157,17 @@ def _forked_reads(rt_path, folder):
         _RELEASE.set()
 
     _RELEASE = multiprocessing.get_context("fork").Event()
-    facts["first"] = _summary(read_inputs(rt_path, folder, parallel=True,
-                                          while_waiting=while_waiting))
+    facts["first"] = _summary(
+        read_inputs(rt_path, folder, parallel=True, while_waiting=while_waiting)
+    )
     facts["frozen_while_waiting"] = list(waits)
     facts["frozen_after"] = gc.get_freeze_count()
     gc.freeze()
     facts["frozen_by_caller"] = gc.get_freeze_count()
     _RELEASE = multiprocessing.get_context("fork").Event()
-    facts["second"] = _summary(read_inputs(rt_path, folder, parallel=True,
-                                           while_waiting=while_waiting))
+    facts["second"] = _summary(
+        read_inputs(rt_path, folder, parallel=True, while_waiting=while_waiting)
+    )
     facts["frozen_after_second"] = gc.get_freeze_count()
     gc.unfreeze()
     facts["waits"] = len(waits)
@@ -201,13 +224,12 @@ def test_a_single_threaded_process_reads_in_parallel_with_the_same_result(two_se
                 assert np.array_equal(cp, cs.points_lps)
 
 
-def test_while_waiting_runs_once_while_the_child_parses_and_never_without_one(
-    two_series, forked
-):
+def test_while_waiting_runs_once_while_the_child_parses_and_never_without_one(two_series, forked):
     root, *_ = two_series
     calls: list[int] = []
-    read_inputs(root / "rt_b.dcm", root / "both", parallel=False,
-                while_waiting=lambda: calls.append(1))
+    read_inputs(
+        root / "rt_b.dcm", root / "both", parallel=False, while_waiting=lambda: calls.append(1)
+    )
     assert calls == []
     # Once per parallel read; the child's parse was held until then (_held_read_rtstruct).
     assert forked["waits"] == 2
@@ -227,7 +249,8 @@ def test_no_speedups_reads_one_after_the_other(two_series, monkeypatch):
     root, *_ = two_series
     monkeypatch.setenv(NO_SPEEDUPS_ENV, "1")
     calls: list[int] = []
-    got = read_inputs(root / "rt_b.dcm", root / "both", parallel=True,
-                      while_waiting=lambda: calls.append(1))
+    got = read_inputs(
+        root / "rt_b.dcm", root / "both", parallel=True, while_waiting=lambda: calls.append(1)
+    )
     assert not got.read_in_parallel and calls == []
     assert got.series.series_instance_uid == two_series[2].series_instance_uid

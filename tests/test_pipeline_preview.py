@@ -49,8 +49,9 @@ def test_outline_pixels_carry_the_region_colour_at_the_region_edge(tmp_path):
     labels[1, 10:40, 20:80] = 7  # rows 10..39 (20..80 mm), columns 20..79 (20..80 mm)
     red = (230, 25, 75)
     path = tmp_path / "p.png"
-    shown = render_preview(path, image, labels, grid, [LegendEntry(7, ("Liver",), red, 1800)],
-                           title="t")
+    shown = render_preview(
+        path, image, labels, grid, [LegendEntry(7, ("Liver",), red, 1800)], title="t"
+    )
     assert shown == [1] or 1 in shown
     png = np.asarray(Image.open(path).convert("RGB"))
     assert png.shape[1] > PANEL_PX and png.shape[0] >= PANEL_PX
@@ -77,8 +78,10 @@ def test_preview_of_the_phantom_is_written(tmp_path):
     labels = np.zeros(grid.array_shape, np.uint8)
     labels[image > 600] = 50
     labels[(image > 20) & (image < 100)] = 10
-    legend = [LegendEntry(10, ("Soft",), color_for_index(0), int((labels == 10).sum())),
-              LegendEntry(50, ("Bone",), color_for_index(1), int((labels == 50).sum()))]
+    legend = [
+        LegendEntry(10, ("Soft",), color_for_index(0), int((labels == 10).sum())),
+        LegendEntry(50, ("Bone",), color_for_index(1), int((labels == 50).sum())),
+    ]
     shown = render_preview(tmp_path / "p.png", image, labels, grid, legend)
     assert 1 <= len(shown) <= 4
     assert Image.open(tmp_path / "p.png").format == "PNG"

@@ -124,7 +124,6 @@ def test_revoked_token_stops_working(api: Api) -> None:
     assert api.client.delete("/api/v1/auth/token").status_code == 401
 
 
-
 def _age_tokens(api: Api, days: float) -> None:
     """Make every stored token ``days`` old."""
     with api.app.state.database.session(write=True) as db:
@@ -165,6 +164,7 @@ def test_token_lifetime_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv("SEGMAP_TOKEN_MAX_AGE_S", bad)
         with pytest.raises(SettingsError, match="SEGMAP_TOKEN_MAX_AGE_S"):
             Settings.from_env("/tmp/x")
+
 
 ENDPOINTS = [
     ("GET", "/api/v1/me"),
@@ -569,7 +569,8 @@ def test_two_owners_removing_each_other_at_once_leave_one(world: World) -> None:
     # The first removal takes the owners' rows and deletes one, and has not committed yet.
     with database.session(write=True) as first:
         owner_rows = first.scalars(
-            select(Membership).where(Membership.project_id == "P", Membership.role == "owner")
+            select(Membership)
+            .where(Membership.project_id == "P", Membership.role == "owner")
             .with_for_update()
         ).all()
         assert len(owner_rows) == 2

@@ -163,9 +163,7 @@ def test_derived_preview_and_report_figures_are_shown(
     app = page_data.world.api.app
     out = tmp_path / "out"
     with app.state.database.session(write=True) as db:
-        collection = get_collection(
-            db, _owner(page_data), "P", page_data.session_id, "Reader 1"
-        )
+        collection = get_collection(db, _owner(page_data), "P", page_data.session_id, "Reader 1")
         images = scan_files(db, app.state.storage, collection.scan_id)
         (tmp_path / "map.txt").write_text(MAP)
         convert(

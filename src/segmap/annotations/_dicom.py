@@ -48,9 +48,7 @@ def describe_tag(keyword: str) -> str:
     return f"{keyword} ({t.group:04X},{t.element:04X})"
 
 
-def open_dataset(
-    path: Path, *, stop_before_pixels: bool, defer_size: int | None = None
-) -> Dataset:
+def open_dataset(path: Path, *, stop_before_pixels: bool, defer_size: int | None = None) -> Dataset:
     """Read a DICOM file, turning every reading failure into an :class:`AnnotationError`.
 
     ``defer_size`` (bytes) leaves larger values unread, so pixel data can be measured

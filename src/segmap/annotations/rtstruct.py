@@ -59,9 +59,7 @@ def read_rtstruct(path: Path) -> tuple[AnnotationInfo, list[ContourRegion]]:
     return info, regions
 
 
-def contours_on_missing_slices(
-    regions: list[ContourRegion], series: DicomSeries
-) -> dict[int, int]:
+def contours_on_missing_slices(regions: list[ContourRegion], series: DicomSeries) -> dict[int, int]:
     """Per ROI number, how many contours name an image that is not in ``series``.
 
     Only contours that carry a ReferencedSOPInstanceUID are judged; ROIs with none missing
@@ -140,9 +138,10 @@ def _display_color(roi_contour: Dataset) -> tuple[int, int, int] | None:
 def _contour(contour: Dataset, path: Path, roi: int, idx: int) -> PlanarContour:
     where = f"ROI {roi}, contour {idx}"
     with reading(path, f"{describe_tag('ContourGeometricType')} of {where}"):
-        geometric_type = (text(contour, "ContourGeometricType").upper()
-                          or str(required(contour, "ContourGeometricType", path, where))
-                          .strip().upper())
+        geometric_type = (
+            text(contour, "ContourGeometricType").upper()
+            or str(required(contour, "ContourGeometricType", path, where)).strip().upper()
+        )
     points = _contour_points(contour, path, where)
     with reading(path, f"{describe_tag('ContourImageSequence')} of {where}"):
         refs = [

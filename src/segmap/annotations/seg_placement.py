@@ -285,9 +285,7 @@ def _sample_slice(
     row = np.floor(along(geom.b) / geom.dr + 0.5).astype(np.int64)
     dist = along(m)
     rows, cols = mask.shape
-    inside = (
-        (dist >= -half) & (dist < half) & (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
-    )
+    inside = (dist >= -half) & (dist < half) & (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
     block = np.zeros(jj.shape, dtype=bool)
     block[inside] = mask[row[inside], col[inside]]
     return block

@@ -25,8 +25,9 @@ def _workers(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"workers must be a whole number of at least 1, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"workers must be a whole number of at least 1, got {text!r}"
+        )
     return value
 
 
@@ -56,29 +57,66 @@ def add_parser(subparsers: Any) -> None:
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``batch`` options to its parser."""
-    p.add_argument("--map", required=True, type=Path, metavar="MAP",
-                   help="region map file (region2MaskValueMap.txt)")
-    p.add_argument("--in", dest="input", required=True, type=Path, metavar="TREE",
-                   help="folder tree holding the DICOM images and their RTSTRUCT/SEG files")
-    p.add_argument("--out", required=True, type=Path, metavar="TREE",
-                   help="output folder tree (created if needed)")
-    p.add_argument("--spacing", type=parse_spacing, metavar="X,Y,Z",
-                   help="also resample image and mask to this voxel spacing in mm "
-                        "(columns, rows, slices)")
+    p.add_argument(
+        "--map",
+        required=True,
+        type=Path,
+        metavar="MAP",
+        help="region map file (region2MaskValueMap.txt)",
+    )
+    p.add_argument(
+        "--in",
+        dest="input",
+        required=True,
+        type=Path,
+        metavar="TREE",
+        help="folder tree holding the DICOM images and their RTSTRUCT/SEG files",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="TREE",
+        help="output folder tree (created if needed)",
+    )
+    p.add_argument(
+        "--spacing",
+        type=parse_spacing,
+        metavar="X,Y,Z",
+        help="also resample image and mask to this voxel spacing in mm (columns, rows, slices)",
+    )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_workers, metavar="N",
-                       help="local worker processes (default: one per CPU core)")
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run on the Dask cluster whose scheduler is at ADDRESS "
-                            "(e.g. tcp://head:8786); workers must see --in and --out paths")
-    p.add_argument("--overlap", choices=OVERLAP_POLICIES, default="order",
-                   help="overlapping regions: later map line wins (default) or refuse the case")
-    p.add_argument("--unmatched", choices=UNMATCHED_POLICIES, default="skip",
-                   help="region names the map lacks: skip and report (default) or fail the case")
+    where.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="local worker processes (default: one per CPU core)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the Dask cluster whose scheduler is at ADDRESS "
+        "(e.g. tcp://head:8786); workers must see --in and --out paths",
+    )
+    p.add_argument(
+        "--overlap",
+        choices=OVERLAP_POLICIES,
+        default="order",
+        help="overlapping regions: later map line wins (default) or refuse the case",
+    )
+    p.add_argument(
+        "--unmatched",
+        choices=UNMATCHED_POLICIES,
+        default="skip",
+        help="region names the map lacks: skip and report (default) or fail the case",
+    )
     p.add_argument("--strict-names", action="store_true", help="match region names exactly")
     p.add_argument("--no-preview", action="store_true", help="do not draw preview.png")
-    p.add_argument("--fixup", action="store_true",
-                   help="repair uneven slice spacing or gaps instead of refusing the series")
+    p.add_argument(
+        "--fixup",
+        action="store_true",
+        help="repair uneven slice spacing or gaps instead of refusing the series",
+    )
     p.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
 
 
@@ -96,22 +134,35 @@ def run_batch_command(args: argparse.Namespace) -> int:
         found = discover(args.input)
         print(f"{PROG}: {found.describe()}", file=sys.stderr, flush=True)
         if not found.cases:
-            print(f"{PROG}: error: no RTSTRUCT or SEG file under {args.input}; nothing to do",
-                  file=sys.stderr)
+            print(
+                f"{PROG}: error: no RTSTRUCT or SEG file under {args.input}; nothing to do",
+                file=sys.stderr,
+            )
             return 1
         executor = make_executor(args.workers, args.scheduler)
     except SegmapError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     options: dict[str, Any] = {
-        "spacing": args.spacing, "overlap": args.overlap, "unmatched": args.unmatched,
-        "strict_names": args.strict_names, "preview": not args.no_preview,
+        "spacing": args.spacing,
+        "overlap": args.overlap,
+        "unmatched": args.unmatched,
+        "strict_names": args.strict_names,
+        "preview": not args.no_preview,
         "fixup": args.fixup,
     }
-    print(f"{PROG}: converting with {len(region_map)} map regions on a {executor.description}",
-          file=sys.stderr, flush=True)
-    bar = tqdm(total=len(found.cases), unit="case", file=sys.stderr, disable=args.no_progress,
-               dynamic_ncols=True)
+    print(
+        f"{PROG}: converting with {len(region_map)} map regions on a {executor.description}",
+        file=sys.stderr,
+        flush=True,
+    )
+    bar = tqdm(
+        total=len(found.cases),
+        unit="case",
+        file=sys.stderr,
+        disable=args.no_progress,
+        dynamic_ncols=True,
+    )
 
     def tick(outcome: Any) -> None:
         bar.update(1)

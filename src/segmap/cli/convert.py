@@ -83,40 +83,90 @@ def add_parser(subparsers: Any) -> None:
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``convert`` options to its (already created) parser."""
-    p.add_argument("--map", required=True, type=Path, metavar="MAP",
-                   help="region map file (region2MaskValueMap.txt, one Label=Value per line)")
-    p.add_argument("--image", required=True, type=Path, metavar="SERIES_DIR",
-                   help="folder holding the referenced image series (it may hold others)")
-    p.add_argument("--rois", required=True, type=Path, metavar="FILE",
-                   help="the ROI collection: an RTSTRUCT or a DICOM SEG file")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR",
-                   help="output folder (created if needed; untouched if the conversion fails)")
-    p.add_argument("--spacing", type=parse_spacing, metavar="X,Y,Z",
-                   help="resample image and mask to this voxel spacing in mm, along the "
-                        "image's columns, rows and slices (one number: the same for all)")
-    p.add_argument("--interp", choices=INTERPOLATIONS, default="linear",
-                   help="image interpolation for --spacing (default linear; the mask is always "
-                        "nearest neighbour)")
-    p.add_argument("--overlap", choices=OVERLAP_POLICIES, default="order",
-                   help="overlapping regions: 'order' = the later map line wins (default), "
-                        "'error' = refuse")
-    p.add_argument("--unmatched", choices=UNMATCHED_POLICIES, default="skip",
-                   help="region names the map lacks: 'skip' and report them (default) or "
-                        "'error'")
-    p.add_argument("--strict-names", action="store_true",
-                   help="match region names exactly (default: ignore case, Unicode forms and "
-                        "extra spaces)")
-    p.add_argument("--threshold", type=parse_threshold, default=0.5, metavar="F",
-                   help="FRACTIONAL SEG threshold, 0 < F <= 1 (default 0.5)")
-    p.add_argument("--mask-only", action="store_true",
-                   help="write only mask.nii.gz and report.json; image pixels are not read")
+    p.add_argument(
+        "--map",
+        required=True,
+        type=Path,
+        metavar="MAP",
+        help="region map file (region2MaskValueMap.txt, one Label=Value per line)",
+    )
+    p.add_argument(
+        "--image",
+        required=True,
+        type=Path,
+        metavar="SERIES_DIR",
+        help="folder holding the referenced image series (it may hold others)",
+    )
+    p.add_argument(
+        "--rois",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the ROI collection: an RTSTRUCT or a DICOM SEG file",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="output folder (created if needed; untouched if the conversion fails)",
+    )
+    p.add_argument(
+        "--spacing",
+        type=parse_spacing,
+        metavar="X,Y,Z",
+        help="resample image and mask to this voxel spacing in mm, along the "
+        "image's columns, rows and slices (one number: the same for all)",
+    )
+    p.add_argument(
+        "--interp",
+        choices=INTERPOLATIONS,
+        default="linear",
+        help="image interpolation for --spacing (default linear; the mask is always "
+        "nearest neighbour)",
+    )
+    p.add_argument(
+        "--overlap",
+        choices=OVERLAP_POLICIES,
+        default="order",
+        help="overlapping regions: 'order' = the later map line wins (default), 'error' = refuse",
+    )
+    p.add_argument(
+        "--unmatched",
+        choices=UNMATCHED_POLICIES,
+        default="skip",
+        help="region names the map lacks: 'skip' and report them (default) or 'error'",
+    )
+    p.add_argument(
+        "--strict-names",
+        action="store_true",
+        help="match region names exactly (default: ignore case, Unicode forms and extra spaces)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=parse_threshold,
+        default=0.5,
+        metavar="F",
+        help="FRACTIONAL SEG threshold, 0 < F <= 1 (default 0.5)",
+    )
+    p.add_argument(
+        "--mask-only",
+        action="store_true",
+        help="write only mask.nii.gz and report.json; image pixels are not read",
+    )
     p.add_argument("--no-preview", action="store_true", help="do not draw preview.png")
-    p.add_argument("--seg", action="store_true",
-                   help="also write seg.dcm: the mask as a DICOM SEG on the image series, one "
-                        "segment per map value, to view in OHIF (works with --mask-only)")
-    p.add_argument("--fixup", action="store_true",
-                   help="place a series with uneven slice spacing or gaps on a regular grid "
-                        "(recorded in the report) instead of refusing it")
+    p.add_argument(
+        "--seg",
+        action="store_true",
+        help="also write seg.dcm: the mask as a DICOM SEG on the image series, one "
+        "segment per map value, to view in OHIF (works with --mask-only)",
+    )
+    p.add_argument(
+        "--fixup",
+        action="store_true",
+        help="place a series with uneven slice spacing or gaps on a regular grid "
+        "(recorded in the report) instead of refusing it",
+    )
     p.set_defaults(_convert_parser=p)
 
 
@@ -128,13 +178,22 @@ def run_convert(args: argparse.Namespace) -> int:
         parser: argparse.ArgumentParser | None = getattr(args, "_convert_parser", None)
         if parser is not None:
             parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: --mask-only writes only the native mask; it cannot be "
-              "combined with --spacing", file=sys.stderr)
+        print(
+            f"{PROG}: error: --mask-only writes only the native mask; it cannot be "
+            "combined with --spacing",
+            file=sys.stderr,
+        )
         return 2
     options = ConvertOptions(
-        spacing=args.spacing, interp=args.interp, overlap=args.overlap,
-        unmatched=args.unmatched, strict_names=args.strict_names, threshold=args.threshold,
-        mask_only=args.mask_only, preview=not args.no_preview, fixup=args.fixup,
+        spacing=args.spacing,
+        interp=args.interp,
+        overlap=args.overlap,
+        unmatched=args.unmatched,
+        strict_names=args.strict_names,
+        threshold=args.threshold,
+        mask_only=args.mask_only,
+        preview=not args.no_preview,
+        fixup=args.fixup,
         write_seg=args.seg,
     )
     try:

@@ -193,8 +193,14 @@ def header_from_dataset(ds: Dataset, path: Path) -> SliceHeader:
         columns=_number(ds, "Columns"),
         pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
         orientation=(
-            (orientation[0], orientation[1], orientation[2],
-             orientation[3], orientation[4], orientation[5])
+            (
+                orientation[0],
+                orientation[1],
+                orientation[2],
+                orientation[3],
+                orientation[4],
+                orientation[5],
+            )
             if orientation
             else None
         ),

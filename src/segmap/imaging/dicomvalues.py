@@ -57,8 +57,12 @@ def plain_value(ds: Dataset, tag: int, vr: str) -> Any:
     elem = ds.get_item(tag, keep_deferred=True)
     if elem is None:
         return None
-    if (not isinstance(elem, RawDataElement) or elem.VR not in (None, vr)
-            or not elem.value or not _conversion_is_pydicoms_own()):
+    if (
+        not isinstance(elem, RawDataElement)
+        or elem.VR not in (None, vr)
+        or not elem.value
+        or not _conversion_is_pydicoms_own()
+    ):
         return SLOW
     raw: bytes = elem.value
     if vr == "US":
@@ -84,6 +88,8 @@ def plain_value(ds: Dataset, tag: int, vr: str) -> Any:
 
 def _conversion_is_pydicoms_own() -> bool:
     """False when someone customised how pydicom converts raw values (then let it)."""
-    return (config.data_element_callback is None
-            and hooks.raw_element_value is _default_raw_element_value
-            and hooks.raw_element_vr is _default_raw_element_vr)
+    return (
+        config.data_element_callback is None
+        and hooks.raw_element_value is _default_raw_element_value
+        and hooks.raw_element_vr is _default_raw_element_vr
+    )

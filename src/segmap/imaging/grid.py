@@ -144,8 +144,13 @@ class VoxelGrid:
         if self.size != other.size:
             return False
         corners = np.array(
-            [[0, 0, 0], [self.size[0] - 1, self.size[1] - 1, self.size[2] - 1],
-             [self.size[0] - 1, 0, 0], [0, self.size[1] - 1, 0], [0, 0, self.size[2] - 1]],
+            [
+                [0, 0, 0],
+                [self.size[0] - 1, self.size[1] - 1, self.size[2] - 1],
+                [self.size[0] - 1, 0, 0],
+                [0, self.size[1] - 1, 0],
+                [0, 0, self.size[2] - 1],
+            ],
             dtype=float,
         )
         d = self.voxel_centres_lps(corners) - other.voxel_centres_lps(corners)

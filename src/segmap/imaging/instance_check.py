@@ -183,8 +183,7 @@ def _required_uid(ds: Dataset, keyword: str) -> str:
         raise RejectedFile(f"the file is incomplete: {where} is missing; export it again")
     if len(value) > MAX_UID_LENGTH:
         raise RejectedFile(
-            f"{where} is {len(value)} characters long; DICOM UIDs have at most "
-            f"{MAX_UID_LENGTH}"
+            f"{where} is {len(value)} characters long; DICOM UIDs have at most {MAX_UID_LENGTH}"
         )
     return value
 

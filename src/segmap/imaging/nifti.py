@@ -93,15 +93,16 @@ def _save_gzipped(image: nib.Nifti1Image, path: Path) -> None:
         return
     # filename="" keeps the temporary file name out of the gzip header; mtime=0 makes
     # the bytes depend on the data only (both as nibabel's DeterministicGzipFile does).
-    with open(path, "wb") as raw, _igzip.IGzipFile(
-        filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=raw, mtime=0
-    ) as gz:
+    with (
+        open(path, "wb") as raw,
+        _igzip.IGzipFile(
+            filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=raw, mtime=0
+        ) as gz,
+    ):
         image.to_file_map({"image": nib.FileHolder(fileobj=gz)})
 
 
-def grid_from_ras_affine(
-    affine_ras: npt.ArrayLike, shape_ijk: tuple[int, int, int]
-) -> VoxelGrid:
+def grid_from_ras_affine(affine_ras: npt.ArrayLike, shape_ijk: tuple[int, int, int]) -> VoxelGrid:
     """The voxel grid of a NIfTI image: its RAS affine and its ``(ni, nj, nk)`` shape."""
     voxel_to_lps = LPS_TO_RAS @ np.asarray(affine_ras, dtype=float)
     axes = voxel_to_lps[:3, :3]

@@ -65,11 +65,7 @@ class _Axis:
 
     @property
     def identity(self) -> bool:
-        return (
-            self.n_in == self.n_out
-            and abs(self.scale - 1.0) < 1e-9
-            and abs(self.offset) < 1e-9
-        )
+        return self.n_in == self.n_out and abs(self.scale - 1.0) < 1e-9 and abs(self.offset) < 1e-9
 
     def positions(self) -> npt.NDArray[np.float64]:
         return self.offset + self.scale * np.arange(self.n_out, dtype=np.float64)
@@ -89,8 +85,12 @@ def _axes(source: VoxelGrid, target: VoxelGrid) -> tuple[_Axis, _Axis, _Axis]:
         np.asarray(target.origin_lps) - np.asarray(source.origin_lps)
     )
     axes = [
-        _Axis(source.size[a], target.size[a], target.spacing[a] / source.spacing[a],
-              float(shift[a] / source.spacing[a]))
+        _Axis(
+            source.size[a],
+            target.size[a],
+            target.spacing[a] / source.spacing[a],
+            float(shift[a] / source.spacing[a]),
+        )
         for a in range(3)
     ]
     return axes[0], axes[1], axes[2]
@@ -118,10 +118,13 @@ def _taps(axis: _Axis, order: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
     if order == 3:
         i0 = np.floor(x).astype(np.int64)
         t = x - i0
-        weights = np.stack(
-            [(1 - t) ** 3, 4 - 6 * t**2 + 3 * t**3, 1 + 3 * t + 3 * t**2 - 3 * t**3, t**3],
-            axis=1,
-        ) / 6.0
+        weights = (
+            np.stack(
+                [(1 - t) ** 3, 4 - 6 * t**2 + 3 * t**3, 1 + 3 * t + 3 * t**2 - 3 * t**3, t**3],
+                axis=1,
+            )
+            / 6.0
+        )
         idx = i0[:, None] + np.arange(-1, 3)[None, :]
         return _mirror(idx, axis.n_in), weights
     raise ValueError(f"interpolation order must be 0, 1 or 3, got {order}")
@@ -141,9 +144,7 @@ def _work_dtype(dtype: np.dtype[np.generic]) -> np.dtype[np.generic]:
     return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
-def _store(
-    values: npt.NDArray[np.floating], out: npt.NDArray[np.generic]
-) -> None:
+def _store(values: npt.NDArray[np.floating], out: npt.NDArray[np.generic]) -> None:
     """Write float ``values`` into ``out``, rounding and clipping for integer types."""
     if np.issubdtype(out.dtype, np.integer):
         info = np.iinfo(out.dtype)  # type: ignore[type-var]
@@ -153,7 +154,10 @@ def _store(
 
 
 def _in_plane(
-    volume: npt.NDArray[np.generic], ax_i: _Axis, ax_j: _Axis, order: int,
+    volume: npt.NDArray[np.generic],
+    ax_i: _Axis,
+    ax_j: _Axis,
+    order: int,
     work: np.dtype[np.generic],
 ) -> npt.NDArray[np.generic]:
     """Resample every slice along ``j`` then ``i``: shape ``(nk, mj, mi)`` in ``work`` type."""
@@ -206,7 +210,9 @@ def _through_plane(
 
 
 def _fill_outside(
-    out: npt.NDArray[np.generic], axes: tuple[_Axis, _Axis, _Axis], margin: float,
+    out: npt.NDArray[np.generic],
+    axes: tuple[_Axis, _Axis, _Axis],
+    margin: float,
     fill: float,
 ) -> None:
     ax_i, ax_j, ax_k = axes
@@ -284,11 +290,8 @@ def resample_mask_to_grid(
     differ in direction, spacing, size and origin; the type is kept.
     """
     if mask.shape != source_grid.array_shape:
-        raise ValueError(
-            f"mask shape {mask.shape} does not match grid {source_grid.array_shape}"
-        )
-    if np.allclose(source_grid.direction_matrix, target_grid.direction_matrix,
-                   atol=_DIRECTION_TOL):
+        raise ValueError(f"mask shape {mask.shape} does not match grid {source_grid.array_shape}")
+    if np.allclose(source_grid.direction_matrix, target_grid.direction_matrix, atol=_DIRECTION_TOL):
         return _nearest(mask, _axes(source_grid, target_grid), 0.0)
     out = np.zeros(target_grid.array_shape, dtype=mask.dtype)
     box = _target_box(mask, source_grid, target_grid)
@@ -301,8 +304,9 @@ def resample_mask_to_grid(
     jj = np.arange(j0, j1, dtype=np.float64)[:, None]
     for k in range(k0, k1):
         base = m[:3, 2] * k + m[:3, 3]
-        idx = [np.floor(m[a, 0] * ii + m[a, 1] * jj + base[a] + 0.5).astype(np.int64)
-               for a in range(3)]
+        idx = [
+            np.floor(m[a, 0] * ii + m[a, 1] * jj + base[a] + 0.5).astype(np.int64) for a in range(3)
+        ]
         inside = np.ones((j1 - j0, i1 - i0), dtype=bool)
         for a in range(3):
             inside &= (idx[a] >= 0) & (idx[a] < src_size[a])

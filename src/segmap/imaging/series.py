@@ -178,9 +178,7 @@ def _source_paths(source: Path | str | Sequence[Path | str]) -> tuple[list[Path]
     return paths, True
 
 
-def _choose(
-    groups: dict[str, list[SliceHeader]], uid: str | None, where: str
-) -> list[SliceHeader]:
+def _choose(groups: dict[str, list[SliceHeader]], uid: str | None, where: str) -> list[SliceHeader]:
     listing = "; ".join(_summary(g).describe() for g in groups.values())
     if uid is not None:
         if uid in groups:

@@ -151,25 +151,48 @@ def _check_same(
         f"({_listing([name(h) for h in g])})"
         for k, g in rest
     ]
-    raise _refuse(uid, f"the slices have {len(groups)} different {what}: " + " | ".join(parts),
-                  _NO_FIXUP)
+    raise _refuse(
+        uid, f"the slices have {len(groups)} different {what}: " + " | ".join(parts), _NO_FIXUP
+    )
 
 
 def _check_consistent(slices: Sequence[SliceHeader], uid: str, name: _Namer) -> None:
-    _check_same(slices, uid, name, "frames of reference",
-                lambda h: h.frame_of_reference_uid, lambda k: f"FrameOfReferenceUID {k}")
-    _check_same(slices, uid, name, "image sizes",
-                lambda h: f"{h.rows} x {h.columns}", lambda k: f"Rows x Columns {k}")
+    _check_same(
+        slices,
+        uid,
+        name,
+        "frames of reference",
+        lambda h: h.frame_of_reference_uid,
+        lambda k: f"FrameOfReferenceUID {k}",
+    )
+    _check_same(
+        slices,
+        uid,
+        name,
+        "image sizes",
+        lambda h: f"{h.rows} x {h.columns}",
+        lambda k: f"Rows x Columns {k}",
+    )
     first_spacing = slices[0].pixel_spacing
     assert first_spacing is not None
-    _check_same(slices, uid, name, "pixel spacings",
-                lambda h: _cluster(h.pixel_spacing, first_spacing, PIXEL_SPACING_TOL),
-                lambda k: f"PixelSpacing {k}")
+    _check_same(
+        slices,
+        uid,
+        name,
+        "pixel spacings",
+        lambda h: _cluster(h.pixel_spacing, first_spacing, PIXEL_SPACING_TOL),
+        lambda k: f"PixelSpacing {k}",
+    )
     first_iop = slices[0].orientation
     assert first_iop is not None
-    _check_same(slices, uid, name, "orientations",
-                lambda h: _cluster(h.orientation, first_iop, ORIENTATION_TOL),
-                lambda k: f"ImageOrientationPatient {k}")
+    _check_same(
+        slices,
+        uid,
+        name,
+        "orientations",
+        lambda h: _cluster(h.orientation, first_iop, ORIENTATION_TOL),
+        lambda k: f"ImageOrientationPatient {k}",
+    )
 
 
 def _cluster(
@@ -189,8 +212,7 @@ def _direction(iop: Sequence[float], uid: str, example: str) -> npt.NDArray[np.f
     if abs(nr - 1) > COSINE_TOL or abs(nc - 1) > COSINE_TOL or abs(row @ col) > COSINE_TOL:
         raise _refuse(
             uid,
-            f"ImageOrientationPatient {list(iop)} of {example} is not two orthogonal unit "
-            "vectors",
+            f"ImageOrientationPatient {list(iop)} of {example} is not two orthogonal unit vectors",
             "Fix the files' headers.",
         )
     # Re-orthonormalise the few-digit cosines written in files so the grid is exact.
@@ -202,8 +224,11 @@ def _direction(iop: Sequence[float], uid: str, example: str) -> npt.NDArray[np.f
 
 
 def _check_not_sheared(
-    slices: Sequence[SliceHeader], positions: npt.NDArray[np.float64],
-    normal: npt.NDArray[np.float64], uid: str, name: _Namer,
+    slices: Sequence[SliceHeader],
+    positions: npt.NDArray[np.float64],
+    normal: npt.NDArray[np.float64],
+    uid: str,
+    name: _Namer,
 ) -> None:
     spacing = slices[0].pixel_spacing
     assert spacing is not None
@@ -211,8 +236,11 @@ def _check_not_sheared(
     rel = positions - positions[0]
     across = rel - np.outer(rel @ normal, normal)
     off = np.linalg.norm(across, axis=1)
-    bad = [f"{name(h)} is {d:.3f} mm off the stack's axis" for h, d in zip(slices, off, strict=True)
-           if d > tol]
+    bad = [
+        f"{name(h)} is {d:.3f} mm off the stack's axis"
+        for h, d in zip(slices, off, strict=True)
+        if d > tol
+    ]
     if bad:
         raise _refuse(
             uid,

@@ -21,9 +21,7 @@ MAX_MAP_BYTES = 8 * 1024 * 1024
 _MAP = "region map"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_NO_REGIONS = (
-    "the file has no region lines; write one Label=Value line per region, e.g. Liver=10"
-)
+_NO_REGIONS = "the file has no region lines; write one Label=Value line per region, e.g. Liver=10"
 
 
 def _split_lines(text: str) -> list[str]:
@@ -161,6 +159,8 @@ def read_text_file(
     """
     name = os.fspath(path)
     return decode_text(read_small_file(Path(name), limit, what=what), source=name, what=what)
+
+
 def read_small_file(path: Path, limit: int, *, what: str) -> bytes:
     """Read a whole file no larger than ``limit`` bytes, turning OS errors into sentences.
 

@@ -214,8 +214,10 @@ def paint_composite(
     if out is None:
         array = np.zeros(shape, dtype=region_map.dtype)
     elif out.shape != shape or out.dtype != region_map.dtype:
-        raise ValueError(f"out has shape {out.shape} and type {out.dtype}; the mask needs "
-                         f"{shape} and {region_map.dtype}")
+        raise ValueError(
+            f"out has shape {out.shape} and type {out.dtype}; the mask needs "
+            f"{shape} and {region_map.dtype}"
+        )
     else:
         array = out
     painted_boxes: list[Box] = []
@@ -246,23 +248,33 @@ def paint_composite(
         if id(mask) not in visible:
             value = region_map.regions[position].value
             # Only a later label of another value can have painted over this mask.
-            over = [u.slices for later, u in enumerate(unions)
-                    if later > position and u.data.size
-                    and region_map.regions[later].value != value]
+            over = [
+                u.slices
+                for later, u in enumerate(unions)
+                if later > position and u.data.size and region_map.regions[later].value != value
+            ]
             visible[id(mask)] = _visible(array, mask, value, count(mask), over)
         return visible[id(mask)]
 
     painted = tuple(
-        PaintedRegion(r.name, r.number, m.label, m.value, count(r.mask),
-                      seen(r.mask, order[m.label]))
+        PaintedRegion(
+            r.name, r.number, m.label, m.value, count(r.mask), seen(r.mask, order[m.label])
+        )
         for r, m in zip(regions, matches, strict=True)
         if m is not None
     )
     labels = tuple(
-        LabelPaint(region.label, region.value, region.line, tuple(r.name for r in group),
-                   count(union), seen(union, n))
+        LabelPaint(
+            region.label,
+            region.value,
+            region.line,
+            tuple(r.name for r in group),
+            count(union),
+            seen(union, n),
+        )
         for n, (region, union, group) in enumerate(
-            zip(region_map.regions, unions, members, strict=True))
+            zip(region_map.regions, unions, members, strict=True)
+        )
     )
     return CompositeResult(array, painted, labels, missing, overlaps)
 
@@ -296,8 +308,13 @@ def _overlaps(
     return tuple(found)
 
 
-def _visible(array: npt.NDArray[np.unsignedinteger], mask: BoxMask, value: int,
-             voxels: int, painted_over: Sequence[Box]) -> int:
+def _visible(
+    array: npt.NDArray[np.unsignedinteger],
+    mask: BoxMask,
+    value: int,
+    voxels: int,
+    painted_over: Sequence[Box],
+) -> int:
     """Voxels of ``mask`` whose final value is ``value``.
 
     ``voxels`` is the mask's voxel count and ``painted_over`` the boxes of the labels
@@ -311,8 +328,11 @@ def _visible(array: npt.NDArray[np.unsignedinteger], mask: BoxMask, value: int,
     for other in painted_over:
         inter = _intersection(mask.slices, other)
         if inter is not None:
-            hull = inter if hull is None else [
-                (min(a[0], b[0]), max(a[1], b[1])) for a, b in zip(hull, inter, strict=True)]
+            hull = (
+                inter
+                if hull is None
+                else [(min(a[0], b[0]), max(a[1], b[1])) for a, b in zip(hull, inter, strict=True)]
+            )
     if hull is None:
         return voxels
     (k0, k1), (j0, j1), (i0, i1) = hull
@@ -354,15 +374,20 @@ def _overlap_error(conflicts: Sequence[Overlap]) -> OverlapError:
         f"{len(conflicts)} pair(s) of regions overlap and the overlap policy is 'error': "
         f"{pairs}. Correct the annotation, or list the region that should win later in "
         "the region map and convert with the overlap policy 'order'.",
-        tuple((o.first_label, o.first_value, o.second_label, o.second_value, o.voxels)
-              for o in conflicts),
+        tuple(
+            (o.first_label, o.first_value, o.second_label, o.second_value, o.voxels)
+            for o in conflicts
+        ),
     )
 
 
 def _unmatched_error(missing: Sequence[UnmatchedName]) -> UnmatchedRegionError:
     def one(u: UnmatchedName) -> str:
-        hint = ("did you mean " + " or ".join(f"'{s}'" for s in u.suggestions) + "?"
-                if u.suggestions else "no map label is similar")
+        hint = (
+            "did you mean " + " or ".join(f"'{s}'" for s in u.suggestions) + "?"
+            if u.suggestions
+            else "no map label is similar"
+        )
         return f"'{u.name}' (number {u.number}; {hint})"
 
     return UnmatchedRegionError(

@@ -63,6 +63,7 @@ SEG_NAME = "seg.dcm"
 INTERPOLATION_ORDERS = {"linear": 1, "bspline": 3}
 """Image interpolation by name -> spline order (the mask is always nearest neighbour)."""
 
+
 class ConvertError(SegmapError):
     """Conversion options that do not make sense together, or an unusable output folder."""
 
@@ -113,20 +114,24 @@ class ConvertOptions:
         ):
             problems.append(f"spacing must be three positive numbers in mm, got {self.spacing}")
         if self.interp not in INTERPOLATION_ORDERS:
-            problems.append(f"interp must be one of {', '.join(INTERPOLATION_ORDERS)}, "
-                            f"got {self.interp!r}")
+            problems.append(
+                f"interp must be one of {', '.join(INTERPOLATION_ORDERS)}, got {self.interp!r}"
+            )
         if self.overlap not in {p.value for p in OverlapPolicy}:
-            problems.append(f"overlap must be one of {', '.join(p.value for p in OverlapPolicy)}"
-                            f", got {self.overlap!r}")
+            problems.append(
+                f"overlap must be one of {', '.join(p.value for p in OverlapPolicy)}"
+                f", got {self.overlap!r}"
+            )
         if self.unmatched not in {p.value for p in UnmatchedPolicy}:
-            problems.append("unmatched must be one of "
-                            f"{', '.join(p.value for p in UnmatchedPolicy)}, "
-                            f"got {self.unmatched!r}")
+            problems.append(
+                "unmatched must be one of "
+                f"{', '.join(p.value for p in UnmatchedPolicy)}, "
+                f"got {self.unmatched!r}"
+            )
         if not 0.0 < self.threshold <= 1.0:
             problems.append(f"threshold must be above 0 and at most 1, got {self.threshold}")
         if self.mask_only and self.spacing is not None:
-            problems.append("mask-only writes only the native mask; drop the spacing or "
-                            "mask-only")
+            problems.append("mask-only writes only the native mask; drop the spacing or mask-only")
         if problems:
             raise ConvertError("; ".join(problems))
 
@@ -185,8 +190,13 @@ def convert(
         rmap, map_path = _region_map(region_map)
     rois_path = Path(rois_path)
     with clock("read_inputs"):
-        inputs = read_inputs(rois_path, Path(image_dir), fixup=options.fixup,
-                             parallel=options.parallel_read, while_waiting=load_nifti_writer)
+        inputs = read_inputs(
+            rois_path,
+            Path(image_dir),
+            fixup=options.fixup,
+            parallel=options.parallel_read,
+            while_waiting=load_nifti_writer,
+        )
     clock.timings.update(inputs.timings_s)
     info, contour_regions, series = inputs.info, inputs.contour_regions, inputs.series
     warnings.extend(inputs.warnings)
@@ -198,14 +208,19 @@ def convert(
     # when the memory is fresh to a virtual machine -- happens on the other core.
     # Without speedups (segmap.pipeline.speedups) the painter allocates it itself.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmap-canvas") as helper:
-        canvas = (helper.submit(_zeroed, series.grid.array_shape, rmap.dtype)
-                  if speedups_enabled() else None)
+        canvas = (
+            helper.submit(_zeroed, series.grid.array_shape, rmap.dtype)
+            if speedups_enabled()
+            else None
+        )
         with clock("place_regions"):
-            named, region_details = place_regions(info, contour_regions, series,
-                                                   threshold=options.threshold)
+            named, region_details = place_regions(
+                info, contour_regions, series, threshold=options.threshold
+            )
         with clock("paint"):
             composite = paint_composite(
-                named, rmap,
+                named,
+                rmap,
                 overlap=OverlapPolicy(options.overlap),
                 unmatched=UnmatchedPolicy(options.unmatched),
                 strict_names=options.strict_names,
@@ -224,17 +239,33 @@ def convert(
             from segmap.pipeline.derived_seg import write_conversion_seg  # loads highdicom
 
             with clock("write_seg"):
-                warnings.extend(write_conversion_seg(
-                    tx.path(SEG_NAME), labels, series, rmap, map_path=map_path, annotation=info,
-                    description=options.seg_description))
+                warnings.extend(
+                    write_conversion_seg(
+                        tx.path(SEG_NAME),
+                        labels,
+                        series,
+                        rmap,
+                        map_path=map_path,
+                        annotation=info,
+                        description=options.seg_description,
+                    )
+                )
             writer.done(SEG_NAME, "seg", grid, None)
         if not options.mask_only:
             _write_image_outputs(writer, series, labels, rmap, options, clock, info, say)
         outputs = writer.finish()
         report = build_report(
-            rmap=rmap, map_path=map_path, info=info, series=series,
-            options=options.to_dict(), composite=composite, details=region_details,
-            outputs=outputs, timings=clock.timings, warnings=warnings, rois_path=rois_path,
+            rmap=rmap,
+            map_path=map_path,
+            info=info,
+            series=series,
+            options=options.to_dict(),
+            composite=composite,
+            details=region_details,
+            outputs=outputs,
+            timings=clock.timings,
+            warnings=warnings,
+            rois_path=rois_path,
         )
         report.timings_s["total"] = time.perf_counter() - t_start
         report.write(tx.path(REPORT_NAME))
@@ -284,27 +315,42 @@ def _write_image_outputs(
         dst = grid_for_spacing(grid, options.spacing)
         with clock("resample_image"):
             resampled = resample_image(image, grid, dst, order=INTERPOLATION_ORDERS[options.interp])
-        writer.nifti("write_image_resampled", resampled, dst, IMAGE_RESAMPLED_NAME,
-                     "image_resampled", f"segmap image, {options.interp} resampled")
+        writer.nifti(
+            "write_image_resampled",
+            resampled,
+            dst,
+            IMAGE_RESAMPLED_NAME,
+            "image_resampled",
+            f"segmap image, {options.interp} resampled",
+        )
         del resampled  # the writer holds it until written
         with clock("resample_mask"):
             mask_r = resample_mask(labels, grid, dst)
-        writer.nifti("write_mask_resampled", mask_r, dst, MASK_RESAMPLED_NAME, "mask_resampled",
-                     "segmap composite mask, nearest neighbour resampled")
+        writer.nifti(
+            "write_mask_resampled",
+            mask_r,
+            dst,
+            MASK_RESAMPLED_NAME,
+            "mask_resampled",
+            "segmap composite mask, nearest neighbour resampled",
+        )
         del mask_r
     if options.preview:
         say("drawing preview", 0.9)
         with clock("preview"):
             render_preview(
-                writer.tx.path(PREVIEW_NAME), image, labels, grid, _legend(rmap, labels, grid),
+                writer.tx.path(PREVIEW_NAME),
+                image,
+                labels,
+                grid,
+                _legend(rmap, labels, grid),
                 title=_title(series, info),
                 window=(-160.0, 240.0) if series.modality == "CT" else None,
             )
         writer.done(PREVIEW_NAME, "preview", None, None)
 
 
-def _legend(rmap: RegionMap, labels: npt.NDArray[np.integer], grid: VoxelGrid
-            ) -> list[LegendEntry]:
+def _legend(rmap: RegionMap, labels: npt.NDArray[np.integer], grid: VoxelGrid) -> list[LegendEntry]:
     from segmap.labelmap.palette import colour_for_value
     from segmap.pipeline.preview import LegendEntry
 
@@ -313,13 +359,23 @@ def _legend(rmap: RegionMap, labels: npt.NDArray[np.integer], grid: VoxelGrid
     for r in rmap.regions:
         by_value.setdefault(r.value, []).append(r.label)
     return [
-        LegendEntry(v, tuple(names), colour_for_value(v)[:3], int(counts[v]),
-                    float(counts[v]) * grid.voxel_volume_mm3)
-        for v, names in by_value.items() if counts[v]
+        LegendEntry(
+            v,
+            tuple(names),
+            colour_for_value(v)[:3],
+            int(counts[v]),
+            float(counts[v]) * grid.voxel_volume_mm3,
+        )
+        for v, names in by_value.items()
+        if counts[v]
     ]
 
 
 def _title(series: DicomSeries, info: AnnotationInfo) -> str:
-    parts = [series.patient_id, series.modality, series.series_description,
-             f"{info.modality} {info.label}".strip()]
+    parts = [
+        series.patient_id,
+        series.modality,
+        series.series_description,
+        f"{info.modality} {info.label}".strip(),
+    ]
     return "  ·  ".join(p for p in parts if p)

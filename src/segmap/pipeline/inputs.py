@@ -71,9 +71,14 @@ def _past_modality(tag: BaseTag, vr: str | None, length: int) -> bool:
     return int(tag) > _MODALITY_TAG
 
 
-def read_inputs(rois_path: Path, image_dir: Path, *, fixup: bool = False,
-                parallel: bool = True,
-                while_waiting: Callable[[], object] | None = None) -> Inputs:
+def read_inputs(
+    rois_path: Path,
+    image_dir: Path,
+    *,
+    fixup: bool = False,
+    parallel: bool = True,
+    while_waiting: Callable[[], object] | None = None,
+) -> Inputs:
     """Read the annotation at ``rois_path`` and load the series it references from
     ``image_dir`` (headers only; pixel data is never read here).
 
@@ -116,22 +121,28 @@ def read_inputs(rois_path: Path, image_dir: Path, *, fixup: bool = False,
     if freeze:
         gc.freeze()
     try:
-        return _read_in_parallel(pool, rois_path, image_dir, fixup, warnings, timings,
-                                 while_waiting)
+        return _read_in_parallel(
+            pool, rois_path, image_dir, fixup, warnings, timings, while_waiting
+        )
     finally:
         if freeze:
             gc.unfreeze()
 
 
 def _read_in_parallel(
-    pool: ProcessPoolExecutor, rois_path: Path, image_dir: Path, fixup: bool,
-    warnings: list[str], timings: dict[str, float],
+    pool: ProcessPoolExecutor,
+    rois_path: Path,
+    image_dir: Path,
+    fixup: bool,
+    warnings: list[str],
+    timings: dict[str, float],
     while_waiting: Callable[[], object] | None,
 ) -> Inputs:
     with pool:
         t = time.perf_counter()
-        parsing: Future[tuple[tuple[AnnotationInfo, list[ContourRegion]], float]] = (
-            pool.submit(_timed_read_rtstruct, rois_path))
+        parsing: Future[tuple[tuple[AnnotationInfo, list[ContourRegion]], float]] = pool.submit(
+            _timed_read_rtstruct, rois_path
+        )
         # Meanwhile, guess the common case: the folder holds just the annotated series.
         guess: DicomSeries | None = None
         with contextlib.suppress(SeriesSelectionError):
@@ -142,8 +153,9 @@ def _read_in_parallel(
         (info, regions), parse_s = parsing.result()
     timings["read_annotation"] = parse_s
     t = time.perf_counter()
-    if guess is not None and (guess.series_instance_uid in info.referenced_series_uids
-                              or not info.referenced_series_uids):
+    if guess is not None and (
+        guess.series_instance_uid in info.referenced_series_uids or not info.referenced_series_uids
+    ):
         series = guess
     else:
         series = load_referenced_series(image_dir, info, fixup, warnings)
@@ -164,8 +176,11 @@ def _fork_pool() -> ProcessPoolExecutor | None:
     thread at fork time stays locked forever in the child), and daemonic processes (pool
     workers) may not have children: servers and batch workers read one after the other.
     """
-    if (sys.platform != "linux" or multiprocessing.current_process().daemon
-            or threading.active_count() > 1):
+    if (
+        sys.platform != "linux"
+        or multiprocessing.current_process().daemon
+        or threading.active_count() > 1
+    ):
         return None
     try:
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))

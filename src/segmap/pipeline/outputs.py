@@ -67,8 +67,9 @@ class OutputTransaction:
             self._make_parents(self.destination.parent)
             try:
                 self._staging = Path(
-                    tempfile.mkdtemp(prefix=f".{self.destination.name}.staging-",
-                                     dir=self.destination.parent)
+                    tempfile.mkdtemp(
+                        prefix=f".{self.destination.name}.staging-", dir=self.destination.parent
+                    )
                 )
             except FileNotFoundError:
                 if attempt == 2:
@@ -142,8 +143,9 @@ class OutputTransaction:
                 break  # someone else put something there: leave it
         self._created_dirs.clear()
 
-    def _roll_back(self, moved: list[str], replaced: list[str], backup: Path,
-                   created_dest: bool) -> None:
+    def _roll_back(
+        self, moved: list[str], replaced: list[str], backup: Path, created_dest: bool
+    ) -> None:
         staging = self.staging_dir
         for name in moved:
             with contextlib.suppress(OSError):

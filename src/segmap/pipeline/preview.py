@@ -21,10 +21,26 @@ from PIL import Image, ImageDraw, ImageFont
 from segmap.imaging.grid import VoxelGrid
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-    (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
-    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+    (0, 128, 128),
+    (220, 190, 255),
+    (170, 110, 40),
+    (255, 250, 200),
+    (128, 0, 0),
+    (170, 255, 195),
+    (128, 128, 0),
+    (255, 215, 180),
+    (0, 0, 128),
+    (128, 128, 128),
 )
 """Distinguishable colours (Sasha Trubetskoy's list of 20), assigned by value order."""
 
@@ -58,8 +74,9 @@ def color_for_index(n: int) -> tuple[int, int, int]:
     return (int(r * 255), int(g * 255), int(b * 255))
 
 
-def choose_slices(labels_kji: npt.NDArray[np.integer], values: Sequence[int],
-                  max_slices: int = 4) -> list[int]:
+def choose_slices(
+    labels_kji: npt.NDArray[np.integer], values: Sequence[int], max_slices: int = 4
+) -> list[int]:
     """Up to ``max_slices`` slice indices ``k`` that together show as many values as possible.
 
     Greedy: start from the slice showing the most values (ties: more labelled voxels),
@@ -124,8 +141,7 @@ def render_preview(
     pw, ph = max(1, round(width_mm * scale)), max(1, round(height_mm * scale))
     lo, hi = _window(image_kji, slices, window)
     panels = [
-        _panel(None if image_kji is None else image_kji[k], labels_kji[k], colors, (pw, ph),
-               lo, hi)
+        _panel(None if image_kji is None else image_kji[k], labels_kji[k], colors, (pw, ph), lo, hi)
         for k in slices
     ]
     font = ImageFont.load_default(size=15)
@@ -143,16 +159,20 @@ def render_preview(
         x = pad + n * (pw + pad)
         canvas.paste(panel, (x, title_h))
         centre = grid.voxel_centres_lps([[(ni - 1) / 2, (nj - 1) / 2, k]])[0]
-        draw.text((x, title_h + ph + 4),
-                  f"slice k={k} of {nk}  (centre {_fmt_lps(centre)})",
-                  fill=(200, 200, 200), font=small)
+        draw.text(
+            (x, title_h + ph + 4),
+            f"slice k={k} of {nk}  (centre {_fmt_lps(centre)})",
+            fill=(200, 200, 200),
+            font=small,
+        )
     _legend(draw, legend, (width - legend_w + pad, title_h), font, small)
     canvas.save(Path(path), format="PNG", compress_level=6)
     return slices
 
 
-def _window(image_kji: npt.NDArray[np.generic] | None, slices: list[int],
-            window: tuple[float, float] | None) -> tuple[float, float]:
+def _window(
+    image_kji: npt.NDArray[np.generic] | None, slices: list[int], window: tuple[float, float] | None
+) -> tuple[float, float]:
     if image_kji is None:
         return (0.0, 1.0)
     if window is not None:
@@ -214,9 +234,13 @@ def _resize_labels(labels: npt.NDArray[np.integer], size: tuple[int, int]) -> np
     return np.asarray(labels, dtype=np.int64)[rows[:, None], cols[None, :]]
 
 
-def _legend(draw: ImageDraw.ImageDraw, legend: Sequence[LegendEntry], origin: tuple[int, int],
-            font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
-            small: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> None:
+def _legend(
+    draw: ImageDraw.ImageDraw,
+    legend: Sequence[LegendEntry],
+    origin: tuple[int, int],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    small: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+) -> None:
     x, y = origin
     draw.text((x, y), "value  label", fill=(235, 235, 235), font=font)
     y += 26
@@ -229,8 +253,12 @@ def _legend(draw: ImageDraw.ImageDraw, legend: Sequence[LegendEntry], origin: tu
         if e.volume_mm3:
             text = f"{e.volume_mm3 / 1000:.1f} mL"
             right = x + LEGEND_PX - 2 * 10
-            draw.text((right - draw.textlength(text, font=small), y + 2), text,
-                      fill=(170, 170, 170), font=small)
+            draw.text(
+                (right - draw.textlength(text, font=small), y + 2),
+                text,
+                fill=(170, 170, 170),
+                font=small,
+            )
         y += 24
 
 

@@ -204,8 +204,9 @@ class ConvertReport:
 
     def write(self, path: str | Path) -> None:
         """Write the report as indented UTF-8 JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n",
-                              encoding="utf-8")
+        Path(path).write_text(
+            json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "the report") -> ConvertReport:
@@ -221,12 +222,16 @@ class ConvertReport:
         if not isinstance(data, dict):
             raise ReportError(f"{source}: a report is a JSON object, got {type(data).__name__}")
         if "report_format" not in data:
-            raise ReportError(f"{source}: report_format is missing; this is not a segmap "
-                              "conversion report (report.json)")
+            raise ReportError(
+                f"{source}: report_format is missing; this is not a segmap "
+                "conversion report (report.json)"
+            )
         version = data["report_format"]
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ReportError(f"{source}: report_format must be a whole number from 1, got "
-                              f"{version!r}; this is not a segmap conversion report")
+            raise ReportError(
+                f"{source}: report_format must be a whole number from 1, got "
+                f"{version!r}; this is not a segmap conversion report"
+            )
         if version > REPORT_FORMAT:
             raise ReportError(
                 f"{source}: report_format {version} is newer than this segmap "
@@ -234,8 +239,10 @@ class ConvertReport:
                 f"(it was written by segmap {data.get('segmap_version', 'of another version')})"
             )
         if version != REPORT_FORMAT:
-            raise ReportError(f"{source}: report_format {version} is not one this segmap "
-                              f"reads (format {REPORT_FORMAT})")
+            raise ReportError(
+                f"{source}: report_format {version} is not one this segmap "
+                f"reads (format {REPORT_FORMAT})"
+            )
         return read_dataclass(cls, data, source=source)
 
     @classmethod
@@ -255,8 +262,10 @@ class ConvertReport:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ReportError(f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: "
-                              f"{exc.msg}); it is not a report segmap wrote whole") from None
+            raise ReportError(
+                f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg}); it is not a report segmap wrote whole"
+            ) from None
         return cls.from_dict(data, source=str(path))
 
     def describe(self, *, outputs: bool = True) -> list[str]:

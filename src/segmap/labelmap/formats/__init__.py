@@ -36,9 +36,7 @@ def get_format(name: str) -> LabelFormat:
         raise LabelFormatError(message, name) from None
 
 
-def export_map(
-    region_map: RegionMap, to: str, colours: Mapping[int, RGBA] | None = None
-) -> str:
+def export_map(region_map: RegionMap, to: str, colours: Mapping[int, RGBA] | None = None) -> str:
     """The text of ``region_map`` in format ``to``; colours by value (palette for the rest)."""
     return get_format(to).dump(region_map, colours or {})
 

@@ -211,9 +211,7 @@ def _derived_file(db: Session, scan: Scan, folder_label: str, name: str) -> Deri
         )
     )
     if row is None:
-        raise NotFound(
-            f"scan {scan.series_instance_uid} has no derived file {folder_label}/{name}"
-        )
+        raise NotFound(f"scan {scan.series_instance_uid} has no derived file {folder_label}/{name}")
     return row
 
 

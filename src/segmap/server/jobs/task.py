@@ -95,11 +95,19 @@ def run_job_task(task: JobTask) -> JobOutcome:
     work = Path(task.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     reporter = _Reporter(work, task.stage_delay_s)
-    reporter.log(f"worker pid {os.getpid()} converting job {task.job_id}, attempt "
-                 f"{task.attempt}, at spacing {' x '.join(f'{s:g}' for s in task.spacing)} mm")
+    reporter.log(
+        f"worker pid {os.getpid()} converting job {task.job_id}, attempt "
+        f"{task.attempt}, at spacing {' x '.join(f'{s:g}' for s in task.spacing)} mm"
+    )
     try:
-        result = convert(task.region_map, task.image_dir, task.collection_path, work / OUT_DIR,
-                         ConvertOptions(spacing=task.spacing), progress=reporter.progress)
+        result = convert(
+            task.region_map,
+            task.image_dir,
+            task.collection_path,
+            work / OUT_DIR,
+            ConvertOptions(spacing=task.spacing),
+            progress=reporter.progress,
+        )
     except SegmapError as exc:
         reporter.log(f"failed: {exc}")
         return JobOutcome(False, str(exc), seconds=time.perf_counter() - start)
@@ -109,9 +117,12 @@ def run_job_task(task: JobTask) -> JobOutcome:
         return JobOutcome(False, message, seconds=time.perf_counter() - start)
     except Exception as exc:  # a bug: the traceback goes to the log, a sentence to the user
         reporter.log(traceback.format_exc())
-        return JobOutcome(False, f"internal error ({type(exc).__name__}: {exc}); this is a "
-                          "bug in segmap, the job's log has the details",
-                          seconds=time.perf_counter() - start)
+        return JobOutcome(
+            False,
+            f"internal error ({type(exc).__name__}: {exc}); this is a "
+            "bug in segmap, the job's log has the details",
+            seconds=time.perf_counter() - start,
+        )
     reporter.log("\n".join(result.report.describe()))
     files = {name: str(path) for name, path in sorted(result.files.items())}
     return JobOutcome(True, None, files, time.perf_counter() - start)

@@ -77,17 +77,18 @@ def region_map_view(
     _row, handle = open_file(db, storage, who, model.project_id, model.label, src.folder, src.file)
     with handle:
         colours = read_colour_comments(handle.read().decode("utf-8", errors="replace"))
-    rows = [
-        RegionRow(r.label, r.value, _swatch(colours, r.value), r.line)
-        for r in rmap.regions
-    ]
+    rows = [RegionRow(r.label, r.value, _swatch(colours, r.value), r.line) for r in rmap.regions]
     notes = [
         f"{', '.join(labels)} share the value {value}: they form one class in the mask."
         for value, labels in rmap.shared_values().items()
     ]
     download = path_for(
-        conn, "api_download_file", project=model.project_id, model=model.label,
-        folder=src.folder, name=src.file,
+        conn,
+        "api_download_file",
+        project=model.project_id,
+        model=model.label,
+        folder=src.folder,
+        name=src.file,
     )
     source = MapSourceView(src.folder, src.file, src.sha256, download)
     return RegionMapView(rows, source, rmap.dtype.name, notes, [], "")

@@ -64,9 +64,7 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         _fk("scans", "session_id", "imaging_sessions"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scans")),
-        sa.UniqueConstraint(
-            "session_id", "series_instance_uid", name=op.f("uq_scans_session_id")
-        ),
+        sa.UniqueConstraint("session_id", "series_instance_uid", name=op.f("uq_scans_session_id")),
     )
     op.create_index(op.f("ix_scans_session_id"), "scans", ["session_id"])
     op.create_table(
@@ -87,9 +85,7 @@ def upgrade() -> None:
         _fk("instances", "scan_id", "scans"),
         _user_fk("instances", "uploaded_by_id"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_instances")),
-        sa.UniqueConstraint(
-            "project_id", "sop_instance_uid", name=op.f("uq_instances_project_id")
-        ),
+        sa.UniqueConstraint("project_id", "sop_instance_uid", name=op.f("uq_instances_project_id")),
         sa.UniqueConstraint("storage_key", name=op.f("uq_instances_storage_key")),
     )
     op.create_index(op.f("ix_instances_scan_id"), "instances", ["scan_id"])
