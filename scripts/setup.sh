@@ -17,3 +17,8 @@ if [ "${1:-}" = "test" ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+# The OHIF viewer segmap serves at /ohif/ (npm @ohif/app, pinned and checked; see the script).
+# SEGMAP_SKIP_OHIF=1 skips it (segmap then serves a page saying the viewer is not installed).
+if [ "${SEGMAP_SKIP_OHIF:-}" != "1" ]; then
+  .venv/bin/python scripts/install-ohif.py
+fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real: PostgreSQL (database tests),
 # Chromium (browser tests), plastimatch (the peer the benchmark compares against) and a font
-# for the preview pictures. Runs only what is missing; needs root (or sudo) for apt-get.
+# for the preview pictures, Orthanc with its DICOMweb plugin (the real archive of the archive
+# tests and the peer of the DICOMweb benchmarks) and npm (fetches the pinned OHIF viewer).
+# Runs only what is missing; needs root (or sudo) for apt-get.
 set -euo pipefail
 
 need=()
@@ -9,6 +11,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v plastimatch >/dev/null 2>&1 || need+=(plastimatch)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+[ -x /usr/sbin/Orthanc ] || need+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
