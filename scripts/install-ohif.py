@@ -52,7 +52,7 @@ from pathlib import Path
 
 PACKAGE = "@ohif/app"
 PINNED_VERSION = "3.13.2"
-PINNED_INTEGRITY = "sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA=="
+PINNED_INTEGRITY = "sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA=="  # noqa: E501 (an SRI hash)
 MARKER = ".segmap-install.json"
 DEFAULT_BASE = "/ohif/"
 

@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from segmap.pipeline.synthetic import StudyIdentity, axial_grid, write_ct_series
+from segmap.testing import StudyIdentity, axial_grid, write_ct_series
 from segmap.testing.orthanc import Credentials, OrthancError, OrthancServer, missing_parts
 
 
