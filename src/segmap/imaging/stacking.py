@@ -6,9 +6,9 @@ regular grid; every refusal names the slices at fault (file name and position).
 
 Tolerances (mm unless said otherwise):
 
-* Orientation cosines agree between slices within ``ORIENTATION_TOL`` (1e-4, about
-  0.006 degrees) and each IOP is unit length and orthogonal within ``COSINE_TOL``.
-* Pixel spacing agrees within ``PIXEL_SPACING_TOL``.
+* The headers agree (frame of reference, size, pixel spacing, orientation): see
+  :mod:`segmap.imaging.stack_headers`. Each IOP is unit length and orthogonal within
+  ``COSINE_TOL``.
 * Positions: a slice lies within max(0.01 mm, 1% of the slice spacing) of where a regular
   grid from the first to the last slice puts it (the spacing used for the tolerance is the
   smaller of the mean and median step); closer than that to its neighbour it is a
@@ -18,24 +18,18 @@ Tolerances (mm unless said otherwise):
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from segmap.errors import SeriesGeometryError
 from segmap.imaging.dicomheaders import SliceHeader
 from segmap.imaging.grid import VoxelGrid
+from segmap.imaging.stack_headers import NO_FIXUP, SliceNamer, check_headers, listing, refusal
 
-ORIENTATION_TOL = 1e-4
 COSINE_TOL = 1e-3
-PIXEL_SPACING_TOL = 1e-4
 DEFAULT_SINGLE_SLICE_MM = 1.0
-MAX_NAMED = 8
 FIXUP_MAX_PLANES_FACTOR = 10
 FIXUP_MAX_PLANES_FLOOR = 1000
 
@@ -62,155 +56,12 @@ class Stack:
     fixups: tuple[str, ...]
 
 
-class _Namer:
-    """Short, unambiguous names for the files of a series in messages."""
-
-    def __init__(self, paths: Sequence[Path]) -> None:
-        names = [p.name for p in paths]
-        self._root: str | None = None
-        if len(set(names)) != len(names) and len(paths) > 1:
-            self._root = os.path.commonpath([str(p) for p in paths])
-
-    def __call__(self, h: SliceHeader) -> str:
-        name = os.path.relpath(h.path, self._root) if self._root else h.path.name
-        if h.position is None:
-            return name
-        x, y, z = h.position
-        return f"{name} at ({x:.2f}, {y:.2f}, {z:.2f})"
-
-
-def _listing(items: Sequence[str]) -> str:
-    shown = list(items[:MAX_NAMED])
-    if len(items) > MAX_NAMED:
-        shown.append(f"and {len(items) - MAX_NAMED} more")
-    return "; ".join(shown)
-
-
-def _refuse(series_uid: str, problem: str, advice: str) -> SeriesGeometryError:
-    return SeriesGeometryError(f"Image series {series_uid}: {problem}. {advice}")
-
-
-_NO_FIXUP = "No fix-up exists for this: choose the files of one acquisition."
-
-
-def _check_single_frame(slices: Sequence[SliceHeader], uid: str, name: _Namer) -> None:
-    multi = [h for h in slices if h.number_of_frames > 1]
-    if multi:
-        raise _refuse(
-            uid,
-            "multi-frame image files are not supported: "
-            + _listing([f"{name(h)} ({h.number_of_frames} frames)" for h in multi]),
-            "Convert the series to single-frame slices (e.g. with dcmtk or dicom3tools).",
-        )
-
-
-def _check_geometry_present(slices: Sequence[SliceHeader], uid: str, name: _Namer) -> None:
-    missing: list[str] = []
-    for h in slices:
-        absent = [
-            tag
-            for tag, value in (
-                ("ImagePositionPatient", h.position),
-                ("ImageOrientationPatient", h.orientation),
-                ("PixelSpacing", h.pixel_spacing),
-            )
-            if value is None
-        ]
-        if h.pixel_spacing is not None and min(h.pixel_spacing) <= 0:
-            absent.append("PixelSpacing (not positive)")
-        if absent:
-            missing.append(f"{name(h)} lacks {', '.join(absent)}")
-    if missing:
-        raise _refuse(
-            uid,
-            "geometry tags are missing or malformed: " + _listing(missing),
-            "segmap needs each slice's position, orientation and pixel spacing to place "
-            "voxels; fix the files' headers.",
-        )
-
-
-def _check_same(
-    slices: Sequence[SliceHeader],
-    uid: str,
-    name: _Namer,
-    what: str,
-    key: Callable[[SliceHeader], Hashable],
-    show: Callable[[Hashable], str],
-) -> None:
-    groups: dict[Hashable, list[SliceHeader]] = defaultdict(list)
-    for h in slices:
-        groups[key(h)].append(h)
-    if len(groups) <= 1:
-        return
-    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))
-    # The largest group is the norm: give its size and one example, list the others whole.
-    (k0, g0), rest = ranked[0], ranked[1:]
-    parts = [f"{show(k0)} in {len(g0)} slice{'s' if len(g0) != 1 else ''} (e.g. {name(g0[0])})"]
-    parts += [
-        f"{show(k)} in {len(g)} slice{'s' if len(g) != 1 else ''} "
-        f"({_listing([name(h) for h in g])})"
-        for k, g in rest
-    ]
-    raise _refuse(
-        uid, f"the slices have {len(groups)} different {what}: " + " | ".join(parts), _NO_FIXUP
-    )
-
-
-def _check_consistent(slices: Sequence[SliceHeader], uid: str, name: _Namer) -> None:
-    _check_same(
-        slices,
-        uid,
-        name,
-        "frames of reference",
-        lambda h: h.frame_of_reference_uid,
-        lambda k: f"FrameOfReferenceUID {k}",
-    )
-    _check_same(
-        slices,
-        uid,
-        name,
-        "image sizes",
-        lambda h: f"{h.rows} x {h.columns}",
-        lambda k: f"Rows x Columns {k}",
-    )
-    first_spacing = slices[0].pixel_spacing
-    assert first_spacing is not None
-    _check_same(
-        slices,
-        uid,
-        name,
-        "pixel spacings",
-        lambda h: _cluster(h.pixel_spacing, first_spacing, PIXEL_SPACING_TOL),
-        lambda k: f"PixelSpacing {k}",
-    )
-    first_iop = slices[0].orientation
-    assert first_iop is not None
-    _check_same(
-        slices,
-        uid,
-        name,
-        "orientations",
-        lambda h: _cluster(h.orientation, first_iop, ORIENTATION_TOL),
-        lambda k: f"ImageOrientationPatient {k}",
-    )
-
-
-def _cluster(
-    value: Sequence[float] | None, reference: Sequence[float], tol: float
-) -> tuple[float, ...]:
-    """``reference`` when ``value`` is within ``tol`` of it, else ``value`` rounded for display."""
-    assert value is not None
-    if all(abs(a - b) <= tol for a, b in zip(value, reference, strict=True)):
-        return tuple(round(v, 6) for v in reference)
-    return tuple(round(v, 6) for v in value)
-
-
 def _direction(iop: Sequence[float], uid: str, example: str) -> npt.NDArray[np.float64]:
     row = np.asarray(iop[:3], dtype=float)
     col = np.asarray(iop[3:], dtype=float)
     nr, nc = np.linalg.norm(row), np.linalg.norm(col)
     if abs(nr - 1) > COSINE_TOL or abs(nc - 1) > COSINE_TOL or abs(row @ col) > COSINE_TOL:
-        raise _refuse(
+        raise refusal(
             uid,
             f"ImageOrientationPatient {list(iop)} of {example} is not two orthogonal unit vectors",
             "Fix the files' headers.",
@@ -228,7 +79,7 @@ def _check_not_sheared(
     positions: npt.NDArray[np.float64],
     normal: npt.NDArray[np.float64],
     uid: str,
-    name: _Namer,
+    name: SliceNamer,
 ) -> None:
     spacing = slices[0].pixel_spacing
     assert spacing is not None
@@ -242,10 +93,10 @@ def _check_not_sheared(
         if d > tol
     ]
     if bad:
-        raise _refuse(
+        raise refusal(
             uid,
             "the slices are not stacked along their normal (a tilted gantry or sheared "
-            f"stack; tolerance {tol:.3f} mm): " + _listing(bad),
+            f"stack; tolerance {tol:.3f} mm): " + listing(bad),
             "segmap refuses sheared stacks rather than misplace voxels; resample the series "
             "to an orthogonal grid first.",
         )
@@ -264,18 +115,18 @@ def _median(values: npt.NDArray[np.float64]) -> float:
 
 
 def _check_no_duplicates(
-    slices: Sequence[SliceHeader], along: npt.NDArray[np.float64], uid: str, name: _Namer
+    slices: Sequence[SliceHeader], along: npt.NDArray[np.float64], uid: str, name: SliceNamer
 ) -> None:
     steps = np.diff(along)
     tol = position_tolerance(_median(steps)) if steps.size else 0.01
     close = np.flatnonzero(steps < tol).tolist()
     pairs = [f"{name(slices[n])} and {name(slices[n + 1])}" for n in close]
     if pairs:
-        raise _refuse(
+        raise refusal(
             uid,
             f"several slices share one position (closer than {tol:.3f} mm along the normal): "
-            + _listing(pairs),
-            "The series probably mixes two acquisitions or holds copies; " + _NO_FIXUP,
+            + listing(pairs),
+            "The series probably mixes two acquisitions or holds copies; " + NO_FIXUP,
         )
 
 
@@ -290,7 +141,7 @@ def spacing_tolerance(along: npt.NDArray[np.float64]) -> float:
 
 
 def _irregular_steps(
-    slices: Sequence[SliceHeader], along: npt.NDArray[np.float64], name: _Namer
+    slices: Sequence[SliceHeader], along: npt.NDArray[np.float64], name: SliceNamer
 ) -> list[str] | None:
     """Descriptions of the steps that break regular spacing, or None when regular."""
     n = len(slices)
@@ -322,7 +173,7 @@ def _fixup_planes(
     nk = int(round(extent / dk)) + 1
     limit = max(FIXUP_MAX_PLANES_FACTOR * len(along), FIXUP_MAX_PLANES_FLOOR)
     if nk > limit:
-        raise _refuse(
+        raise refusal(
             uid,
             f"a regular grid at the smallest step {dk:.3f} mm over {extent:.1f} mm would need "
             f"{nk} planes for {len(along)} slices",
@@ -361,10 +212,8 @@ def stack_slices(slices: Sequence[SliceHeader], *, fixup: bool = False) -> Stack
     if not slices:
         raise ValueError("no slices to stack")
     uid = slices[0].series_instance_uid
-    name = _Namer([h.path for h in slices])
-    _check_single_frame(slices, uid, name)
-    _check_geometry_present(slices, uid, name)
-    _check_consistent(slices, uid, name)
+    name = SliceNamer([h.path for h in slices])
+    check_headers(slices, uid, name)
     first = slices[0]
     assert first.orientation is not None and first.pixel_spacing is not None
     direction = _direction(first.orientation, uid, name(first))
@@ -387,10 +236,10 @@ def stack_slices(slices: Sequence[SliceHeader], *, fixup: bool = False) -> Stack
         dk = float((along[-1] - along[0]) / (nk - 1))
         problems = _irregular_steps(ordered, along, name)
         if problems is not None and not fixup:
-            raise _refuse(
+            raise refusal(
                 uid,
                 "the slice spacing is uneven or has gaps "
-                f"(tolerance {spacing_tolerance(along):.3f} mm): " + _listing(problems),
+                f"(tolerance {spacing_tolerance(along):.3f} mm): " + listing(problems),
                 "Ask for a geometry fix-up to place the slices on a regular grid at the "
                 "smallest spacing (planes without a slice stay empty).",
             )

@@ -2,11 +2,13 @@
 
 The model's region map, the scan's image folder and a private copy of the ROI collection
 (a replacement of the collection deletes the stored file), in the attempt's own work
-folder ``jobs/job-{id}-attempt-{n}`` of the data folder.
+folder ``jobs/job-{id}-attempt-{n}`` of the data folder; and removing the folders of
+attempts that no longer run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from segmap.server.db.registry import MLModel
 from segmap.server.errors import ServiceError
 from segmap.server.imaging.collections import collection_file
 from segmap.server.imaging.lookup import scan_files
+from segmap.server.jobs import leases
 from segmap.server.jobs.leases import clip, stamp
 from segmap.server.jobs.task import JobTask
 from segmap.server.registry.regionmap import REGION_MAP_FILENAME, model_region_map
@@ -108,3 +111,22 @@ def prepare(
             stage_delay_s,
         )
         return Prepared(task, work, collection.scan_id, model.id, model.label, base_log)
+
+
+def sweep_work_folders(database: Database, work_root: Path) -> int:
+    """Delete the folders under ``work_root`` of attempts no longer running (any
+    service's); how many were deleted.
+
+    A running attempt's folder is kept whoever runs it: services sharing the data folder
+    share ``jobs/``. An attempt's folder is made after its claim commits, so a folder whose
+    attempt is not running belongs to nobody alive.
+    """
+    live = leases.running_attempts(database)
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for path in work_root.iterdir():
+            if parse_work_dir_name(path.name) in live:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed

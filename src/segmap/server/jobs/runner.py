@@ -25,7 +25,6 @@ lease) is dropped: its outputs are never stored.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -33,26 +32,19 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from segmap.errors import SegmapError
-from segmap.pipeline.executors import Executor, TaskHandle, make_executor
+from segmap.pipeline.executors import Executor, make_executor
 from segmap.server.db.engine import Database
 from segmap.server.db.jobs import JOB_FAILED, JOB_SUCCEEDED
 from segmap.server.errors import ServiceError
-from segmap.server.imaging.derived import replace_derived_resource
 from segmap.server.jobs import leases
+from segmap.server.jobs.flight import InFlight, store_outputs
 from segmap.server.jobs.keeper import LeaseKeeper
 from segmap.server.jobs.leases import MAX_ATTEMPTS, Claimed, Lease, clip, stamp
-from segmap.server.jobs.prepare import Prepared, parse_work_dir_name, prepare
-from segmap.server.jobs.task import (
-    LOG_FILE,
-    PROGRESS_FILE,
-    STAGE_DELAY_ENV,
-    JobOutcome,
-    run_job_task,
-)
+from segmap.server.jobs.prepare import prepare, sweep_work_folders
+from segmap.server.jobs.task import STAGE_DELAY_ENV, JobOutcome, run_job_task
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
 
@@ -61,26 +53,6 @@ log = logging.getLogger("segmap.server.jobs")
 WORK_DIR = "jobs"
 CONVERT_SHARE = 0.95  # of the progress bar; storing the outputs is the rest
 EXECUTOR_RETRY_S = 10.0
-
-
-@dataclass
-class _InFlight:
-    job: Prepared
-    handle: TaskHandle
-    seen: tuple[str, float, int] = ("", -1.0, -1)
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def job_id(self) -> int:
-        return self.job.task.job_id
-
-    @property
-    def attempt(self) -> int:
-        return self.job.task.attempt
-
-    @property
-    def work_dir(self) -> Path:
-        return self.job.work_dir
 
 
 def runner_token() -> str:
@@ -111,7 +83,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._executor: Executor | None = None
         self._executor_error_at = 0.0
-        self._inflight: dict[int, _InFlight] = {}
+        self._inflight: dict[int, InFlight] = {}
         self._lost_worker = False
         self._keeper = LeaseKeeper(database, self.lease, on_lost=self._wake.set)
 
@@ -153,21 +125,8 @@ class JobRunner:
         return f"local pool of {self.settings.workers} worker process(es)"
 
     def sweep_work_folders(self) -> int:
-        """Delete work folders of attempts no longer running (any service's); how many.
-
-        A running attempt's folder is kept whoever runs it: services sharing the data
-        folder share ``jobs/``. An attempt's folder is made after its claim commits, so a
-        folder whose attempt is not running belongs to nobody alive.
-        """
-        live = leases.running_attempts(self.database)
-        removed = 0
-        with contextlib.suppress(FileNotFoundError):
-            for path in self.work_root.iterdir():
-                if parse_work_dir_name(path.name) in live:
-                    continue
-                shutil.rmtree(path, ignore_errors=True)
-                removed += 1
-        return removed
+        """Delete work folders of attempts no longer running (any service's); how many."""
+        return sweep_work_folders(self.database, self.work_root)
 
     # ------------------------------------------------------------------ the dispatcher
 
@@ -262,7 +221,7 @@ class JobRunner:
             )
             shutil.rmtree(prepared.work_dir, ignore_errors=True)
             return
-        self._inflight[job_id] = _InFlight(prepared, handle)
+        self._inflight[job_id] = InFlight(prepared, handle)
 
     def _drop_lost(self) -> None:
         for job_id in self._keeper.take_lost():
@@ -286,12 +245,9 @@ class JobRunner:
             with contextlib.suppress(Exception):
                 self._executor.restart()
 
-    def _copy_progress(self, flight: _InFlight) -> None:
-        stage, fraction = "", 0.0
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads((flight.work_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
-            stage, fraction = str(data["stage"]), float(data["progress"])
-        worker_log = self._worker_log(flight)
+    def _copy_progress(self, flight: InFlight) -> None:
+        stage, fraction = flight.progress()
+        worker_log = flight.worker_log()
         seen = (stage, fraction, len(worker_log))
         if seen == flight.seen:
             return
@@ -305,18 +261,12 @@ class JobRunner:
             log_text=clip(flight.job.base_log + worker_log),
         )
 
-    @staticmethod
-    def _worker_log(flight: _InFlight) -> str:
-        with contextlib.suppress(OSError):
-            return (flight.work_dir / LOG_FILE).read_text(encoding="utf-8")
-        return ""
-
-    def _complete(self, flight: _InFlight) -> None:
+    def _complete(self, flight: InFlight) -> None:
         executor = self._executor
         try:
             outcome: JobOutcome = flight.handle.result()
         except Exception as exc:
-            text = clip(flight.job.base_log + self._worker_log(flight))
+            text = clip(flight.job.base_log + flight.worker_log())
             shutil.rmtree(flight.work_dir, ignore_errors=True)
             if executor is not None and executor.is_lost_worker(exc):
                 self._lost_worker = True
@@ -345,7 +295,7 @@ class JobRunner:
                 error=f"internal error ({type(exc).__name__}: {exc})",
             )
             return
-        text = clip(flight.job.base_log + self._worker_log(flight))
+        text = clip(flight.job.base_log + flight.worker_log())
         try:
             if not outcome.ok:
                 self._finish(flight.job_id, JOB_FAILED, error=outcome.error, log_text=text)
@@ -354,7 +304,7 @@ class JobRunner:
         finally:
             shutil.rmtree(flight.work_dir, ignore_errors=True)
 
-    def _store(self, flight: _InFlight, outcome: JobOutcome, text: str) -> None:
+    def _store(self, flight: InFlight, outcome: JobOutcome, text: str) -> None:
         job = flight.job
         leases.update_running(
             self.database,
@@ -366,19 +316,7 @@ class JobRunner:
         )
         files = {name: Path(path) for name, path in outcome.files.items()}
         try:
-            with self.database.session(write=True) as db:
-                # The job's row stays locked until the folder switch commits, so no other
-                # runner takes the job over between the check and the switch.
-                if not leases.owns(db, flight.job_id, self.token, lock=True):
-                    log.info(
-                        "job %s was taken over or deleted; its outputs are dropped", flight.job_id
-                    )
-                    self._keeper.let_go(flight.job_id)
-                    return
-                folder = replace_derived_resource(
-                    db, self.storage, job.scan_id, job.folder_label, files, model=job.model_id
-                )
-                names = ", ".join(f.name for f in folder.files)
+            stored = store_outputs(self.database, self.storage, self.token, flight, files)
         except (SegmapError, ServiceError) as exc:
             self._finish(
                 flight.job_id,
@@ -387,6 +325,11 @@ class JobRunner:
                 log_text=text,
             )
             return
+        if stored is None:
+            log.info("job %s was taken over or deleted; its outputs are dropped", flight.job_id)
+            self._keeper.let_go(flight.job_id)
+            return
+        names = ", ".join(stored)
         line = (
             f"stored {names} in folder {job.folder_label!r} of scan {job.scan_id}; "
             f"done in {time.monotonic() - flight.started:.1f} s"
