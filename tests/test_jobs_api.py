@@ -200,7 +200,8 @@ def test_manual_conversion_permissions_and_errors(automated: World, tmp_path: Pa
     case = small_case(tmp_path / "case", 23)
     up = upload_case(world, case)
     sid, cid = up["session"]["id"], up["collection"]["id"]
-    time.sleep(1.0)
+    # Automation queues its jobs inside the upload request (jobs.automation is an
+    # ImagingEvents listener), so the job list is final when the upload answers.
     assert world.client.get("/api/v1/projects/P/jobs", headers=world.h("owner")).json() == []
     url = "/api/v1/projects/P/models/manual/convert"
     assert world.client.post(url, json={}, headers=world.h("member")).status_code == 403
