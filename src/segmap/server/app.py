@@ -35,6 +35,8 @@ from segmap.server.registry import (
 )
 from segmap.server.settings import Settings, load_or_create_secret
 from segmap.server.storage import LocalStorage
+from segmap.server.viewer import routes as viewer_routes
+from segmap.server.viewer.dist import find_dist
 from segmap.server.web import errors
 from segmap.server.web.pages import STATIC_DIR, STATIC_PATH
 from segmap.server.web.session_cookie import CookieSessionMiddleware
@@ -63,6 +65,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     pages_editor.router,
     imaging_pages.router,
     jobs_pages.router,
+    viewer_routes.router,
 )
 
 
@@ -98,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.database = database
     app.state.storage = storage
     app.state.imaging_events = imaging_events()
+    app.state.ohif_dist = find_dist(settings.ohif_dir)
     app.add_middleware(
         CookieSessionMiddleware,
         secret=secret,

@@ -62,6 +62,8 @@ class Settings:
         workers: size of the local job worker pool.
         job_lease_s: how long a running job's claim lasts unrenewed, in seconds; a job
             whose service died runs again this long after (``SEGMAP_JOB_LEASE_S``).
+        ohif_dir: folder of the installed OHIF viewer; None: ``$SEGMAP_OHIF_DIR``, else
+            ``<sys.prefix>/share/segmap/ohif`` (where ``scripts/install-ohif.py`` puts it).
     """
 
     data_dir: Path
@@ -73,6 +75,7 @@ class Settings:
     dask_scheduler: str | None = None
     workers: int = 2
     job_lease_s: float = DEFAULT_JOB_LEASE_S
+    ohif_dir: Path | None = None
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None, **overrides: object) -> Settings:

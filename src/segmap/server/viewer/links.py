@@ -1,0 +1,24 @@
+"""Where "Open in OHIF" goes: a study of a project, optionally with a model's labels.
+
+Pure URL building, so any page may link to the viewer without depending on it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from segmap.server.viewer.dist import BASE_PATH
+
+MODE = "segmentation"  # OHIF's segmentation mode (route name in @ohif/mode-segmentation)
+
+
+def viewer_study_url(project_id: str, study_instance_uid: str, model: str | None = None) -> str:
+    """``/ohif/segmentation/{project}?StudyInstanceUIDs=…[&segmapProject=…&segmapModel=…]``.
+
+    The path names the project's data source; ``segmapModel`` picks the preset that
+    ``segmap_presets.js`` reads at start-up (no model: OHIF as it ships).
+    """
+    query = {"StudyInstanceUIDs": study_instance_uid}
+    if model is not None:
+        query |= {"segmapProject": project_id, "segmapModel": model}
+    return f"{BASE_PATH}{MODE}/{quote(project_id, safe='')}?{urlencode(query)}"
