@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 import segmap
 from segmap.server.accounts import api as accounts_api
 from segmap.server.accounts import pages as accounts_pages
 from segmap.server.db.engine import Database
+from segmap.server.errors import NotFound, Unprocessable
 from segmap.server.imaging import api_collections, api_sessions
 from segmap.server.imaging import pages as imaging_pages
 from segmap.server.imaging.events import ImagingEvents
@@ -25,6 +26,7 @@ from segmap.server.jobs import api as jobs_api
 from segmap.server.jobs import pages as jobs_pages
 from segmap.server.jobs.automation import on_collection_stored
 from segmap.server.jobs.lifespan import job_runner_lifespan
+from segmap.server.names import reference_problem
 from segmap.server.registry import (
     api_files,
     api_models,
@@ -66,6 +68,44 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
+# What each path parameter of the app names (names.reference_problem): "id" is a numeric
+# id or a label/UID that is never all digits. Parameters not listed are names.
+PATH_PARAMETER_KINDS = {
+    "project": "project",
+    "username": "username",
+    "model": "id",
+    "session": "id",
+    "scan": "id",
+    "job_id": "id",
+}
+
+
+def refuse_unnameable_references(request: Request) -> None:
+    """Every route's first dependency: refuse a path that can name nothing.
+
+    404 for ``²``, full-width ``１``, 30 digits or 2**63 as an id and for a project id or
+    username outside its grammar; 422 for a path with control characters (``%0A``) or a
+    value with spaces around it (no stored name has either). Once for every route of
+    the API and the pages, before a lookup could turn such a value into a wrong row or a
+    database overflow.
+    """
+    path = request.scope.get("path", "")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        # Checked on the whole path: a route's pattern ends with "$", which also matches
+        # before a final line break, so ".../files/map.txt%0A" would open map.txt.
+        raise Unprocessable("the path contains a control character (a line break?); remove it")
+    for param, value in request.path_params.items():
+        if not isinstance(value, str):
+            continue
+        problem = reference_problem(value, PATH_PARAMETER_KINDS.get(param, "name"))
+        if problem is None:
+            continue
+        what = param.removesuffix("_id")
+        if value != value.strip():
+            raise Unprocessable(f"the {what} {value!r} in the path is not valid: {problem}")
+        raise NotFound(f"there is no {what} {value!r}: {problem}")
+
+
 def imaging_events() -> ImagingEvents:
     """Who hears of imaging's events in a full service: jobs' automation."""
     return ImagingEvents(on_collection_stored=(on_collection_stored,))
@@ -85,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         lifespan=job_runner_lifespan,
+        dependencies=[Depends(refuse_unnameable_references)],
         title="segmap",
         version=segmap.__version__,
         description=(
@@ -105,6 +146,8 @@ def create_app(settings: Settings) -> FastAPI:
         secure=settings.secure_cookies,
     )
     errors.install(app)
+    # Added last, so outermost: it sees every response and every escaped exception.
+    app.add_middleware(errors.ErrorBoundary)
     for router in API_ROUTERS:
         app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
