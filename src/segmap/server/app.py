@@ -10,6 +10,7 @@ them: jobs -> imaging -> registry -> accounts.
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
@@ -89,7 +90,16 @@ def refuse_unnameable_references(request: Request) -> None:
     the API and the pages, before a lookup could turn such a value into a wrong row or a
     database overflow.
     """
-    path = request.scope.get("path", "")
+    scope = request.scope
+    # The server decodes %XX in the path leniently (an invalid byte becomes U+FFFD), so
+    # "%FF" and "%FE" would both name "\ufffd": refuse what is not UTF-8 instead.
+    for part, raw in (("path", scope.get("raw_path")), ("query", scope.get("query_string"))):
+        if raw and not utf8_percent_encoded(raw, plus_is_space=part == "query"):
+            raise Unprocessable(
+                f"the {part} of the URL is not UTF-8 text once its %XX escapes are decoded; "
+                "encode names as UTF-8 (as browsers do)"
+            )
+    path = scope.get("path", "")
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         # Checked on the whole path: a route's pattern ends with "$", which also matches
         # before a final line break, so ".../files/map.txt%0A" would open map.txt.
@@ -104,6 +114,16 @@ def refuse_unnameable_references(request: Request) -> None:
         if value != value.strip():
             raise Unprocessable(f"the {what} {value!r} in the path is not valid: {problem}")
         raise NotFound(f"there is no {what} {value!r}: {problem}")
+
+
+def utf8_percent_encoded(raw: bytes, *, plus_is_space: bool = False) -> bool:
+    """Whether ``raw`` (a URL path or query, as sent) is UTF-8 after decoding ``%XX``."""
+    data = raw.replace(b"+", b" ") if plus_is_space else raw
+    try:
+        unquote_to_bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def imaging_events() -> ImagingEvents:
