@@ -86,7 +86,7 @@ def parse_value(text: str) -> tuple[int | None, str | None]:
                 f"the value ({len(significant)} digits) is too large; the largest region "
                 f"value is {MAX_VALUE}"
             )
-        value = int(text)
+        value = int(significant or "0")
         problem = value_problem(value)
         return (None, problem) if problem else (value, None)
     shown = shorten(text, _QUOTED)
@@ -119,9 +119,10 @@ def is_zero(text: str) -> bool:
 
 def small_number(text: str, largest: int) -> int | None:
     """``text`` as an int when it is ASCII digits from 0 to ``largest``, else None."""
-    if not _DIGITS.fullmatch(text) or len(text.lstrip("0")) > len(str(largest)):
+    significant = text.lstrip("0")
+    if not _DIGITS.fullmatch(text) or len(significant) > len(str(largest)):
         return None
-    value = int(text)
+    value = int(significant or "0")
     return value if value <= largest else None
 
 

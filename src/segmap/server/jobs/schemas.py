@@ -76,13 +76,19 @@ class ConvertIn(BaseModel):
         'collection of the project; "" is refused',
     )
 
+    @field_validator("collection", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        # Before pydantic's own parsing, which would read JSON true as the id 1.
+        if isinstance(value, bool):
+            raise ValueError("give the collection's id or SESSION/LABEL, not true/false")
+        return value
+
     @field_validator("collection")
     @classmethod
     def _one_collection(cls, value: int | str | None) -> int | str | None:
         if value is None:
             return None
-        if isinstance(value, bool):  # a JSON true/false is not an id
-            raise ValueError("give the collection's id or SESSION/LABEL, not true/false")
         if isinstance(value, int):
             if not 1 <= value <= MAX_ID:
                 raise ValueError(f"collection ids are whole numbers from 1 to {MAX_ID}")
