@@ -27,7 +27,7 @@ from segmap.server.jobs import api as jobs_api
 from segmap.server.jobs import pages as jobs_pages
 from segmap.server.jobs.automation import on_collection_stored
 from segmap.server.jobs.lifespan import job_runner_lifespan
-from segmap.server.names import reference_problem
+from segmap.server.names import padding_problem, reference_problem
 from segmap.server.registry import (
     api_files,
     api_models,
@@ -81,6 +81,15 @@ PATH_PARAMETER_KINDS = {
 }
 
 
+# How messages name each path parameter.
+PATH_PARAMETER_WORDS = {
+    "job_id": "job",
+    "label": "collection label",
+    "folder": "folder name",
+    "name": "file name",
+}
+
+
 def refuse_unnameable_references(request: Request) -> None:
     """Every route's first dependency: refuse a path that can name nothing.
 
@@ -99,21 +108,22 @@ def refuse_unnameable_references(request: Request) -> None:
                 f"the {part} of the URL is not UTF-8 text once its %XX escapes are decoded; "
                 "encode names as UTF-8 (as browsers do)"
             )
-    path = scope.get("path", "")
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        # Checked on the whole path: a route's pattern ends with "$", which also matches
-        # before a final line break, so ".../files/map.txt%0A" would open map.txt.
-        raise Unprocessable("the path contains a control character (a line break?); remove it")
     for param, value in request.path_params.items():
         if not isinstance(value, str):
             continue
+        what = PATH_PARAMETER_WORDS.get(param, param)
+        padded = padding_problem(value)
+        if padded is not None:
+            raise Unprocessable(f"the {what} {value!r} in the path is not valid: {padded}")
         problem = reference_problem(value, PATH_PARAMETER_KINDS.get(param, "name"))
-        if problem is None:
-            continue
-        what = param.removesuffix("_id")
-        if value != value.strip():
-            raise Unprocessable(f"the {what} {value!r} in the path is not valid: {problem}")
-        raise NotFound(f"there is no {what} {value!r}: {problem}")
+        if problem is not None:
+            raise NotFound(f"there is no {what} {value!r}: {problem}")
+    path = scope.get("path", "")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        # Checked on the whole path too: a route's pattern ends with "$", which also
+        # matches before a final line break, so ".../files/map.txt%0A" would open map.txt
+        # with a parameter that holds no line break.
+        raise Unprocessable("the path contains a control character (a line break?); remove it")
 
 
 def utf8_percent_encoded(raw: bytes, *, plus_is_space: bool = False) -> bool:

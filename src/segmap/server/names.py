@@ -166,7 +166,16 @@ def looks_numeric(text: str) -> bool:
     return text.isdigit()
 
 
-REFERENCE_KINDS = ("project", "username", "id", "name")
+def padding_problem(text: str) -> str | None:
+    """Why ``text`` from a URL path cannot be any stored name or UID, or None.
+
+    No stored name has whitespace at its ends or a control character in it.
+    """
+    if text != text.strip():
+        return "it starts or ends with a space or line break, and no name does"
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        return "it contains control characters, and no name does"
+    return None
 
 
 def reference_problem(text: str, kind: str) -> str | None:
@@ -175,13 +184,8 @@ def reference_problem(text: str, kind: str) -> str | None:
     Kinds: ``project`` and ``username`` follow their grammar (:func:`check_project_id`,
     :func:`check_username`); ``id`` is a numeric id or a label/UID that is never all
     digits, so a value written with digits must be a :func:`numeric_id`; ``name`` (folder,
-    file and collection names) has no leading or trailing whitespace and no control
-    characters, like every stored name.
+    file and collection names) may be anything :func:`padding_problem` lets through.
     """
-    if text != text.strip():
-        return "it starts or ends with a space or line break, and no name does"
-    if any(unicodedata.category(c) == "Cc" for c in text):
-        return "it contains control characters, and no name does"
     if kind == "project" and not _PROJECT_ID.fullmatch(text):
         return "project ids are 1 to 64 letters, digits, '_' or '-'"
     if kind == "username" and not _USERNAME.fullmatch(text):
