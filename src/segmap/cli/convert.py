@@ -48,7 +48,14 @@ EPILOG = (
 
 
 def parse_spacing(text: str) -> tuple[float, float, float]:
-    """``"X,Y,Z"`` (or one number for all three) -> spacing in mm; argparse type."""
+    """``"X,Y,Z"`` (or one number for all three) -> spacing in mm; argparse type.
+
+    Each number must lie in the sane range of :mod:`segmap.imaging.budget` (0.01 to
+    100 mm); whether the grid fits the voxel budget depends on the scan and is checked
+    by the conversion, before it allocates anything.
+    """
+    from segmap.imaging.budget import spacing_problem  # light: no NumPy
+
     parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
     try:
         values = [float(p) for p in parts]
@@ -56,10 +63,13 @@ def parse_spacing(text: str) -> tuple[float, float, float]:
         values = []
     if len(values) == 1:
         values = values * 3
-    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+    if len(values) != 3:
         raise argparse.ArgumentTypeError(
             f"spacing must be X,Y,Z in mm (three positive numbers, e.g. 1,1,2.5), got {text!r}"
         )
+    problem = spacing_problem(values)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem} (got {text!r})")
     return (values[0], values[1], values[2])
 
 

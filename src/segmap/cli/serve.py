@@ -7,7 +7,13 @@ server's app and uvicorn load inside the handler.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import logging
+import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from segmap.cli.common import command
@@ -102,13 +108,27 @@ def run_serve(args: argparse.Namespace) -> int:
         overrides["workers"] = args.workers
     try:
         settings = settings_for(args, **overrides)
+        check_data_folder(settings.data_dir)
+        listener = bind_listener(args.host, args.port)
+    except SegmapError as exc:
+        print(f"segmap serve: {exc}", file=sys.stderr)
+        return 1
+    try:
         if getattr(args, "demo", False):
             from segmap.server.demo import prepare_demo
 
             print(f"segmap: {prepare_demo(settings).message}", file=sys.stderr, flush=True)
         app = create_app(settings)
     except SegmapError as exc:
+        listener.close()
         print(f"segmap serve: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        listener.close()
+        problem = startup_problem(exc, settings.effective_database_url, settings.data_dir)
+        if problem is None:
+            raise  # a fault of segmap itself: main() reports it as one
+        print(f"segmap serve: {problem}", file=sys.stderr)
         return 1
     if app.state.database.user_count() == 0:
         print(NO_USERS_HINT.format(data=settings.data_dir), file=sys.stderr)
@@ -117,7 +137,8 @@ def run_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
+    configure_logging(args.log_level)
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -125,4 +146,117 @@ def run_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
-    return 0
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the Ctrl-C (SIGINT) it handled once it has shut down cleanly;
+    # uvicorn.run swallows it the same way, so stopping the service is a clean exit.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[listener])
+    # As uvicorn.run: a start-up that failed (uvicorn logged why) is a failed command.
+    return 0 if server.started else 1
+
+
+def configure_logging(level: str) -> None:
+    """Send segmap's own log records (``segmap.*``: errors with their request id and
+    traceback, job events) to standard error at ``level``, beside uvicorn's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger = logging.getLogger("segmap")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False  # one copy of each record, not a second through the root
+
+
+def check_data_folder(data_dir: Path) -> None:
+    """Make ``data_dir`` if needed and prove a file can be written in it.
+
+    Raises:
+        SegmapError: one sentence naming the folder and the reason (it is a file, no
+            permission, a read-only disk), before anything else starts.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir, prefix=".segmap-write-test-"):
+            pass
+    except OSError as exc:
+        raise SegmapError(
+            f"the data folder {data_dir} cannot be written ({exc.strerror or exc}); give "
+            "one the service's user may write with --data or $SEGMAP_DATA"
+        ) from None
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so a port in use is one clear line at start-up.
+
+    Bound before the database is migrated and the job workers start, and handed to
+    uvicorn, so nothing else can take the port in between.
+
+    Raises:
+        SegmapError: the port is in use, not allowed, or the host is not an address of
+            this machine.
+    """
+    if not 0 < port < 65536:
+        raise SegmapError(f"--port {port} is not a TCP port (1 to 65535)")
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise SegmapError(f"--host {host!r} is not an address of this machine ({exc})") from None
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SegmapError(
+                f"port {port} on {host} is already in use by another program; stop it or "
+                "choose another port with --port"
+            ) from None
+        raise SegmapError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another "
+            "--host or --port"
+        ) from None
+    listener.set_inheritable(False)
+    return listener
+
+
+def startup_problem(exc: Exception, database_url: str, data_dir: Path) -> str | None:
+    """One sentence for a start-up failure caused by the configuration, or None.
+
+    The database URL is shown without its password.
+    """
+    from sqlalchemy import exc as sa_exc
+
+    shown = _safe_url(database_url)
+    if isinstance(exc, (sa_exc.ArgumentError, sa_exc.NoSuchModuleError)):
+        return (
+            f"--database-url {shown} is not a database URL segmap can use ({_first_line(exc)}); "
+            "use postgresql+psycopg://USER:PASSWORD@HOST/DBNAME, or leave it out for "
+            "SQLite in the data folder"
+        )
+    if isinstance(exc, ImportError):
+        return f"the database driver for {shown} is not installed ({exc})"
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        reason = _first_line(exc.orig if exc.orig is not None else exc)
+        return (
+            f"cannot open the database {shown} ({reason}); check that it is running and "
+            "the URL, user and password are right"
+        )
+    if isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError):
+        return f"cannot use the data folder {data_dir} ({exc.strerror or exc})"
+    return None
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparsable: show only what comes before any credentials
+        return repr(url.split("://", 1)[0] + "://...") if "://" in url else repr(url[:40])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

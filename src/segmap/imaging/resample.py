@@ -22,7 +22,6 @@ voxel centres at integers, the image's box from -0.5 to n - 0.5):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +29,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from scipy import ndimage
 
+from segmap.imaging.budget import check_grid_budget, resampled_size, resampled_what
 from segmap.imaging.grid import VoxelGrid
 
 _EDGE_MARGIN = 0.5
@@ -44,13 +44,16 @@ def grid_for_spacing(grid: VoxelGrid, spacing_mm: tuple[float, float, float]) ->
     count is the extent ``n * old spacing`` divided by the new spacing, rounded to the
     nearest integer (halves up), at least 1; so the new centres are ``origin + m * new
     spacing`` and the new extent differs from the old by less than half a new voxel.
+
+    Raises:
+        ValueError: ``spacing_mm`` is not three positive lengths.
+        segmap.imaging.budget.VoxelBudgetError: the new grid is over the voxel budget
+            (checked before anything is allocated).
     """
     if len(spacing_mm) != 3 or any(not s > 0 for s in spacing_mm):
         raise ValueError(f"target spacing must be three positive lengths in mm: {spacing_mm}")
-    size = tuple(
-        max(1, math.floor(n * s_old / s_new + 0.5 + _EPS))
-        for n, s_old, s_new in zip(grid.size, grid.spacing, spacing_mm, strict=True)
-    )
+    size = resampled_size(grid.size, grid.spacing, spacing_mm)
+    check_grid_budget(size, resampled_what(spacing_mm))
     return VoxelGrid.from_arrays(size, spacing_mm, grid.origin_lps, grid.direction_matrix)
 
 

@@ -35,6 +35,7 @@ import numpy.typing as npt
 from segmap.annotations.info import check_frame_of_reference
 from segmap.annotations.types import AnnotationInfo
 from segmap.errors import SegmapError
+from segmap.imaging.budget import check_resampled_budget, spacing_problem
 from segmap.imaging.grid import VoxelGrid
 from segmap.imaging.series import DicomSeries
 from segmap.labelmap import RegionMap, read_region_map
@@ -109,10 +110,8 @@ class ConvertOptions:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.spacing is not None and (
-            len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing)
-        ):
-            problems.append(f"spacing must be three positive numbers in mm, got {self.spacing}")
+        if self.spacing is not None and (problem := spacing_problem(self.spacing)):
+            problems.append(problem)
         if self.interp not in INTERPOLATION_ORDERS:
             problems.append(
                 f"interp must be one of {', '.join(INTERPOLATION_ORDERS)}, got {self.interp!r}"
@@ -201,6 +200,10 @@ def convert(
     info, contour_regions, series = inputs.info, inputs.contour_regions, inputs.series
     warnings.extend(inputs.warnings)
     check_frame_of_reference(info, series)
+    if options.spacing is not None and not options.mask_only:
+        # Before the composite, the pixels or any resampled array is allocated: a spacing
+        # too fine for this scan's extent fails here with the size it would have had.
+        check_resampled_budget(series.grid.size, series.grid.spacing, options.spacing)
     say("placing regions", 0.15)
     # The composite's array (78 MB for a 512x512x300 mask) is allocated and its pages
     # faulted in on a helper thread while the regions are placed: numpy's fill runs

@@ -24,7 +24,7 @@ from segmap.labelmap.formats.record import (
 from segmap.labelmap.model import RegionMap
 from segmap.labelmap.palette import RGBA
 from segmap.labelmap.problems import MapProblem
-from segmap.labelmap.rules import parse_value
+from segmap.labelmap.rules import is_zero, parse_value, small_number
 
 TITLE = "ITK-SNAP label description file"
 _ROW = re.compile(r'\s*(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+"(.*)"\s*')
@@ -84,7 +84,7 @@ def load(text: str, source: str) -> Imported:
             problems.append(MapProblem(number, raw, f"not a label row; {_SHAPE}"))
             continue
         idx, r, g, b, a, _vis, _msh, label = row.groups()
-        if idx.isascii() and idx.isdigit() and int(idx) == 0:
+        if is_zero(idx):
             continue  # "Clear Label", the background
         value, message = parse_value(idx)
         colour, colour_message = _colour(r, g, b, a)
@@ -105,7 +105,8 @@ def load(text: str, source: str) -> Imported:
 
 
 def _colour(r: str, g: str, b: str, a: str) -> tuple[RGBA | None, str | None]:
-    if not all(c.isascii() and c.isdigit() and int(c) <= 255 for c in (r, g, b)):
+    rgb = [small_number(c, 255) for c in (r, g, b)]
+    if any(c is None for c in rgb):
         return None, "R, G and B must be whole numbers from 0 to 255"
     try:
         opacity = float(a)
@@ -113,7 +114,7 @@ def _colour(r: str, g: str, b: str, a: str) -> tuple[RGBA | None, str | None]:
         opacity = -1.0
     if not 0.0 <= opacity <= 1.0:
         return None, f'the opacity "{a}" must be a number from 0 to 1'
-    return (int(r), int(g), int(b), round(opacity * 255)), None
+    return (int(r), int(g), int(b), round(opacity * 255)), None  # each checked: 0..255
 
 
 FORMAT = LabelFormat("itksnap", TITLE, "itksnap-labels.txt", True, dump, load)

@@ -7,6 +7,22 @@ from typing import Any
 
 from segmap.labelmap.formats.base import LabelFormatError
 
+# No label value or colour needs more digits; Python's int() refuses strings of over
+# 4,300 digits with a bare ValueError, so longer numbers are refused here with a reason.
+_MAX_DIGITS = 20
+
+
+class _NumberTooLong(Exception):
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-").lstrip("0"))
+    if digits > _MAX_DIGITS:
+        raise _NumberTooLong(digits)
+    return int(text)
+
 
 class _DuplicateKey(Exception):
     def __init__(self, key: str) -> None:
@@ -31,11 +47,17 @@ def load_json(text: str, *, source: str, title: str) -> Any:
         LabelFormatError: not JSON (with line and column) or a repeated key.
     """
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise LabelFormatError(
             f"{source}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
             f"a {title} file is JSON",
+            source,
+        ) from None
+    except _NumberTooLong as exc:
+        raise LabelFormatError(
+            f"{source}: a number with {exc.digits} digits is far too large for a label "
+            "value (at most 65535); correct it",
             source,
         ) from None
     except _DuplicateKey as exc:

@@ -24,7 +24,7 @@ from segmap.labelmap.formats.record import (
 from segmap.labelmap.model import RegionMap
 from segmap.labelmap.palette import RGBA
 from segmap.labelmap.problems import MapProblem
-from segmap.labelmap.rules import parse_value
+from segmap.labelmap.rules import is_zero, parse_value
 
 TITLE = "Medical Segmentation Decathlon dataset.json"
 _EXAMPLE = '"labels": {"0": "background", "1": "liver"}'
@@ -52,7 +52,7 @@ def load(text: str, source: str) -> Imported:
     entries: list[tuple[int, str, Any, Any]] = []
     problems: list[MapProblem] = []
     for key, name in labels.items():
-        if key.strip().isascii() and key.strip().isdigit() and int(key) == 0:
+        if is_zero(key.strip()):
             continue  # background
         text_of = json_entry(key)
         value, message = parse_value(key.strip())

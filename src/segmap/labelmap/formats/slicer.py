@@ -27,7 +27,7 @@ from segmap.labelmap.formats.record import (
 from segmap.labelmap.model import RegionMap
 from segmap.labelmap.palette import RGBA
 from segmap.labelmap.problems import MapProblem
-from segmap.labelmap.rules import parse_value
+from segmap.labelmap.rules import is_zero, parse_value, small_number
 
 TITLE = "3D Slicer colour table"
 _WHITESPACE = re.compile(r"\s")
@@ -73,7 +73,7 @@ def load(text: str, source: str) -> Imported:
             problems.append(MapProblem(number, raw, f"{len(fields)} fields; {_SHAPE}"))
             continue
         value, message = parse_value(fields[0])
-        if fields[0].isascii() and fields[0].isdigit() and int(fields[0]) == 0:
+        if is_zero(fields[0]):
             continue  # background
         if message:
             problems.append(MapProblem(number, raw, message))
@@ -98,7 +98,7 @@ def load(text: str, source: str) -> Imported:
 def _colour(fields: list[str]) -> tuple[RGBA | None, str | None]:
     if not fields:
         return None, None
-    if not all(f.isascii() and f.isdigit() and int(f) <= 255 for f in fields):
+    if any(small_number(f, 255) is None for f in fields):
         return None, "colour components must be whole numbers from 0 to 255"
     r, g, b, *rest = (int(f) for f in fields)
     return (r, g, b, rest[0] if rest else 255), None

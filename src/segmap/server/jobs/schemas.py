@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from segmap.server.names import MAX_ID, looks_numeric, numeric_id
+
+# SESSION/LABEL: a StudyInstanceUID (64) or id, "/", a collection label (255 bytes).
+_MAX_COLLECTION_REF = 400
 
 
 class JobOut(BaseModel):
@@ -55,15 +60,54 @@ class JobDetailOut(JobOut):
 
 
 class ConvertIn(BaseModel):
-    """What to convert: one collection (its id or ``SESSION/LABEL``), or all when absent."""
+    """What to convert: one collection (its id or ``SESSION/LABEL``), or every collection
+    of the project when ``collection`` is absent or null.
+
+    An empty ``collection`` (``""``, spaces) is refused (422): it is a form left blank or
+    a bug in a script, and reading it as "all" would start a conversion of everything.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     collection: int | str | None = Field(
         default=None,
         examples=[12, "1.2.840.113619.2.55.3/liver-rois"],
-        description="ROI collection id or SESSION/LABEL; omit to convert every collection",
+        description="ROI collection id or SESSION/LABEL; absent or null converts every "
+        'collection of the project; "" is refused',
     )
+
+    @field_validator("collection", mode="before")
+    @classmethod
+    def _not_a_flag(cls, value: object) -> object:
+        # Before pydantic's own parsing, which would read JSON true as the id 1.
+        if isinstance(value, bool):
+            raise ValueError("give the collection's id or SESSION/LABEL, not true/false")
+        return value
+
+    @field_validator("collection")
+    @classmethod
+    def _one_collection(cls, value: int | str | None) -> int | str | None:
+        if value is None:
+            return None
+        if isinstance(value, int):
+            if not 1 <= value <= MAX_ID:
+                raise ValueError(f"collection ids are whole numbers from 1 to {MAX_ID}")
+            return value
+        if not value.strip():
+            raise ValueError(
+                "the collection is empty; give its id or SESSION/LABEL, or leave "
+                "collection out (or null) to convert every collection"
+            )
+        if len(value) > _MAX_COLLECTION_REF:
+            raise ValueError(f"the collection is longer than {_MAX_COLLECTION_REF} characters")
+        text = value.strip()
+        first = text.split("/", 1)[0]
+        if looks_numeric(first) and numeric_id(first) is None:
+            raise ValueError(
+                f"{first[:40]!r} is not an id: ids are whole numbers from 1 to {MAX_ID}, "
+                "written with the digits 0-9"
+            )
+        return value
 
 
 class ConvertOut(BaseModel):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from segmap.server.db.registry import ROLE_OWNER, Membership, Project
 from segmap.server.errors import Forbidden, NotFound
+from segmap.server.names import name_key
 from segmap.server.web.auth import Principal, require_principal
 
 
@@ -46,6 +47,8 @@ class ProjectAccess:
 def project_access(db: Session, principal: Principal | None, project_id: str) -> ProjectAccess:
     """The caller's access to a project; raises 401, 404 or 403 (``ServiceError``)."""
     who = require_principal(principal)
+    # Looked up by the same key that keeps ids unique (case-insensitive), so "liver01"
+    # opens the project "LIVER01" rather than 404 beside a 409 for creating it.
     # One query for the project and the caller's role in it (None: not a member).
     row = db.execute(
         select(Project, Membership.role)
@@ -53,7 +56,7 @@ def project_access(db: Session, principal: Principal | None, project_id: str) ->
             Membership,
             and_(Membership.project_id == Project.id, Membership.user_id == who.id),
         )
-        .where(Project.id == project_id)
+        .where(Project.id_key == name_key(project_id))
     ).first()
     if row is None:
         raise NotFound(f"there is no project {project_id!r}")

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from segmap.imaging.budget import VoxelBudgetError, check_model_spacing
 from segmap.server.db.registry import MLModel
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.names import check_model_label, name_key
+from segmap.server.names import (
+    MAX_DESCRIPTION_CHARS,
+    check_display_text,
+    check_model_label,
+    looks_numeric,
+    name_key,
+    numeric_id,
+)
 from segmap.server.registry.access import ProjectAccess, project_access, require_manage
 from segmap.server.storage import Storage
 from segmap.server.web.auth import Principal
-
-MAX_SPACING_MM = 1000.0
 
 
 def list_models(db: Session, principal: Principal | None, project_id: str) -> list[MLModel]:
@@ -33,10 +38,16 @@ def list_models(db: Session, principal: Principal | None, project_id: str) -> li
 
 
 def find_model(db: Session, access: ProjectAccess, model_ref: str | int) -> MLModel:
-    """A model of an accessible project by numeric id or by label (case-insensitive)."""
+    """A model of an accessible project by numeric id or by label (case-insensitive).
+
+    A reference written only with digits is an id (labels are never all digits); one that
+    is not a valid id (``²``, ``１``, 30 digits) names no model.
+    """
     ref = str(model_ref)
-    if ref.isdigit():
-        model = db.get(MLModel, int(ref))
+    model: MLModel | None = None
+    if looks_numeric(ref):
+        model_id = numeric_id(ref)
+        model = db.get(MLModel, model_id) if model_id is not None else None
         if model is not None and model.project_id != access.project.id:
             model = None
     else:
@@ -59,23 +70,16 @@ def get_model(
 
 
 def check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
-    """Three finite positive numbers (x, y, z in mm), else ``Unprocessable``."""
-    values = list(spacing) if spacing is not None else []
-    if len(values) != 3:
-        raise Unprocessable(f"voxel_spacing needs three numbers [x, y, z] in mm; got {len(values)}")
-    out = []
-    for axis, v in zip("xyz", values, strict=True):
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise Unprocessable(f"voxel_spacing {axis} = {v!r} is not a number") from None
-        if not math.isfinite(f) or f <= 0 or f > MAX_SPACING_MM:
-            raise Unprocessable(
-                f"voxel_spacing {axis} = {v!r} must be greater than 0 and at most "
-                f"{MAX_SPACING_MM:g} mm"
-            )
-        out.append(f)
-    return (out[0], out[1], out[2])
+    """A model's voxel spacing (x, y, z in mm), else ``Unprocessable``.
+
+    The rule of :func:`segmap.imaging.budget.check_model_spacing`: three finite numbers
+    from 0.01 to 100 mm, and not so fine that a 500 mm field of view would exceed the
+    voxel budget (every conversion of the model would then be refused).
+    """
+    try:
+        return check_model_spacing(list(spacing) if spacing is not None else [])
+    except VoxelBudgetError as exc:
+        raise Unprocessable(f"voxel_spacing: {exc}") from None
 
 
 def create_model(
@@ -92,6 +96,9 @@ def create_model(
     access = project_access(db, principal, project_id)
     require_manage(access, "create models")
     check_model_label(label)
+    description = check_display_text(
+        description or "", "description", MAX_DESCRIPTION_CHARS, required=False, multiline=True
+    )
     sx, sy, sz = check_spacing(voxel_spacing)
     key = name_key(label)
     clash = db.scalar(
@@ -105,7 +112,7 @@ def create_model(
         project_id=access.project.id,
         label=label,
         label_key=key,
-        description=description or "",
+        description=description,
         spacing_x=sx,
         spacing_y=sy,
         spacing_z=sz,

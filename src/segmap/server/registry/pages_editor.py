@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
+from segmap.labelmap.problems import first_problems
 from segmap.server.errors import ServiceError
 from segmap.server.registry import files, folders, mlmodels
 from segmap.server.registry.access import require_manage
@@ -107,7 +108,8 @@ async def editor_save(
     if not folder:
         problems.append(f"Choose the folder to save {REGION_MAP_FILENAME} into.")
     if region_map is None or problems:
-        return _editor(request, db, storage, who, project, model, rows, folder, problems, 422)
+        shown = first_problems(problems)  # a pasted file of 10,000 bad rows: 50 and a count
+        return _editor(request, db, storage, who, project, model, rows, folder, shown, 422)
     try:
         files.save_file(
             db,

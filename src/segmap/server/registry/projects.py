@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session, selectinload
 from segmap.server.accounts.service import get_user
 from segmap.server.db.registry import ROLE_OWNER, ROLES, Membership, Project
 from segmap.server.errors import Conflict, Forbidden, NotFound, Unprocessable
-from segmap.server.names import check_project_id, name_key
+from segmap.server.names import (
+    MAX_PROJECT_NAME_CHARS,
+    check_display_text,
+    check_project_id,
+    name_key,
+)
 from segmap.server.registry.access import ProjectAccess, project_access, require_manage
 from segmap.server.web.auth import Principal, require_principal
 
@@ -61,11 +66,9 @@ def create_project(db: Session, principal: Principal | None, project_id: str, na
     if not can_create_projects(who):
         raise Forbidden("you may not create projects; ask a site administrator")
     check_project_id(project_id)
-    name = (name or "").strip()
-    if not name:
+    if not (name or "").strip():
         raise Unprocessable("the project name is empty; give the project a name")
-    if len(name) > 200:
-        raise Unprocessable("the project name is longer than 200 characters; shorten it")
+    name = check_display_text(name, "project name", MAX_PROJECT_NAME_CHARS)
     existing = db.scalar(select(Project).where(Project.id_key == name_key(project_id)))
     if existing is not None:
         raise Conflict(f"a project with id {existing.id!r} already exists")

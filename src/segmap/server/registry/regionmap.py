@@ -31,14 +31,17 @@ def is_region_map_name(name: str) -> bool:
 
 
 def problems_json(exc: RegionMapError) -> list[dict[str, object]]:
-    """Each problem as ``{"line", "text", "message"}``."""
-    return [{"line": p.line, "text": p.text, "message": p.message} for p in exc.problems]
+    """The listed problems (the library keeps the first 50) as ``{"line", "text",
+    "message"}``, each line's text cut to 80 characters."""
+    return [{"line": p.line, "text": p.shown_text, "message": p.message} for p in exc.problems]
 
 
 def parse_region_map_upload(data: bytes, source: str) -> RegionMap:
     """Parse uploaded bytes; ``Unprocessable`` listing every problem when invalid.
 
-    The error's ``extra`` carries ``problems`` (line, text, message) for the API body.
+    The error's ``extra`` carries ``problems`` (line, text, message: the first 50) and
+    ``problems_not_shown`` (how many more) for the API body, so a large bad file gets a
+    small answer.
     """
     if len(data) > MAX_REGION_MAP_BYTES:
         raise Unprocessable(
@@ -48,9 +51,11 @@ def parse_region_map_upload(data: bytes, source: str) -> RegionMap:
     try:
         return decode_region_map_bytes(data, source=source)
     except RegionMapError as exc:
+        listed = f" (the first {len(exc.problems)} are listed)" if exc.not_shown else ""
         raise Unprocessable(
-            f"{exc.summary}; nothing was stored:\n" + "\n".join(exc.lines()),
+            f"{exc.summary}{listed}; nothing was stored:\n" + "\n".join(exc.lines()),
             problems=problems_json(exc),
+            problems_not_shown=exc.not_shown,
         ) from None
     except RegionMapFileError as exc:
         raise Unprocessable(

@@ -10,7 +10,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segmap.server.names import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_LABEL_CHARS,
+    MAX_PROJECT_NAME_CHARS,
+)
 from segmap.server.web.schemas import ErrorOut
+
+# Lengths are checked here first, so an over-long field is refused before any work; the
+# services check the same limits again (the pages' forms reach them without these).
+_ID_CHARS = 64  # project ids and usernames: names.check_project_id / check_username
+_ROLE_CHARS = 32
 
 
 class _In(BaseModel):
@@ -21,8 +31,8 @@ class _In(BaseModel):
 class ProjectIn(_In):
     """A new project: ``id`` is the short identifier used in URLs."""
 
-    id: str = Field(examples=["LIVER01"])
-    name: str = Field(examples=["Liver segmentation study"])
+    id: str = Field(examples=["LIVER01"], max_length=_ID_CHARS)
+    name: str = Field(examples=["Liver segmentation study"], max_length=MAX_PROJECT_NAME_CHARS)
 
 
 class _Out(BaseModel):
@@ -42,8 +52,10 @@ class ProjectOut(_Out):
 class MemberIn(_In):
     """Give a user a role in a project."""
 
-    username: str
-    role: str = Field(examples=["member"], description="owner, member or collaborator")
+    username: str = Field(max_length=_ID_CHARS)
+    role: str = Field(
+        examples=["member"], description="owner, member or collaborator", max_length=_ROLE_CHARS
+    )
 
 
 class MemberOut(BaseModel):
@@ -56,10 +68,14 @@ class MemberOut(BaseModel):
 class ModelIn(_In):
     """A new model."""
 
-    label: str = Field(examples=["liver-ct"])
-    description: str = ""
+    label: str = Field(examples=["liver-ct"], max_length=MAX_LABEL_CHARS)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
     voxel_spacing: list[float] = Field(
-        examples=[[1.0, 1.0, 2.5]], description="[x, y, z] in mm, each greater than 0"
+        examples=[[1.0, 1.0, 2.5]],
+        description="[x, y, z] in mm, each from 0.01 to 100, and not so fine that a 500 mm "
+        "field of view would exceed the voxel budget (2**30 voxels by default)",
+        min_length=3,
+        max_length=3,
     )
     automation: bool = False
 
@@ -139,6 +155,11 @@ class ModelPatchIn(_In):
 
 
 class MapErrorOut(ErrorOut):
-    """An invalid region map: every problem with its line number."""
+    """An invalid region map: the first problems with their line numbers, and how many more.
+
+    At most ``segmap.labelmap.problems.MAX_REPORTED`` problems are listed, so a large
+    bad file cannot make an answer of hundreds of megabytes.
+    """
 
     problems: list[MapProblemOut]
+    problems_not_shown: int = 0

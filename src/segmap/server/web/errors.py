@@ -5,17 +5,28 @@ for unknown paths, wrong methods and invalid request bodies. :func:`install` tur
 them into a 4xx answer with a sentence: under ``/api/`` a JSON body (401 with
 ``WWW-Authenticate: Bearer``), on pages the friendly error page, or the log-in page for
 401.
+
+Anything else is a fault of segmap, not of the request: :class:`ErrorBoundary` (the
+outermost middleware) logs it once with its traceback and a request id and answers 500
+``{"detail": ..., "request_id": ...}`` (the error page for browsers); every response
+carries the id in ``X-Request-ID``.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segmap.server.errors import ServiceError
 from segmap.server.web import auth
@@ -23,6 +34,7 @@ from segmap.server.web.deps import optional_principal
 from segmap.server.web.pages import error_page, login_redirect
 
 API_PREFIX = "/api/"
+log = logging.getLogger("segmap.server")
 
 
 def html_error(request: Request, status_code: int, detail: str) -> Response:
@@ -86,3 +98,97 @@ def validation_summary(errors: Any) -> str:
         where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
         parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg")))
     return "; ".join(parts) or "the request is not valid"
+
+
+# --- the 500 boundary and request ids ------------------------------------------------
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A request id sent by a proxy in front of segmap is kept, so its logs and segmap's
+# agree; anything else (too long, spaces, line breaks that would forge log lines) is
+# replaced by a fresh one.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+UNEXPECTED = (
+    "something went wrong on the server; it is logged with request id {request_id}: "
+    "try again, and if it happens again give this id to the service's administrator"
+)
+
+
+def request_id_of(scope: Scope) -> str:
+    """The request id of this request (set by :class:`ErrorBoundary`), or ``""``."""
+    state = scope.get("state") or {}
+    return str(state.get("request_id", ""))
+
+
+def _new_request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"x-request-id":
+            text = value.decode("latin-1")
+            if _CLIENT_REQUEST_ID.fullmatch(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def unexpected_error_response(request: Request, request_id: str) -> Response:
+    """The answer to an error no handler knew: JSON 500 on the API, the error page elsewhere.
+
+    Nothing of the exception is shown (it may hold paths, SQL or data); the request id
+    finds its traceback in the log.
+    """
+    detail = UNEXPECTED.format(request_id=request_id)
+    if request.url.path.startswith(API_PREFIX):
+        return JSONResponse({"detail": detail, "request_id": request_id}, status_code=500)
+    try:
+        return html_error(request, 500, detail)
+    except Exception:  # the page needs the database and templates; either may be the fault
+        log.exception("the error page failed too (request id %s)", request_id)
+        return PlainTextResponse(detail, status_code=500)
+
+
+class ErrorBoundary:
+    """The outermost middleware: every HTTP response carries ``X-Request-ID``, and any
+    exception no handler turned into an answer becomes :func:`unexpected_error_response`.
+
+    The exception is logged once, with its traceback, the method, path and request id,
+    and not raised further (the server would log it a second time). A client that went
+    away mid-request is logged in one line without a traceback. When the answer had
+    already begun (a download failing half-way) nothing more can be sent: the error is
+    logged and the connection ends.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _new_request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            log.info(
+                "client went away during %s %s (request id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+        except Exception:
+            log.exception(
+                "unexpected error in %s %s (request id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            if not started:
+                response = unexpected_error_response(Request(scope), request_id)
+                await response(scope, receive, send_with_id)
