@@ -61,6 +61,7 @@ class Plan:
     rejected: list[Rejection] = field(default_factory=list)
     # RTSTRUCT/SEG files sent with the images: (file name, the refusal with its study).
     collections: list[tuple[str, RejectedFile]] = field(default_factory=list)
+    files_seen: int = 0  # files and zip entries looked at so far (for the log)
 
 
 def existing_instances(db: Session, project_id: str, uids: Iterable[str]) -> dict[str, Instance]:
