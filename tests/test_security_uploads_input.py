@@ -73,7 +73,7 @@ def test_a_multipart_body_without_its_closing_boundary_is_refused(
     body = {
         "inside the data": whole + _multipart_head("b.dcm") + two[: len(two) // 2],
         "at a boundary start": whole + _multipart_head("b.dcm") + two + b"\r\n--B",
-        "inside headers": whole + b'--B\r\nContent-Disposition: form-da',
+        "inside headers": whole + b"--B\r\nContent-Disposition: form-da",
     }[cut]
     r = world.client.post(
         SESSIONS,
