@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import socket
 import struct
+import subprocess
+import sys
 import time
 import zipfile
 import zlib
@@ -325,3 +328,63 @@ def test_a_client_that_goes_away_stops_the_unpacking(
         headers={**world.h("owner"), "Content-Type": "application/dicom"},
     )
     assert r.status_code == 201, r.text
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_the_bounds_are_settings_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_bytes: bytes
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from segmap.server.app import create_app
+    from server_fixtures import Api
+
+    monkeypatch.setenv("SEGMAP_ZIP_MAX_ENTRIES", "3")
+    monkeypatch.setenv("SEGMAP_ZIP_MAX_RATIO", "20")
+    monkeypatch.setenv("SEGMAP_ZIP_RATIO_GRACE_BYTES", "65536")
+    monkeypatch.setenv("SEGMAP_MAX_UNZIPPED_BYTES", "9000000")
+    monkeypatch.setenv("SEGMAP_DICOM_PROBE_BYTES", "4096")
+    settings = Settings.from_env(tmp_path / "data")
+    assert (
+        settings.zip_max_entries,
+        settings.zip_max_ratio,
+        settings.zip_ratio_grace_bytes,
+        settings.effective_max_unzipped_bytes,
+        settings.dicom_probe_bytes,
+    ) == (3, 20, 65536, 9000000, 4096)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        headers = Api.auth(Api(client, app).make_user("owner"))
+        client.post("/api/v1/projects", json={"id": "P", "name": "P"}, headers=headers)
+        body = io.BytesIO()
+        with zipfile.ZipFile(body, "w") as archive:
+            for n in range(4):
+                archive.writestr(f"s{n}.dcm", slice_bytes)
+        r = client.post(
+            SESSIONS,
+            content=body.getvalue(),
+            headers={**headers, "Content-Type": "application/zip"},
+        )
+        assert r.status_code == 422, r.text
+        assert "more than the limit of 3 files" in r.json()["rejected"][0]["reason"]
+    app.state.database.dispose()
+
+
+def test_a_bound_that_is_not_a_number_stops_serve_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMAP_")}
+    env["SEGMAP_ZIP_MAX_RATIO"] = "lots"
+    done = subprocess.run(
+        [sys.executable, "-m", "segmap.cli", "serve", "--data", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "segmap serve: SEGMAP_ZIP_MAX_RATIO='lots' is not a whole number of unpacked bytes "
+        "per compressed byte"
+    ], done.stderr

@@ -133,7 +133,9 @@ class Settings:
             dask_scheduler=os.environ.get(DASK_ENV) or None,
             job_lease_s=_env_seconds(JOB_LEASE_ENV, DEFAULT_JOB_LEASE_S),
             zip_max_entries=_env_count(ZIP_MAX_ENTRIES_ENV, DEFAULT_ZIP_MAX_ENTRIES, "entries"),
-            zip_max_ratio=_env_count(ZIP_MAX_RATIO_ENV, DEFAULT_ZIP_MAX_RATIO, "bytes per byte"),
+            zip_max_ratio=_env_count(
+                ZIP_MAX_RATIO_ENV, DEFAULT_ZIP_MAX_RATIO, "unpacked bytes per compressed byte"
+            ),
             zip_ratio_grace_bytes=_env_count(
                 ZIP_RATIO_GRACE_ENV, DEFAULT_ZIP_RATIO_GRACE_BYTES, "bytes"
             ),
