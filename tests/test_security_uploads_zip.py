@@ -267,6 +267,58 @@ def test_a_nested_zip_entry_is_refused_from_its_first_bytes(
     ]
 
 
+def _peak_rss_reset() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux)
+    except OSError:
+        pytest.skip("/proc/self/clear_refs is not writable here: cannot measure peak memory")
+
+
+def _peak_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+def test_a_deflated_data_set_that_inflates_to_512_mib_is_refused_in_bounded_memory(
+    world: World, slice_bytes: bytes, tmp_path: Path
+) -> None:
+    """pydicom inflates a Deflated Explicit VR data set in memory whole before reading it."""
+    ds = pydicom.dcmread(io.BytesIO(slice_bytes))
+    del ds.PixelData
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    written = out.getvalue()
+    group_length = pydicom.dcmread(io.BytesIO(written)).file_meta.FileMetaInformationGroupLength
+    meta_end = 132 + 12 + int(group_length)
+    data_set = zlib.decompress(written[meta_end:], -zlib.MAX_WBITS)
+    pixels = struct.pack("<HH", 0x7FE0, 0x0010) + b"OW\x00\x00" + struct.pack("<L", 512 << 20)
+    bomb = tmp_path / "deflated.dcm"
+    with open(bomb, "wb") as f:
+        f.write(written[:meta_end] + _segment(data_set + pixels))
+        block = _segment(bytes(1 << 20))
+        for _ in range(512):
+            f.write(block)
+        f.write(b"\x03\x00")
+    assert bomb.stat().st_size < 1024 * 1024
+    _peak_rss_reset()
+    before = _peak_rss()
+    r = world.client.post(
+        SESSIONS,
+        files=[("files", ("deflated.dcm", bomb.read_bytes(), "application/dicom"))],
+        headers=world.h("owner"),
+    )
+    grown = _peak_rss() - before
+    assert r.status_code == 422, r.text
+    [refused] = r.json()["rejected"]
+    assert refused["file"] == "deflated.dcm"
+    assert "inflates to more than" in refused["reason"], refused
+    assert grown < 128 * 1024 * 1024, grown
+    assert _staging_files(world) == []
+
+
 # --------------------------------------------------------------------------- disconnects
 
 
