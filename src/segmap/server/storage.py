@@ -170,6 +170,9 @@ class LocalStorage:
         target = self._path(key)
         make_private_dir(target.parent)
         os.replace(staged.path, target)
+        # The orphan sweep spares young files: their age counts from now, not from when
+        # the bytes were received.
+        os.utime(target)
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -209,14 +212,17 @@ class LocalStorage:
         """Remove a whole key prefix (e.g. every file of a deleted model)."""
         shutil.rmtree(self._path(prefix), ignore_errors=True)
 
-    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
+    def sweep_staging(self, older_than_s: float = 3600.0, *, include_own: bool = True) -> int:
         """Delete what crashed uploads left in staging; returns how many folders and files.
 
         Other processes' folders go as soon as their owner has ended (at once after a
-        kill -9, never while it runs); loose files of the older layout, this process's
-        own included, only when older than ``older_than_s`` seconds.
+        kill -9, never while it runs); loose files of the older layout only when older
+        than ``older_than_s`` seconds, and so do this process's own files unless
+        ``include_own`` is False (a sweep while uploads may be waiting in them).
         """
         removed = self._staging.sweep(older_than_s)
+        if not include_own:
+            return removed
         cutoff = time.time() - older_than_s
         for path in self.staging.iterdir():
             with contextlib.suppress(FileNotFoundError):

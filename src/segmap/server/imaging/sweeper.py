@@ -57,7 +57,8 @@ class OrphanSweeper:
         """One sweep now: (stored files removed, staging folders and files removed)."""
         with self.database.session() as db:
             files = sweep_unreferenced(db, self.storage, older_than_s=self.min_age_s)
-        staged = self.storage.sweep_staging()
+        # This process's own staging files belong to uploads under way: never swept here.
+        staged = self.storage.sweep_staging(include_own=False)
         return files, staged
 
     def _loop(self) -> None:
