@@ -126,19 +126,24 @@ def test_kill_9_mid_upload_leaves_parts_that_the_next_start_up_removes(
     first.kill()
     upload.close()
     assert left.exists()
+
     # ...until the next start-up, which removes it at once; the live service's own
     # staging folder is left alone.
-    live = sorted(
-        p.name
-        for p in (data / "storage" / "staging").iterdir()
-        if p.name.startswith(str(second.process.pid))
-    )
+    def owned_by(service: Service, folder: str) -> list[str]:
+        return sorted(
+            p.name
+            for p in (data / "storage" / folder).iterdir()
+            if p.name.startswith(f"{service.process.pid}-")
+        )
+
+    live = owned_by(second, "staging")
+    assert len(live) == 1 and len(owned_by(second, "locks")) == 1
     third = Service(data, free_port(), {})
     services.append(third)
     assert _parts(data) == []
     assert not left.parent.exists()
-    staging = {p.name for p in (data / "storage" / "staging").iterdir()}
-    assert set(live) <= staging
+    assert owned_by(first, "staging") == owned_by(first, "locks") == []
+    assert owned_by(second, "staging") == live
     # The second service still takes uploads.
     s = _start_upload(second, _token(second), slice_bytes, len(slice_bytes))
     assert _status_of(s) == 200  # already stored by the first upload
@@ -231,11 +236,12 @@ def test_data_folder_database_and_storage_are_owner_only_whatever_the_umask(
             assert client.post(SESSIONS, files=parts, headers=headers).status_code == 201
             storage = app.state.storage
             folders = [data, data / "jobs", storage.root, storage.objects, storage.staging]
+            folders += [storage.root / "staging", storage.root / "locks"]
             folders += [p for p in storage.objects.rglob("*") if p.is_dir()]
             files = [data / "segmap.sqlite3", data / "secret_key"]
             files += [p for p in data.glob("segmap.sqlite3-*")]  # -wal, -shm
             files += [p for p in storage.objects.rglob("*") if p.is_file()]
-            files += [p for p in (storage.root / "staging").glob("*.lock")]
+            files += [p for p in (storage.root / "locks").glob("*.lock")]
             assert any(p.name.endswith("-wal") for p in files)
             assert len([p for p in files if p.suffix == ".dcm"]) == 2
             wrong = {

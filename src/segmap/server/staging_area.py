@@ -1,13 +1,14 @@
 """Each process's own staging folder, and removing the folders of processes that are gone.
 
-Uploads are received into ``staging/<pid>-<random>/`` beside a lock file
-``staging/<pid>-<random>.lock`` that the process holds with ``flock`` for as long as it
-runs. The kernel drops the lock when the process ends, however it ends (kill -9 too), so
-another process can tell, without guessing from file ages, that a folder's owner is gone:
-if it can take the lock, nobody is writing there and the folder is removed; if it
-cannot, the owner is alive and the folder is left alone. Several services sharing one
-data folder therefore never remove each other's uploads in progress. (The lock needs a
-filesystem with working ``flock``: local disks, and NFS on Linux, which emulates it.)
+Uploads are received into ``staging/<pid>-<random>/``, and the process holds the lock
+file ``locks/<pid>-<random>.lock`` with ``flock`` for as long as it runs (kept out of
+``staging/``, which holds only what uploads wrote). The kernel drops the lock when the
+process ends, however it ends (kill -9 too), so another process can tell, without
+guessing from file ages, that a folder's owner is gone: if it can take the lock, nobody
+is writing there and the folder is removed; if it cannot, the owner is alive and the
+folder is left alone. Several services sharing one data folder therefore never remove
+each other's uploads in progress. (The lock needs a filesystem with working ``flock``:
+local disks, and NFS on Linux, which emulates it.)
 
 Files of the older layout (``.part`` files directly in ``staging/``) carry no owner and
 are only removed once they are older than the age given to :meth:`StagingArea.sweep`.
@@ -51,31 +52,34 @@ class StagingArea:
     belongs to nobody. Closing (or the process ending) releases the lock.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, lock_dir: Path) -> None:
         self.root = root
+        self.lock_dir = lock_dir
         make_private_dir(root)
+        make_private_dir(lock_dir)
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._lock = _open_lock(root / f"{self.token}{LOCK_SUFFIX}", create=True)
+        self._lock = _open_lock(self._lock_path(self.token), create=True)
         if not _try_lock(self._lock):  # a fresh random name: nobody else can hold it
             raise RuntimeError(f"cannot lock the staging folder {self.token}")
         self.folder = root / self.token
         make_private_dir(self.folder)
 
+    def _lock_path(self, token: str) -> Path:
+        return self.lock_dir / f"{token}{LOCK_SUFFIX}"
+
     def sweep(self, older_than_s: float = 3600.0) -> int:
         """Remove the staging folders of ended processes, and loose files older than
         ``older_than_s`` seconds; returns how many folders and files were removed."""
         removed = 0
+        for lock_path in _entries(self.lock_dir):
+            if lock_path.name.endswith(LOCK_SUFFIX) and lock_path.name != f"{self.token}.lock":
+                removed += self._sweep_owner(lock_path)
         cutoff = time.time() - older_than_s
-        entries: list[Path] = []
-        with contextlib.suppress(FileNotFoundError):
-            entries = list(self.root.iterdir())
-        for path in entries:
-            if path.name.startswith(self.token):
-                continue  # this process's own folder and lock
-            if path.name.endswith(LOCK_SUFFIX):
-                removed += self._sweep_owner(path)
-            elif path.is_dir():
-                if not (self.root / f"{path.name}{LOCK_SUFFIX}").exists() and _older(path, cutoff):
+        for path in _entries(self.root):
+            if path.name == self.token:
+                continue
+            if path.is_dir():
+                if not self._lock_path(path.name).exists() and _older(path, cutoff):
                     shutil.rmtree(path, ignore_errors=True)  # a folder nobody can own
                     removed += 1
             elif _older(path, cutoff):
@@ -103,6 +107,13 @@ class StagingArea:
     def close(self) -> None:
         """Release the lock (the next sweep by any process removes the folder)."""
         self._lock.close()
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
 
 
 def _older(path: Path, cutoff: float) -> bool:

@@ -140,7 +140,8 @@ def new_key(prefix: str) -> str:
 
 class LocalStorage:
     """Objects as files under ``root/objects``; staging files under this process's own
-    folder ``root/staging/<pid>-<random>/`` (``staging``; see ``staging_area``).
+    folder ``root/staging/<pid>-<random>/`` (``staging``), its lock under ``root/locks``
+    (see ``staging_area``).
 
     Both live on one filesystem so the final rename is atomic. Folders are created 0700
     and files 0600 (``private_files``). ``close()`` releases the staging folder's lock.
@@ -151,7 +152,7 @@ class LocalStorage:
         self.objects = root / "objects"
         make_private_dir(root)
         make_private_dir(self.objects)
-        self._staging = StagingArea(root / "staging")
+        self._staging = StagingArea(root / "staging", root / "locks")
         self.staging = self._staging.folder
 
     def _path(self, key: str) -> Path:
