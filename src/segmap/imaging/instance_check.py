@@ -26,12 +26,20 @@ from pydicom.uid import UID
 
 from segmap.errors import SegmapError
 from segmap.imaging.sop_classes import CollectionKind, collection_kind
+from segmap.imaging.uids import MAX_UID_LENGTH, describe_uid, uid_problem
 
 # Values larger than this are left on disk while headers are read (bytes).
 _DEFER_BYTES = 16 * 1024
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_TAGS = (Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009))
-MAX_UID_LENGTH = 64  # characters (PS3.5 9.1)
+# The value range of the IS (Integer String) VR, PS3.5 table 6.2-1; also what a 32-bit
+# database column holds (PostgreSQL's INTEGER), so a header number never overflows one.
+NOT_DICOM = (
+    "not a DICOM file (no 'DICM' marker after the 128-byte preamble); upload DICOM "
+    "files (Part 10) or a zip of them"
+)
+IS_MIN = -(2**31)
+IS_MAX = 2**31 - 1
 
 
 class RejectedFile(SegmapError):
@@ -81,7 +89,10 @@ def read_image_header(path: Path) -> ImageHeader:
 
     Refused: files that are not DICOM Part 10, damaged files (unreadable headers, pixel
     data cut short), RTSTRUCT and SEG files (``collection_kind`` set), DICOM objects with
-    no pixel data (reports, presentation states, DICOMDIR), missing or over-long UIDs.
+    no pixel data (reports, presentation states, DICOMDIR), missing UIDs and UIDs that
+    break the UID grammar (:mod:`segmap.imaging.uids`: Study, Series, SOP Instance, SOP
+    Class, Frame of Reference), and a NumberOfFrames that is no frame count. Numbers that
+    only label (SeriesNumber, InstanceNumber) outside the IS range or not whole are None.
     """
     ds = _open(path)
     try:
@@ -98,10 +109,7 @@ def _open(path: Path) -> Dataset:
     try:
         return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
     except InvalidDicomError:
-        raise RejectedFile(
-            "not a DICOM file (no 'DICM' marker after the 128-byte preamble); upload DICOM "
-            "files (Part 10) or a zip of them"
-        ) from None
+        raise RejectedFile(NOT_DICOM) from None
     except Exception as exc:  # pydicom raises many kinds of errors for damaged files
         raise RejectedFile(
             f"the file is damaged and cannot be read ({type(exc).__name__}: {exc}); copy or "
@@ -115,13 +123,36 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return None
+    """An IS attribute as an int; None when absent, not a whole number, or out of range.
+
+    Such numbers (SeriesNumber, InstanceNumber) only order and label things, so a bad one
+    is ignored rather than the file refused.
+    """
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return None
+        number = float(value)  # pydicom gives IS, ISfloat ("1.0", "1e+30") or str
+    except (TypeError, ValueError, OverflowError):
         return None
+    if not number.is_integer() or not IS_MIN <= number <= IS_MAX:
+        return None
+    return int(number)
+
+
+def _frames(ds: Dataset) -> int:
+    """NumberOfFrames (1 when absent); refuses a value that is not a usable frame count."""
+    raw = ds.get("NumberOfFrames")
+    if raw is None or raw == "":
+        return 1
+    frames = _int(ds, "NumberOfFrames")
+    if frames is None or frames < 1:
+        shown = describe_uid(str(raw))
+        raise RejectedFile(
+            f"NumberOfFrames (0028,0008) is {shown}, not a frame count from 1 to {IS_MAX}; "
+            "the file is damaged or was written wrongly: export it again"
+        )
+    return frames
 
 
 def _check_complete(ds: Dataset, path: Path) -> None:
@@ -153,13 +184,15 @@ def _header_of(ds: Dataset, path: Path) -> ImageHeader:
     _check_complete(ds, path)
     _refuse_collections(ds)
     uids = {k: _required_uid(ds, k) for k in _UID_KEYWORDS}
+    frame_of_reference = _optional_uid(ds, "FrameOfReferenceUID")
+    sop_class = _optional_uid(ds, "SOPClassUID")
+    frames = _frames(ds)
     _check_pixel_data(ds, path)
-    frames = _int(ds, "NumberOfFrames") or 1
     return ImageHeader(
         study_instance_uid=uids["StudyInstanceUID"],
         series_instance_uid=uids["SeriesInstanceUID"],
         sop_instance_uid=uids["SOPInstanceUID"],
-        sop_class_uid=_text(ds, "SOPClassUID")[:MAX_UID_LENGTH],
+        sop_class_uid=sop_class or "",
         modality=_text(ds, "Modality")[:16],
         patient_id=_text(ds, "PatientID")[:64],
         study_date=parse_dicom_date(_text(ds, "StudyDate")),
@@ -167,23 +200,38 @@ def _header_of(ds: Dataset, path: Path) -> ImageHeader:
         series_description=_text(ds, "SeriesDescription")[:255],
         series_number=_int(ds, "SeriesNumber"),
         instance_number=_int(ds, "InstanceNumber"),
-        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID")[:MAX_UID_LENGTH] or None,
-        frames=max(frames, 1),
+        frame_of_reference_uid=frame_of_reference,
+        frames=frames,
     )
 
 
 _UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
+def _where(keyword: str) -> str:
+    tag = Tag(keyword)
+    return f"{keyword} ({tag.group:04X},{tag.element:04X})"
+
+
 def _required_uid(ds: Dataset, keyword: str) -> str:
     value = _text(ds, keyword)
-    tag = Tag(keyword)
-    where = f"{keyword} ({tag.group:04X},{tag.element:04X})"
     if not value:
-        raise RejectedFile(f"the file is incomplete: {where} is missing; export it again")
-    if len(value) > MAX_UID_LENGTH:
+        raise RejectedFile(f"the file is incomplete: {_where(keyword)} is missing; export it again")
+    return _checked_uid(keyword, value)
+
+
+def _optional_uid(ds: Dataset, keyword: str) -> str | None:
+    value = _text(ds, keyword)
+    return _checked_uid(keyword, value) if value else None
+
+
+def _checked_uid(keyword: str, value: str) -> str:
+    problem = uid_problem(value)
+    if problem is not None:
         raise RejectedFile(
-            f"{where} is {len(value)} characters long; DICOM UIDs have at most {MAX_UID_LENGTH}"
+            f"{_where(keyword)} {describe_uid(value)} is not a DICOM UID: it {problem} "
+            "(PS3.5 9.1: digits in components separated by dots, at most "
+            f"{MAX_UID_LENGTH} characters); fix the file's UIDs or export it again"
         )
     return value
 

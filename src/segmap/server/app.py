@@ -27,7 +27,9 @@ from segmap.server.jobs import api as jobs_api
 from segmap.server.jobs import pages as jobs_pages
 from segmap.server.jobs.automation import on_collection_stored
 from segmap.server.jobs.lifespan import job_runner_lifespan
+from segmap.server.jobs.runner import WORK_DIR
 from segmap.server.names import padding_problem, reference_problem
+from segmap.server.private_files import create_private_file, make_private_dir
 from segmap.server.registry import (
     api_files,
     api_models,
@@ -36,7 +38,7 @@ from segmap.server.registry import (
     pages_models,
     pages_projects,
 )
-from segmap.server.settings import Settings, load_or_create_secret
+from segmap.server.settings import SQLITE_FILE, Settings, load_or_create_secret
 from segmap.server.storage import LocalStorage
 from segmap.server.viewer import routes as viewer_routes
 from segmap.server.viewer.dist import find_dist
@@ -148,8 +150,13 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the service for ``settings``: migrate the database, open storage, mount routes.
 
     Works on an empty data folder. Logs how to create the first account when none exists.
+    What it creates in the data folder is owner-only (``private_files``).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
+    if not settings.database_url:
+        # SQLite gives its -wal and -shm files the database file's mode: create it 0600.
+        create_private_file(settings.data_dir / SQLITE_FILE)
+    make_private_dir(settings.data_dir / WORK_DIR)
     database = Database(settings.effective_database_url)
     database.migrate()
     storage = LocalStorage(settings.storage_dir)

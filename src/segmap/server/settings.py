@@ -25,6 +25,32 @@ DEFAULT_JOB_LEASE_S = 60.0
 DEFAULT_TOKEN_MAX_AGE_S = 30 * 24 * 3600
 
 DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3
+
+# Zip uploads and DICOM headers (issue 9). A CT of 2000 slices is ~2000 entries and ~1 GB;
+# a whole exported study with several series rarely passes 20,000 files.
+ZIP_MAX_ENTRIES_ENV = "SEGMAP_ZIP_MAX_ENTRIES"
+DEFAULT_ZIP_MAX_ENTRIES = 50_000
+# Unpacked bytes per compressed byte. Real images deflate 2-10x; blank slices far more, so
+# the ratio is only applied beyond the grace below (per entry and per archive). Deflate
+# can reach ~1030x, which is what a bomb uses.
+ZIP_MAX_RATIO_ENV = "SEGMAP_ZIP_MAX_RATIO"
+DEFAULT_ZIP_MAX_RATIO = 100
+ZIP_RATIO_GRACE_ENV = "SEGMAP_ZIP_RATIO_GRACE_BYTES"
+DEFAULT_ZIP_RATIO_GRACE_BYTES = 16 * 1024**2
+MAX_UNZIPPED_ENV = "SEGMAP_MAX_UNZIPPED_BYTES"
+# All entries of one upload together, when not set: this many times the per-file limit.
+UNZIPPED_FACTOR = 4
+# How much of each file is read, in memory, to judge its DICOM header before the rest is
+# unpacked; headers of images are a few kB, large SEG and RTSTRUCT headers may go on
+# past it (they are then judged on what was read).
+DICOM_PROBE_ENV = "SEGMAP_DICOM_PROBE_BYTES"
+DEFAULT_DICOM_PROBE_BYTES = 1024**2
+# The background sweep of stored files no row refers to (left by a crash).
+ORPHAN_SWEEP_ENV = "SEGMAP_ORPHAN_SWEEP_INTERVAL_S"
+DEFAULT_ORPHAN_SWEEP_INTERVAL_S = 6 * 3600.0
+ORPHAN_MIN_AGE_ENV = "SEGMAP_ORPHAN_MIN_AGE_S"
+# Younger files may belong to an upload or job that has not committed yet.
+DEFAULT_ORPHAN_MIN_AGE_S = 3600.0
 SECRET_FILE = "secret_key"
 SQLITE_FILE = "segmap.sqlite3"
 
@@ -64,6 +90,20 @@ class Settings:
             whose service died runs again this long after (``SEGMAP_JOB_LEASE_S``).
         ohif_dir: folder of the installed OHIF viewer; None: ``$SEGMAP_OHIF_DIR``, else
             ``<sys.prefix>/share/segmap/ohif`` (where ``scripts/install-ohif.py`` puts it).
+        zip_max_entries: most entries (files and folders) one uploaded zip may list
+            (``SEGMAP_ZIP_MAX_ENTRIES``).
+        zip_max_ratio: most unpacked bytes per compressed byte, for each zip entry and
+            for a whole archive, past ``zip_ratio_grace_bytes`` (``SEGMAP_ZIP_MAX_RATIO``).
+        zip_ratio_grace_bytes: unpacked bytes of an entry, and of an archive, to which
+            the ratio does not apply yet (``SEGMAP_ZIP_RATIO_GRACE_BYTES``).
+        max_unzipped_bytes: most bytes all zip entries of one upload unpack to; None
+            means 4 x ``max_upload_bytes`` (``SEGMAP_MAX_UNZIPPED_BYTES``).
+        dicom_probe_bytes: first bytes of each file judged as a DICOM header before the
+            rest is unpacked (``SEGMAP_DICOM_PROBE_BYTES``).
+        orphan_sweep_interval_s: seconds between sweeps that delete stored imaging files
+            no row refers to; 0 turns the sweep off (``SEGMAP_ORPHAN_SWEEP_INTERVAL_S``).
+        orphan_min_age_s: the sweep spares files younger than this, in seconds
+            (``SEGMAP_ORPHAN_MIN_AGE_S``).
     """
 
     data_dir: Path
@@ -76,6 +116,13 @@ class Settings:
     workers: int = 2
     job_lease_s: float = DEFAULT_JOB_LEASE_S
     ohif_dir: Path | None = None
+    zip_max_entries: int = DEFAULT_ZIP_MAX_ENTRIES
+    zip_max_ratio: int = DEFAULT_ZIP_MAX_RATIO
+    zip_ratio_grace_bytes: int = DEFAULT_ZIP_RATIO_GRACE_BYTES
+    max_unzipped_bytes: int | None = None
+    dicom_probe_bytes: int = DEFAULT_DICOM_PROBE_BYTES
+    orphan_sweep_interval_s: float = DEFAULT_ORPHAN_SWEEP_INTERVAL_S
+    orphan_min_age_s: float = DEFAULT_ORPHAN_MIN_AGE_S
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None, **overrides: object) -> Settings:
@@ -88,6 +135,21 @@ class Settings:
             token_max_age_s=_env_count(TOKEN_MAX_AGE_ENV, DEFAULT_TOKEN_MAX_AGE_S, "seconds"),
             dask_scheduler=os.environ.get(DASK_ENV) or None,
             job_lease_s=_env_seconds(JOB_LEASE_ENV, DEFAULT_JOB_LEASE_S),
+            zip_max_entries=_env_count(ZIP_MAX_ENTRIES_ENV, DEFAULT_ZIP_MAX_ENTRIES, "entries"),
+            zip_max_ratio=_env_count(
+                ZIP_MAX_RATIO_ENV, DEFAULT_ZIP_MAX_RATIO, "unpacked bytes per compressed byte"
+            ),
+            zip_ratio_grace_bytes=_env_count(
+                ZIP_RATIO_GRACE_ENV, DEFAULT_ZIP_RATIO_GRACE_BYTES, "bytes"
+            ),
+            max_unzipped_bytes=_env_optional_count(MAX_UNZIPPED_ENV, "bytes"),
+            dicom_probe_bytes=_env_count(DICOM_PROBE_ENV, DEFAULT_DICOM_PROBE_BYTES, "bytes"),
+            orphan_sweep_interval_s=_env_seconds(
+                ORPHAN_SWEEP_ENV, DEFAULT_ORPHAN_SWEEP_INTERVAL_S, allow_zero=True
+            ),
+            orphan_min_age_s=_env_seconds(
+                ORPHAN_MIN_AGE_ENV, DEFAULT_ORPHAN_MIN_AGE_S, allow_zero=True
+            ),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -102,6 +164,13 @@ class Settings:
     def storage_dir(self) -> Path:
         """Folder of the local file storage."""
         return self.data_dir / "storage"
+
+    @property
+    def effective_max_unzipped_bytes(self) -> int:
+        """``max_unzipped_bytes``, or 4 x ``max_upload_bytes`` when it is not set."""
+        if self.max_unzipped_bytes is not None:
+            return self.max_unzipped_bytes
+        return UNZIPPED_FACTOR * self.max_upload_bytes
 
 
 def _env_count(name: str, default: int, unit: str) -> int:
@@ -118,8 +187,16 @@ def _env_count(name: str, default: int, unit: str) -> int:
     return value
 
 
-def _env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from environment variable ``name``, else ``default``."""
+def _env_optional_count(name: str, unit: str) -> int | None:
+    """Like ``_env_count``, with None when the variable is not set."""
+    return _env_count(name, 0, unit) if os.environ.get(name) else None
+
+
+def _env_seconds(name: str, default: float, *, allow_zero: bool = False) -> float:
+    """A positive number of seconds from environment variable ``name``, else ``default``.
+
+    ``allow_zero`` accepts 0 too (for settings where 0 turns something off).
+    """
     raw = os.environ.get(name)
     if not raw:
         return default
@@ -127,8 +204,11 @@ def _env_seconds(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if allow_zero and value == 0:
+        return value
     if not value > 0 or value == float("inf"):
-        raise SettingsError(f"{name}={raw!r} must be a positive number of seconds")
+        what = "0 or a positive" if allow_zero else "a positive"
+        raise SettingsError(f"{name}={raw!r} must be {what} number of seconds")
     return value
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from segmap.server.errors import PayloadTooLarge
+from segmap.server.private_files import FILE_MODE, make_private_dir
+from segmap.server.staging_area import StagingArea
 
 CHUNK = 1024 * 1024
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -44,6 +46,7 @@ class StagingWriter:
 
     def __init__(self, directory: Path, max_bytes: int) -> None:
         fd, name = tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".part")
+        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 is masked by the umask; make it exact
         self.path = Path(name)
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
@@ -136,17 +139,21 @@ def new_key(prefix: str) -> str:
 
 
 class LocalStorage:
-    """Objects as files under ``root/objects``; staging files under ``root/staging``.
+    """Objects as files under ``root/objects``; staging files under this process's own
+    folder ``root/staging/<pid>-<random>/`` (``staging``), its lock under ``root/locks``
+    (see ``staging_area``).
 
-    Both live on one filesystem so the final rename is atomic.
+    Both live on one filesystem so the final rename is atomic. Folders are created 0700
+    and files 0600 (``private_files``). ``close()`` releases the staging folder's lock.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.objects = root / "objects"
-        self.staging = root / "staging"
-        self.objects.mkdir(parents=True, exist_ok=True)
-        self.staging.mkdir(parents=True, exist_ok=True)
+        make_private_dir(root)
+        make_private_dir(self.objects)
+        self._staging = StagingArea(root / "staging", root / "locks")
+        self.staging = self._staging.folder
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -162,8 +169,11 @@ class LocalStorage:
     def commit(self, staged: StagedFile, key: str) -> None:
         """Rename the staged file to the object path and make the rename durable."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target.parent)
         os.replace(staged.path, target)
+        # The orphan sweep spares young files: their age counts from now, not from when
+        # the bytes were received.
+        os.utime(target)
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -203,16 +213,28 @@ class LocalStorage:
         """Remove a whole key prefix (e.g. every file of a deleted model)."""
         shutil.rmtree(self._path(prefix), ignore_errors=True)
 
-    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
-        """Delete staging files left by crashed uploads; returns how many."""
+    def sweep_staging(self, older_than_s: float = 3600.0, *, include_own: bool = True) -> int:
+        """Delete what crashed uploads left in staging; returns how many folders and files.
+
+        Other processes' folders go as soon as their owner has ended (at once after a
+        kill -9, never while it runs); loose files of the older layout only when older
+        than ``older_than_s`` seconds, and so do this process's own files unless
+        ``include_own`` is False (a sweep while uploads may be waiting in them).
+        """
+        removed = self._staging.sweep(older_than_s)
+        if not include_own:
+            return removed
         cutoff = time.time() - older_than_s
-        removed = 0
         for path in self.staging.iterdir():
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
         return removed
+
+    def close(self) -> None:
+        """Release this process's staging folder (swept by the next start-up)."""
+        self._staging.close()
 
 
 def iter_file(handle: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from segmap.server.imaging import collections, derived, lookup
 from segmap.server.imaging.collection_upload import (
+    collection_body_sniff,
     prepare_collection_upload,
     store_staged_collection,
 )
@@ -29,6 +30,7 @@ from segmap.server.imaging.events import imaging_events
 from segmap.server.imaging.presenters import present_collection, present_derived_folder
 from segmap.server.imaging.schemas import CollectionOut, DerivedFolderOut
 from segmap.server.storage import LocalStorage
+from segmap.server.upload_limits import UploadLimits
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import api_principal, get_database, get_db, get_settings, get_storage
 from segmap.server.web.schemas import ErrorOut, not_found, raw_body
@@ -80,7 +82,7 @@ async def put_collection(
     """
     database = get_database(request)
     storage = get_storage(request)
-    limit = get_settings(request).max_upload_bytes
+    limits = UploadLimits.from_settings(get_settings(request))
     events = imaging_events(request)
 
     def prepare() -> None:
@@ -90,7 +92,9 @@ async def put_collection(
             )
 
     await run_in_threadpool(prepare)
-    staged = await stage_body(request, storage, limit)
+    staged = await stage_body(
+        request, storage, limits.max_file_bytes, sniff=collection_body_sniff(label)
+    )
 
     def store() -> tuple[dict[str, Any], bool]:
         with database.session(write=True) as db:
@@ -105,6 +109,7 @@ async def put_collection(
                 staged,
                 overwrite,
                 events=events,
+                limits=limits,
             )
             db.refresh(saved.collection)
             row = saved.collection

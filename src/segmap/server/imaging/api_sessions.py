@@ -13,6 +13,7 @@ SeriesInstanceUID. Bodies stream to disk; nothing is held in memory whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -31,19 +32,21 @@ from segmap.server.imaging.schemas import (
     UploadedScanOut,
     UploadedSessionOut,
 )
-from segmap.server.imaging.unzip import UploadLimits
 from segmap.server.imaging.upload import (
     CollectionSent,
     UploadResult,
     check_session_upload,
     require_nonempty,
+    session_body_sniff,
+    session_part_problem,
     upload_dicom,
 )
+from segmap.server.upload_limits import UploadLimits
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import api_principal, get_database, get_db, get_settings, get_storage
 from segmap.server.web.multipart import receive_files
 from segmap.server.web.schemas import ErrorOut, not_found
-from segmap.server.web.transfer import IncomingFile, Rejection, stage_body
+from segmap.server.web.transfer import IncomingFile, Rejection, stage_body, watch_client
 from segmap.server.web.urls import path_for, path_pattern
 
 router = APIRouter(
@@ -151,7 +154,8 @@ async def upload_sessions(
     """
     database = get_database(request)
     storage = get_storage(request)
-    limit = get_settings(request).max_upload_bytes
+    limits = UploadLimits.from_settings(get_settings(request))
+    limit = limits.max_file_bytes
 
     def prepare() -> None:
         with database.session() as db:
@@ -161,13 +165,16 @@ async def upload_sessions(
     content_type = request.headers.get("content-type", "")
     refused: list[Rejection] = []
     if content_type.lower().startswith("multipart/"):
-        received = await receive_files(request.stream(), content_type, storage, limit)
+        received = await receive_files(
+            request.stream(), content_type, storage, limit, sniff=session_part_problem
+        )
         incoming, refused = received.files, received.rejected
     else:
-        staged = await stage_body(request, storage, limit)
-        incoming = [IncomingFile(_raw_name(request, name), staged)]
+        raw_name = _raw_name(request, name)
+        staged = await stage_body(request, storage, limit, sniff=session_body_sniff(raw_name))
+        incoming = [IncomingFile(raw_name, staged)]
 
-    def store() -> tuple[dict[str, Any], int]:
+    def store(stop: Callable[[], None]) -> tuple[dict[str, Any], int]:
         with database.session(write=True) as db:
             result = upload_dicom(
                 db,
@@ -175,8 +182,9 @@ async def upload_sessions(
                 principal,
                 project,
                 incoming,
-                limits=UploadLimits.for_upload_limit(limit),
+                limits=limits,
                 rejected=refused,
+                stop=stop,
             )
             rejected = result.rejected + [
                 _where_collections_go(request, project, c) for c in result.collections
@@ -185,7 +193,9 @@ async def upload_sessions(
             body = _answer(request, result, rejected).model_dump(mode="json")
             return body, 201 if result.added else 200
 
-    body, status = await run_in_threadpool(store)
+    # Unpacking and reading a large upload takes a while: stop if nobody waits for it.
+    async with watch_client(request) as stop:
+        body, status = await run_in_threadpool(store, stop)
     return JSONResponse(body, status_code=status)
 
 

@@ -18,7 +18,7 @@ download.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,8 +30,10 @@ from sqlalchemy.orm import Session
 from segmap.annotations.info import read_annotation_info
 from segmap.annotations.types import AnnotationInfo
 from segmap.errors import AnnotationError
-from segmap.imaging.instance_check import MAX_UID_LENGTH
+from segmap.imaging.dicom_probe import check_inflated_size, has_dicom_marker, looks_like_zip
+from segmap.imaging.instance_check import RejectedFile
 from segmap.imaging.sop_classes import CollectionKind
+from segmap.imaging.uids import MAX_UID_LENGTH, describe_uid, uid_problem
 from segmap.server.db.base import utcnow
 from segmap.server.db.imaging import ImagingSession, RoiCollection
 from segmap.server.errors import Conflict, Unprocessable
@@ -43,6 +45,7 @@ from segmap.server.names import check_resource_name, name_key
 from segmap.server.registry.access import ProjectAccess, project_access, require_manage
 from segmap.server.settings import DEFAULT_MAX_UPLOAD_BYTES
 from segmap.server.storage import StagedFile, Storage
+from segmap.server.upload_limits import UploadLimits
 from segmap.server.web.auth import Principal
 
 
@@ -59,6 +62,25 @@ def _exists_error(session: ImagingSession, existing: RoiCollection) -> Conflict:
         f"session {session.label!r} already has an ROI collection {existing.label!r}; add "
         "overwrite=true to replace it, or choose another label"
     )
+
+
+def collection_body_sniff(label: str) -> Callable[[bytes], None]:
+    """For ``stage_body``: refuse (422), from its first bytes, a collection body that is a
+    zip or not DICOM, before the rest of it is written."""
+
+    def sniff(first: bytes) -> None:
+        if looks_like_zip(first):
+            raise Unprocessable(
+                f"the collection {label!r} was sent as a zip; send the RTSTRUCT or SEG file "
+                "itself as the body"
+            )
+        if not has_dicom_marker(first):
+            raise Unprocessable(
+                f"the collection {label!r} is not a DICOM file (no 'DICM' marker after the "
+                "128-byte preamble); send the RTSTRUCT or SEG file (DICOM Part 10) as the body"
+            )
+
+    return sniff
 
 
 def prepare_collection_upload(
@@ -144,11 +166,13 @@ def store_staged_collection(
     overwrite: bool = False,
     *,
     events: ImagingEvents,
+    limits: UploadLimits | None = None,
 ) -> SavedCollection:
     """Validate and place a fully received collection (committed); consumes ``staged``.
 
     Then tells ``events`` (see the module doc); a failing listener is logged, the stored
-    collection stays.
+    collection stays. ``limits`` bound the header read (a deflated data set's inflated
+    size); the defaults when None. UIDs that break the UID grammar are refused (422).
     """
     placed: str | None = None
     try:
@@ -156,7 +180,9 @@ def store_staged_collection(
             db, principal, project_id, session_ref, label, collection_type, overwrite
         )
         kind = collection_type_of(collection_type)
-        info = _annotation_info(staged.path, label, kind)
+        bounds = limits or UploadLimits.for_upload_limit(DEFAULT_MAX_UPLOAD_BYTES)
+        info = _annotation_info(staged.path, label, kind, bounds)
+        _check_uids(info, label)
         scan = referenced_scan(db, session, info, label)
         check_frame_of_reference(info, scan, label)
         placed = f"sessions/{session.id}/collections/{uuid.uuid4().hex}.dcm"
@@ -164,7 +190,7 @@ def store_staged_collection(
         fields: dict[str, object] = {
             "scan_id": scan.id,
             "collection_type": kind.value,
-            "sop_instance_uid": info.sop_instance_uid[:MAX_UID_LENGTH],
+            "sop_instance_uid": info.sop_instance_uid,
             "referenced_series_uid": scan.series_instance_uid,
             "region_names": list(info.region_names),
             "size": staged.size,
@@ -186,9 +212,17 @@ def store_staged_collection(
     return SavedCollection(row, created)
 
 
-def _annotation_info(path: Path, label: str, kind: CollectionKind) -> AnnotationInfo:
+def _annotation_info(
+    path: Path, label: str, kind: CollectionKind, limits: UploadLimits
+) -> AnnotationInfo:
     try:
+        # pydicom inflates a deflated data set in memory whole: bound it first.
+        size = path.stat().st_size
+        cap = max(limits.ratio_grace_bytes, limits.max_ratio * size)
+        check_inflated_size(path, min(cap, limits.max_file_bytes))
         info = read_annotation_info(path)
+    except RejectedFile as exc:
+        raise Unprocessable(f"the collection {label!r}: {exc.reason}") from None
     except AnnotationError as exc:
         message = str(exc).replace(str(path), f"the collection {label!r}")
         raise Unprocessable(message) from None
@@ -199,6 +233,30 @@ def _annotation_info(path: Path, label: str, kind: CollectionKind) -> Annotation
             f"{found.article} {found}; send it with ?type={found}"
         )
     return info
+
+
+def _check_uids(info: AnnotationInfo, label: str) -> None:
+    """``Unprocessable`` naming the attribute when a UID the collection is stored or
+    matched under breaks the UID grammar (PS3.5 9.1)."""
+    frames = info.frame_of_reference_uids or (info.frame_of_reference_uid or "",)
+    named = [
+        ("SOPInstanceUID", info.sop_instance_uid),
+        ("SeriesInstanceUID", info.series_instance_uid),
+        ("StudyInstanceUID", info.study_instance_uid),
+        ("SOPClassUID", info.sop_class_uid),
+        *(("FrameOfReferenceUID", uid) for uid in frames),
+    ]
+    for keyword, value in named:
+        problem = uid_problem(value) if value else None
+        if keyword == "SOPInstanceUID" and not value:
+            problem = "is missing"
+        if problem is not None:
+            raise Unprocessable(
+                f"the collection {label!r}: its {keyword} {describe_uid(value)} is not a "
+                f"DICOM UID: it {problem} (PS3.5 9.1: digits in components separated by "
+                f"dots, at most {MAX_UID_LENGTH} characters); fix the file's UIDs or export "
+                "it again"
+            )
 
 
 def _point_collection_at(

@@ -16,24 +16,34 @@ Permissions: project owners and site admins upload; members and collaborators re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from segmap.imaging.instance_check import ImageHeader, RejectedFile, read_image_header
+from segmap.imaging.dicom_probe import check_inflated_size, has_dicom_marker, looks_like_zip
+from segmap.imaging.instance_check import (
+    NOT_DICOM,
+    ImageHeader,
+    RejectedFile,
+    read_image_header,
+)
 from segmap.imaging.sop_classes import CollectionKind
 from segmap.server.db.imaging import ImagingSession
 from segmap.server.errors import Unprocessable
-from segmap.server.imaging.unzip import UploadLimits, expand, local_files, stage_path
+from segmap.server.imaging.unzip import expand, local_files, stage_path
 from segmap.server.imaging.upload_rows import Plan, SessionUpload, store_instances
 from segmap.server.registry.access import ProjectAccess, project_access, require_manage
 from segmap.server.settings import DEFAULT_MAX_UPLOAD_BYTES
 from segmap.server.storage import Storage
+from segmap.server.upload_limits import StopCheck, UploadLimits, never_stop
 from segmap.server.web.auth import Principal
-from segmap.server.web.transfer import IncomingFile, Rejection
+from segmap.server.web.transfer import ClientGone, IncomingFile, Rejection
+
+log = logging.getLogger("segmap.server.imaging")
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,29 @@ class CollectionSent:
     session_id: int | None
 
 
+def session_part_problem(first: bytes) -> str | None:
+    """Why a file part of a session upload is refused from its first bytes, or None.
+
+    For ``receive_files``: DICOM (Part 10) files and zip archives pass; anything else is
+    refused before its bytes are written to staging.
+    """
+    if has_dicom_marker(first) or looks_like_zip(first):
+        return None
+    return NOT_DICOM
+
+
+def session_body_sniff(name: str) -> Callable[[bytes], None]:
+    """For a raw-body session upload named ``name``: refuse, from its first bytes, a body
+    that is neither DICOM nor a zip (422 shaped like an upload that stored nothing)."""
+
+    def sniff(first: bytes) -> None:
+        reason = session_part_problem(first)
+        if reason is not None:
+            require_nonempty(UploadResult([], []), [Rejection(name, reason)])
+
+    return sniff
+
+
 def check_session_upload(
     db: Session, principal: Principal | None, project_id: str
 ) -> ProjectAccess:
@@ -88,6 +121,7 @@ def upload_dicom(
     *,
     limits: UploadLimits | None = None,
     rejected: Sequence[Rejection] = (),
+    stop: StopCheck = never_stop,
 ) -> UploadResult:
     """Store DICOM image files into the project's sessions and scans (committed).
 
@@ -98,20 +132,32 @@ def upload_dicom(
     is damaged, is not an image (RTSTRUCT and SEG files go through ``put_collection``) or
     clashes with a stored instance is refused with a reason; the rest is kept.
     ``rejected`` carries files refused before this call (e.g. too large) into the result.
+    ``stop`` is called between files and pieces of files; the web service passes one that
+    raises :class:`~segmap.server.web.transfer.ClientGone` once the client has gone away,
+    which ends the upload with nothing stored.
     """
     staged: list[IncomingFile] = [f for f in files_or_zip if isinstance(f, IncomingFile)]
+    plan = Plan(rejected=list(rejected))
     try:
         access = check_session_upload(db, principal, project_id)
         limits = limits or UploadLimits.for_upload_limit(DEFAULT_MAX_UPLOAD_BYTES)
         db.rollback()  # hold no database lock while files are copied and read
         paths = [Path(f) for f in files_or_zip if not isinstance(f, IncomingFile)]
         for path in local_files(paths):
+            stop()
             staged.append(IncomingFile(str(path), stage_path(storage, path, limits.max_file_bytes)))
-        plan = Plan(rejected=list(rejected))
-        accepted = _classify(storage, staged, limits, plan)
+        accepted = _classify(storage, staged, limits, plan, stop)
         _drop_duplicates_in_upload(accepted, plan)
+        stop()
         sessions = store_instances(db, storage, access, accepted, plan)
         result = UploadResult(sessions, plan.rejected, _sent_collections(db, access, plan))
+    except ClientGone:
+        log.info(
+            "session upload to project %s stopped after %d files: the client went away",
+            project_id,
+            plan.files_seen,
+        )
+        raise
     finally:
         for item in staged:
             storage.discard(item.staged)  # no-op for files already moved into storage
@@ -119,18 +165,25 @@ def upload_dicom(
 
 
 def _classify(
-    storage: Storage, owned: list[IncomingFile], limits: UploadLimits, plan: Plan
+    storage: Storage, owned: list[IncomingFile], limits: UploadLimits, plan: Plan, stop: StopCheck
 ) -> list[tuple[IncomingFile, ImageHeader]]:
     """Read every file's header; refusals go to ``plan``. Unpacked zip entries are
-    appended to ``owned`` so the caller discards whatever is not placed."""
+    appended to ``owned`` as they come, so the caller discards whatever is not placed
+    (also when ``stop`` raises half-way)."""
     accepted: list[tuple[IncomingFile, ImageHeader]] = []
-    for item in list(expand(storage, list(owned), limits)):
+    given = {id(f) for f in owned}
+    for item in expand(storage, list(owned), limits, stop):
+        plan.files_seen += 1
         if isinstance(item, Rejection):
             plan.rejected.append(item)
             continue
-        if item not in owned:
+        if id(item) not in given:
             owned.append(item)
+        stop()
         try:
+            # pydicom inflates a deflated data set in memory whole: bound it first.
+            inflate_cap = max(limits.ratio_grace_bytes, limits.max_ratio * item.staged.size)
+            check_inflated_size(item.staged.path, min(inflate_cap, limits.max_file_bytes))
             accepted.append((item, read_image_header(item.staged.path)))
         except RejectedFile as exc:
             if exc.collection_kind:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from segmap.imaging.instance_check import ImageHeader, RejectedFile
+from segmap.imaging.instance_check import IS_MAX, ImageHeader, RejectedFile
 from segmap.server.db.imaging import ImagingSession, Instance, Scan
 from segmap.server.errors import Conflict
 from segmap.server.imaging.lookup import scan_folder
@@ -61,6 +61,7 @@ class Plan:
     rejected: list[Rejection] = field(default_factory=list)
     # RTSTRUCT/SEG files sent with the images: (file name, the refusal with its study).
     collections: list[tuple[str, RejectedFile]] = field(default_factory=list)
+    files_seen: int = 0  # files and zip entries looked at so far (for the log)
 
 
 def existing_instances(db: Session, project_id: str, uids: Iterable[str]) -> dict[str, Instance]:
@@ -267,7 +268,9 @@ def _recount(db: Session, scan: Scan) -> None:
     total = db.scalar(
         select(func.coalesce(func.sum(Instance.frames), 0)).where(Instance.scan_id == scan.id)
     )
-    scan.slice_count = int(total or 0)
+    # A count for display; kept within the 32-bit column (frames are each within it, so
+    # only absurd sums of them could pass it).
+    scan.slice_count = min(int(total or 0), IS_MAX)
 
 
 def _result_sessions(touched: dict[int, Scan], plan: Plan) -> list[SessionUpload]:

@@ -5,15 +5,20 @@ request has arrived, so an upload of a thousand CT slices would sit in memory. H
 ``python-multipart`` streaming parser feeds each file part into its own
 ``StagingWriter`` as the bytes arrive (disk writes batched and run off the event loop).
 Non-file fields are read up to a small size and otherwise ignored.
+
+A file part can be judged from its first bytes (``sniff``) before anything of it is
+written; a refused part is skipped and named in ``rejected``. A body that ends before
+its closing boundary (``--BOUNDARY--``) is refused as a whole, with every staged file
+of it removed: it was cut short, so none of its parts can be trusted to be complete.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi.concurrency import run_in_threadpool
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from segmap.server.errors import PayloadTooLarge, Unprocessable
 from segmap.server.storage import StagingWriter, Storage
@@ -21,6 +26,11 @@ from segmap.server.web.transfer import IncomingFile, Rejection
 
 _WRITE_BATCH = 1024 * 1024
 _MAX_FIELD_BYTES = 64 * 1024
+SNIFF_BYTES = 132  # a DICOM preamble and 'DICM'; also covers a zip's signature
+
+PartSniff = Callable[[bytes], "str | None"]
+"""Why a file part is refused, from its first ``SNIFF_BYTES`` (fewer when it is shorter),
+or None to receive it."""
 
 
 @dataclass
@@ -32,6 +42,7 @@ class _Part:
     pending_size: int = 0
     field_size: int = 0
     refused: str | None = None
+    sniffed: bool = False
 
 
 @dataclass
@@ -81,17 +92,32 @@ def boundary_of(content_type: str) -> bytes:
     return boundary
 
 
+@dataclass(frozen=True)
+class _Rules:
+    storage: Storage
+    limit: int
+    sniff: PartSniff | None
+
+
 async def receive_files(
-    stream: AsyncIterator[bytes], content_type: str, storage: Storage, max_file_bytes: int
+    stream: AsyncIterator[bytes],
+    content_type: str,
+    storage: Storage,
+    max_file_bytes: int,
+    sniff: PartSniff | None = None,
 ) -> Received:
     """Read the whole body; every file part becomes a staged file (the caller owns them).
 
-    A part larger than ``max_file_bytes`` is refused by name and the rest still received.
-    On any error every staged file is discarded and the error propagates.
+    A part larger than ``max_file_bytes``, or refused by ``sniff``, is named in
+    ``rejected`` and the rest still received. A body without its closing boundary is
+    ``Unprocessable``. On any error every staged file is discarded and the error
+    propagates.
     """
+    boundary = boundary_of(content_type)
     events = _Events()
-    parser = MultipartParser(boundary_of(content_type), events.callbacks())  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, events.callbacks())  # type: ignore[arg-type]
     received = Received()
+    rules = _Rules(storage, max_file_bytes, sniff)
     part = _Part()
     try:
         async for chunk in stream:
@@ -99,12 +125,14 @@ async def receive_files(
                 parser.write(chunk)
             except Exception as exc:
                 raise Unprocessable(f"the multipart body is malformed ({exc})") from None
-            part = await _apply(events, part, received, storage, max_file_bytes)
+            part = await _apply(events, part, received, rules)
         try:
             parser.finalize()
         except Exception as exc:
             raise Unprocessable(f"the multipart body ends too early ({exc})") from None
-        part = await _apply(events, part, received, storage, max_file_bytes)
+        part = await _apply(events, part, received, rules)
+        if parser.state != MultipartState.END:
+            raise Unprocessable(_unterminated(boundary, received, part))
     except BaseException:
         if part.writer is not None:
             part.writer.discard()
@@ -114,9 +142,17 @@ async def receive_files(
     return received
 
 
-async def _apply(
-    events: _Events, part: _Part, received: Received, storage: Storage, limit: int
-) -> _Part:
+def _unterminated(boundary: bytes, received: Received, part: _Part) -> str:
+    where = f" inside the part of file {part.filename!r}" if part.filename else ""
+    done = f" after {len(received.files)} complete file part(s)" if received.files else ""
+    return (
+        f"the multipart body ends{where}{done} without its closing boundary "
+        f"'--{boundary.decode('latin-1')}--': the upload was cut short or built wrongly, "
+        "so nothing of it was kept; send it again"
+    )
+
+
+async def _apply(events: _Events, part: _Part, received: Received, rules: _Rules) -> _Part:
     queue, events.queue = events.queue, []
     for kind, data in queue:
         if kind == "begin":
@@ -126,14 +162,14 @@ async def _apply(
             part.headers.append((name, value))
         elif kind == "headers":
             part.filename = _filename(part.headers)
-            if part.filename is not None:
-                part.writer = await run_in_threadpool(storage.stage, limit)
+            if part.filename is not None and rules.sniff is None:
+                part.writer = await run_in_threadpool(rules.storage.stage, rules.limit)
         elif kind == "data":
-            await _data(part, data, limit)
+            await _data(part, data, rules)
         elif kind == "end":
-            await _end(part, received, limit)
+            await _end(part, received, rules)
     if part.pending_size >= _WRITE_BATCH:
-        await _flush(part, limit)
+        await _flush(part, rules)
     return part
 
 
@@ -149,7 +185,7 @@ def _filename(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-async def _data(part: _Part, data: bytes, limit: int) -> None:
+async def _data(part: _Part, data: bytes, rules: _Rules) -> None:
     if part.filename is None:
         part.field_size += len(data)
         if part.field_size > _MAX_FIELD_BYTES:
@@ -159,11 +195,25 @@ async def _data(part: _Part, data: bytes, limit: int) -> None:
         return
     part.pending.append(data)
     part.pending_size += len(data)
+    if not part.sniffed and rules.sniff is not None and part.pending_size >= SNIFF_BYTES:
+        await _sniff(part, rules)
     if part.pending_size >= _WRITE_BATCH:
-        await _flush(part, limit)
+        await _flush(part, rules)
 
 
-async def _flush(part: _Part, limit: int) -> None:
+async def _sniff(part: _Part, rules: _Rules) -> None:
+    """Judge the part from its first bytes; open its staging file only if it passes."""
+    assert rules.sniff is not None
+    part.sniffed = True
+    reason = rules.sniff(b"".join(part.pending)[:SNIFF_BYTES])
+    if reason is not None:
+        part.refused = reason
+        part.pending, part.pending_size = [], 0
+        return
+    part.writer = await run_in_threadpool(rules.storage.stage, rules.limit)
+
+
+async def _flush(part: _Part, rules: _Rules) -> None:
     if part.writer is None or not part.pending:
         return
     data = b"".join(part.pending)
@@ -172,13 +222,15 @@ async def _flush(part: _Part, limit: int) -> None:
         await run_in_threadpool(part.writer.write, data)
     except PayloadTooLarge:
         part.writer = None  # the writer discarded its file
-        part.refused = f"larger than the upload limit of {limit} bytes per file"
+        part.refused = f"larger than the upload limit of {rules.limit} bytes per file"
 
 
-async def _end(part: _Part, received: Received, limit: int) -> None:
+async def _end(part: _Part, received: Received, rules: _Rules) -> None:
     if part.filename is None:
         return
-    await _flush(part, limit)
+    if not part.sniffed and rules.sniff is not None and part.refused is None:
+        await _sniff(part, rules)  # a part shorter than the sniff
+    await _flush(part, rules)
     if part.refused is not None or part.writer is None:
         received.rejected.append(Rejection(part.filename, part.refused or "not received"))
         return

@@ -7,7 +7,11 @@ collections and derived resources.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import mimetypes
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote
@@ -16,12 +20,14 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from segmap.server.errors import PayloadTooLarge
+from segmap.server.errors import PayloadTooLarge, ServiceError
 from segmap.server.storage import StagedFile, StagingWriter, Storage, iter_file
 
 # Gathering the request body into pieces this big before writing keeps the number of
 # thread hand-offs per upload small.
 WRITE_BATCH_BYTES = 1024 * 1024
+# Bytes a raw body must have before ``sniff`` judges it (a DICOM preamble and 'DICM').
+SNIFF_BYTES = 132
 
 
 @dataclass(frozen=True)
@@ -53,33 +59,80 @@ def refuse_declared_oversize(request: Request, limit: int) -> None:
         )
 
 
-async def receive_body(request: Request, writer: StagingWriter) -> bytes:
+Sniff = Callable[[bytes], None]
+"""Judges the first bytes of a body (at least ``SNIFF_BYTES`` unless the body is shorter)
+and raises a ``ServiceError`` to refuse it before the rest is written."""
+
+
+async def receive_body(
+    request: Request, writer: StagingWriter, sniff: Sniff | None = None
+) -> bytes:
     """Stream the raw request body into ``writer`` in batches of about 1 MB.
 
     Returns the last, not yet written, batch: the caller writes it in the same worker
     call that finishes the file, which saves a thread hand-off per upload. On any
-    failure (client gone, over the limit) the staged bytes are discarded.
+    failure (client gone, over the limit, refused by ``sniff``) the staged bytes are
+    discarded. A body refused by ``sniff`` is read to its end (up to the writer's
+    limit) without being written, so the client gets the answer rather than a reset.
     """
     try:
         pending: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        received = 0
+        stream = request.stream()
+        async for chunk in stream:
+            received += len(chunk)
             pending.append(chunk)
             size += len(chunk)
+            if sniff is not None and received >= SNIFF_BYTES:
+                _judge(sniff, b"".join(pending))
+                sniff = None
             if size >= WRITE_BATCH_BYTES:
                 await run_in_threadpool(writer.write, b"".join(pending))
                 pending, size = [], 0
+        if sniff is not None:
+            _judge(sniff, b"".join(pending))
+    except _Refused as refused:
+        writer.discard()
+        await _drain(stream, received, writer.max_bytes)
+        raise refused.error from None
     except BaseException:
         writer.discard()
         raise
     return b"".join(pending)
 
 
-async def stage_body(request: Request, storage: Storage, limit: int) -> StagedFile:
-    """Stream the raw request body into one staging file (413 past ``limit`` bytes)."""
+class _Refused(Exception):
+    def __init__(self, error: ServiceError) -> None:
+        self.error = error
+
+
+def _judge(sniff: Sniff, first: bytes) -> None:
+    try:
+        sniff(first)
+    except ServiceError as exc:
+        raise _Refused(exc) from None
+
+
+async def _drain(stream: AsyncIterator[bytes], received: int, limit: int) -> None:
+    """Read and drop the rest of a refused body, at most up to ``limit`` bytes."""
+    with contextlib.suppress(Exception):
+        async for chunk in stream:
+            received += len(chunk)
+            if received > limit:
+                return
+
+
+async def stage_body(
+    request: Request, storage: Storage, limit: int, sniff: Sniff | None = None
+) -> StagedFile:
+    """Stream the raw request body into one staging file (413 past ``limit`` bytes).
+
+    ``sniff`` (optional) judges the first bytes; what it raises is the answer.
+    """
     refuse_declared_oversize(request, limit)
     writer = await run_in_threadpool(storage.stage, limit)
-    tail = await receive_body(request, writer)
+    tail = await receive_body(request, writer, sniff)
 
     def finish() -> StagedFile:
         try:
@@ -90,6 +143,42 @@ async def stage_body(request: Request, storage: Storage, limit: int) -> StagedFi
             raise
 
     return await run_in_threadpool(finish)
+
+
+class ClientGone(ServiceError):
+    """The client closed the connection before its request was done (nobody reads this)."""
+
+    status_code = 400
+
+
+@contextlib.asynccontextmanager
+async def watch_client(request: Request) -> AsyncIterator[Callable[[], None]]:
+    """While the block runs, listen for the client going away; yields a check for threads.
+
+    For work done in a worker thread after the body was read: the check is cheap (an
+    event) and raises :class:`ClientGone` once the client has disconnected, so the
+    work can stop and clean up. Only use it after the body has been read in full.
+    """
+    gone = threading.Event()
+
+    async def listen() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+                return
+
+    def check() -> None:
+        if gone.is_set():
+            raise ClientGone("the client closed the connection before the upload was stored")
+
+    task = asyncio.create_task(listen())
+    try:
+        yield check
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def content_disposition(name: str) -> str:
