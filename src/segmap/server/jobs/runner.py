@@ -346,6 +346,8 @@ class JobRunner:
             )
             return
         text = clip(flight.job.base_log + self._worker_log(flight))
+        if outcome.detail:
+            log.error("job %s hit a bug in segmap:\n%s", flight.job_id, outcome.detail)
         try:
             if not outcome.ok:
                 self._finish(flight.job_id, JOB_FAILED, error=outcome.error, log_text=text)
@@ -410,6 +412,10 @@ class JobRunner:
         log_text: str | None = None,
         output_folder: str | None = None,
     ) -> None:
+        if state == JOB_FAILED and error:
+            # The whole message, paths included, for the administrator; the job's row
+            # keeps the redacted one its users read (``leases``, ``redact``).
+            log.warning("job %s failed: %s", job_id, error)
         leases.finish(
             self.database,
             job_id,

@@ -57,12 +57,16 @@ class JobTask:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What one attempt produced: the output files, or the error for the user."""
+    """What one attempt produced: the output files, or the error for the user.
+
+    ``detail`` is for the service log only (a bug's traceback): users never see it.
+    """
 
     ok: bool
     error: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    detail: str | None = None
 
 
 class _Reporter:
@@ -95,8 +99,9 @@ def run_job_task(task: JobTask) -> JobOutcome:
     work = Path(task.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     reporter = _Reporter(work, task.stage_delay_s)
+    # No process id or path here: every member of the project reads this log.
     reporter.log(
-        f"worker pid {os.getpid()} converting job {task.job_id}, attempt "
+        f"worker converting job {task.job_id}, attempt "
         f"{task.attempt}, at spacing {' x '.join(f'{s:g}' for s in task.spacing)} mm"
     )
     try:
@@ -115,13 +120,17 @@ def run_job_task(task: JobTask) -> JobOutcome:
         message = "the worker ran out of memory; run the service with fewer --workers"
         reporter.log(message)
         return JobOutcome(False, message, seconds=time.perf_counter() - start)
-    except Exception as exc:  # a bug: the traceback goes to the log, a sentence to the user
-        reporter.log(traceback.format_exc())
+    except Exception as exc:  # a bug: the traceback goes to the service log, a sentence to the user
+        message = (
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug in segmap, "
+            "the service log has the details"
+        )
+        reporter.log(f"failed: {message}")
         return JobOutcome(
             False,
-            f"internal error ({type(exc).__name__}: {exc}); this is a "
-            "bug in segmap, the job's log has the details",
+            message,
             seconds=time.perf_counter() - start,
+            detail=traceback.format_exc(),
         )
     reporter.log("\n".join(result.report.describe()))
     files = {name: str(path) for name, path in sorted(result.files.items())}
