@@ -115,10 +115,8 @@ def set_member(
         raise Unprocessable(f"the role {role!r} is not one of {', '.join(ROLES)}")
     user = find_user(db, username)
     if user is None or not user.is_active:
-        raise NotFound(
-            f"cannot add {username!r}: there is no active account with that username; check "
-            "the spelling, or ask a site administrator"
-        )
+        # A disabled account is answered like a missing one: owners learn nothing more.
+        raise NotFound(f"there is no user {username!r}")
     membership = db.get(Membership, (access.project.id, user.id))
     if membership is None:
         db.add(Membership(project_id=access.project.id, user_id=user.id, role=role))
