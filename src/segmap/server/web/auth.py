@@ -222,12 +222,8 @@ def login(conn: HTTPConnection, principal: Principal) -> None:
     with _database(conn).session(write=True) as db:
         if previous:
             db.execute(delete(LoginSession).where(LoginSession.id == previous))
-        # Expired rows of this user go now; nothing else reads them.
-        db.execute(
-            delete(LoginSession).where(
-                LoginSession.user_id == principal.id, LoginSession.expires_at <= now
-            )
-        )
+        # Expired rows (anyone's) go now; nothing reads them any more.
+        db.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
         agent = conn.headers.get("user-agent", "")[:USER_AGENT_CHARS] or None
         db.add(
             LoginSession(
