@@ -69,6 +69,7 @@ class _InFlight:
     handle: TaskHandle
     seen: tuple[str, float, int] = ("", -1.0, -1)
     started: float = field(default_factory=time.monotonic)
+    worker_pid: int | None = None
 
     @property
     def job_id(self) -> int:
@@ -288,9 +289,19 @@ class JobRunner:
 
     def _copy_progress(self, flight: _InFlight) -> None:
         stage, fraction = "", 0.0
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads((flight.work_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
             stage, fraction = str(data["stage"]), float(data["progress"])
+            pid = data.get("worker_pid")
+            if isinstance(pid, int) and pid != flight.worker_pid:
+                flight.worker_pid = pid
+                log.info(
+                    "job %s attempt %s runs in worker pid %s on %s",
+                    flight.job_id,
+                    flight.attempt,
+                    pid,
+                    socket.gethostname(),
+                )
         worker_log = self._worker_log(flight)
         seen = (stage, fraction, len(worker_log))
         if seen == flight.seen:

@@ -4,8 +4,9 @@
 process pool and a Dask cluster run it alike. It touches no database: it reads the
 inputs named in the task, writes the outputs into ``work_dir/out`` through the
 pipeline's all-or-nothing output transaction, and reports progress by rewriting
-``work_dir/progress.json`` (atomically) and appending to ``work_dir/log.txt``. The
-dispatcher copies both into the job's row.
+``work_dir/progress.json`` (atomically; with the worker's pid) and appending to
+``work_dir/log.txt``. The dispatcher copies stage, progress and log into the job's row
+(the pid only into the service log).
 
 Test hook: ``stage_delay_s`` (from the environment variable ``SEGMAP_JOB_STAGE_DELAY_S``
 of the service) makes the worker sleep that many seconds after each progress report, so
@@ -83,8 +84,11 @@ class _Reporter:
                 f.write(f"{stamp} {part}\n")
 
     def progress(self, stage: str, fraction: float) -> None:
+        # The worker's pid goes only into the work folder (the service's own): the
+        # dispatcher puts it in the service log, never in the job's log users read.
+        state = {"stage": stage, "progress": fraction, "worker_pid": os.getpid()}
         temp = self.work_dir / f".{PROGRESS_FILE}.tmp"
-        temp.write_text(json.dumps({"stage": stage, "progress": fraction}), encoding="utf-8")
+        temp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(temp, self.work_dir / PROGRESS_FILE)
         self.log(f"{stage} ({fraction:.0%})")
         if self.delay_s > 0:
