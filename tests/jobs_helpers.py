@@ -161,9 +161,12 @@ class Service:
         self.log.close()
 
 
-def create_user(data: Path, name: str, password: str, database_url: str | None = None) -> None:
-    """``segmap users create NAME --data DATA`` with the password on standard input."""
+def create_user(
+    data: Path, name: str, password: str, database_url: str | None = None, admin: bool = False
+) -> None:
+    """``segmap users create NAME --data DATA [--admin]`` with the password on standard input."""
     extra = ["--database-url", database_url] if database_url else []
+    extra += ["--admin"] if admin else []
     done = subprocess.run(
         [sys.executable, "-m", "segmap.cli", "users", "create", name, "--data", str(data), *extra],
         input=password + "\n",

@@ -246,7 +246,8 @@ def test_manual_conversion_permissions_and_errors(automated: World, tmp_path: Pa
 
     job_url = jobs[0]["url"]
     assert world.client.get(job_url, headers=world.h("collab")).status_code == 200
-    assert world.client.get(job_url, headers=world.h("outsider")).status_code == 403
+    # 404, not 403: a refusal would confirm the job and name its project.
+    assert world.client.get(job_url, headers=world.h("outsider")).status_code == 404
     assert world.client.get(job_url).status_code == 401
     assert world.client.get("/api/v1/jobs/987654", headers=world.h("owner")).status_code == 404
     only = world.client.get(

@@ -1,11 +1,14 @@
-"""The log-in and log-out pages, and the start page that sends a visitor to one of them."""
+"""The log-in and log-out pages, the start page that sends a visitor to one of them, and
+(included from ``admin_pages``) the site admin's Users page."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from segmap.server.accounts import service
+from segmap.server.accounts import admin_pages, service
+from segmap.server.accounts.api import client_address
+from segmap.server.accounts.throttle import TooManyAttempts
 from segmap.server.web import auth
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_db, optional_principal
@@ -17,11 +20,13 @@ from segmap.server.web.pages import (
     redirect,
     render,
     safe_next,
+    sentence,
     set_flash,
 )
 from segmap.server.web.urls import path_for
 
 router = APIRouter(include_in_schema=False)
+router.include_router(admin_pages.router)
 
 
 @router.get("/", name="home")
@@ -52,7 +57,22 @@ async def login_submit(request: Request, db: Session = Depends(get_db)) -> Respo
     auth.check_csrf(request, field(form, auth.CSRF_FORM_FIELD))
     username = field(form, "username").strip()
     next_url = safe_next(request, field(form, "next"))
-    principal = service.authenticate(db, username, field(form, "password"))
+    try:
+        principal = service.log_in(
+            db, username, field(form, "password"), address=client_address(request)
+        )
+    except TooManyAttempts as exc:
+        context = page_context(
+            request,
+            None,
+            nav="login",
+            next_url=next_url,
+            username=username,
+            error=sentence(exc.message),
+        )
+        response = render(request, "login.html", context, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     if principal is None:
         context = page_context(
             request,

@@ -30,3 +30,12 @@ class MeOut(BaseModel):
 
     username: str
     is_admin: bool
+
+
+class PasswordChangeIn(BaseModel):
+    """A new password for the caller, with the current one as proof."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str
+    new_password: str

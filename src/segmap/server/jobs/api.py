@@ -44,7 +44,8 @@ def get_job(
     principal: Principal | None = Depends(api_principal),
 ) -> JobDetailOut:
     """One job with its state, progress, error and log (any member of its project)."""
-    return JobDetailOut.model_validate(present_job(request, queue.get_job(db, principal, job_id)))
+    job = queue.get_job(db, principal, job_id)
+    return JobDetailOut.model_validate(present_job(request, job, principal))
 
 
 @router.get("/projects/{project}/jobs", response_model=list[JobOut], name="api_list_jobs")
@@ -59,7 +60,7 @@ def list_jobs(
 ) -> list[JobOut]:
     """The project's jobs, newest first."""
     found = queue.list_jobs(db, principal, project, state=state, model_ref=model, limit=limit)
-    return [JobOut.model_validate(present_job(request, j)) for j in found]
+    return [JobOut.model_validate(present_job(request, j, principal)) for j in found]
 
 
 @router.post(
@@ -83,6 +84,6 @@ def convert(
     """
     collection = body.collection if body is not None else None
     jobs = queue.start_conversion(db, principal, project, model, collection)
-    out = ConvertOut(jobs=[JobOut.model_validate(present_job(request, j)) for j in jobs])
+    out = ConvertOut(jobs=[JobOut.model_validate(present_job(request, j, principal)) for j in jobs])
     _wake_runner(request)
     return JSONResponse(out.model_dump(mode="json"), status_code=202)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,8 @@ from segmap.server.jobs import leases
 from segmap.server.jobs.prepare import Prepared
 from segmap.server.jobs.task import LOG_FILE, PROGRESS_FILE
 from segmap.server.storage import LocalStorage
+
+log = logging.getLogger("segmap.server.jobs")
 
 
 @dataclass
@@ -37,6 +41,7 @@ class InFlight:
     handle: TaskHandle
     seen: tuple[str, float, int] = ("", -1.0, -1)
     started: float = field(default_factory=time.monotonic)
+    worker_pid: int | None = None  # as the worker reported it; for the service log only
 
     @property
     def job_id(self) -> int:
@@ -50,18 +55,38 @@ class InFlight:
     def work_dir(self) -> Path:
         return self.job.work_dir
 
+    def note_worker(self, pid: int | None) -> None:
+        """Record the worker's pid once it reports one, in the service log only (job logs
+        never show pids: see ``redact``)."""
+        if pid is None or pid == self.worker_pid:
+            return
+        self.worker_pid = pid
+        log.info(
+            "job %s attempt %s runs in worker pid %s on %s",
+            self.job_id,
+            self.attempt,
+            pid,
+            socket.gethostname(),
+        )
+
     def worker_log(self) -> str:
         """The worker's log so far ('' before it writes one)."""
         with contextlib.suppress(OSError):
             return (self.work_dir / LOG_FILE).read_text(encoding="utf-8")
         return ""
 
-    def progress(self) -> tuple[str, float]:
-        """The worker's current (stage, fraction done in [0, 1]); ('', 0.0) before any."""
+    def progress(self) -> tuple[str, float, int | None]:
+        """The worker's current (stage, fraction done in [0, 1], its pid if it said);
+        ('', 0.0, None) before any report."""
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads((self.work_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
-            return str(data["stage"]), float(data["progress"])
-        return "", 0.0
+            pid = data.get("worker_pid")
+            return (
+                str(data["stage"]),
+                float(data["progress"]),
+                pid if isinstance(pid, int) else None,
+            )
+        return "", 0.0, None
 
 
 def store_outputs(

@@ -16,6 +16,9 @@ its lease and another service took the job) changes nothing.
 
 Times come from each service's own clock (UTC); services sharing a database need
 synchronised clocks, and the lease should be long against their skew.
+
+Everything written into a job's ``log`` and ``error`` here passes through
+``redact.public_text``: users read them, server paths are not theirs to see.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy.orm import Session
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
 from segmap.server.db.jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
+from segmap.server.jobs.redact import public_text, runner_label
 
 MAX_LOG_CHARS = 100_000
 MAX_ATTEMPTS = 3
@@ -120,8 +124,8 @@ def claim(database: Database, lease: Lease, limit: int) -> list[Claimed]:
             if state == JOB_RUNNING:
                 when = expired_at.strftime("%H:%M:%S UTC") if expired_at else "an older version"
                 values["log"] = Job.log + stamp(
-                    f"the service running this job ({runner}) stopped while it ran; its lease "
-                    f"ran out ({when}), so it runs again"
+                    f"the service running this job (runner {runner_label(runner)}) stopped "
+                    f"while it ran; its lease ran out ({when}), so it runs again"
                 )
             result = db.execute(
                 update(Job).where(Job.id == job_id, _claimable(now)).values(**values)
@@ -194,7 +198,11 @@ def update_running(
         db.execute(
             update(Job)
             .where(_owned(job_id, token))
-            .values(stage=stage[:128], progress=max(0.0, min(1.0, progress)), log=log_text)
+            .values(
+                stage=public_text(stage)[:128],
+                progress=max(0.0, min(1.0, progress)),
+                log=public_text(log_text),
+            )
         )
         db.commit()
 
@@ -221,8 +229,8 @@ def finish(
         if state == JOB_FAILED and error and not line:
             text += stamp(f"failed: {error.splitlines()[0]}")
         job.state = state
-        job.error = error
-        job.log = clip(text)
+        job.error = public_text(error) if error is not None else None
+        job.log = clip(public_text(text))
         job.finished_at = utcnow()
         job.runner = None
         job.lease_expires_at = None
@@ -249,7 +257,8 @@ def release(
         job.lease_expires_at = None
         job.progress = 0.0
         job.stage = "waiting for a worker"
-        job.log = clip((log_text if log_text is not None else job.log or "") + stamp(why))
+        text = (log_text if log_text is not None else job.log or "") + stamp(why)
+        job.log = clip(public_text(text))
         db.commit()
 
 

@@ -70,7 +70,7 @@ def jobs_page(
         project=view,
         project_tabs=project_tabs(request, view.id),
         active_tab="jobs",
-        jobs=[present_job(request, j) for j in queue.list_jobs(db, who, project)],
+        jobs=[present_job(request, j, who) for j in queue.list_jobs(db, who, project)],
         models=models,
         can_manage=access.can_manage,
         jobs_api=path_for(request, "api_list_jobs", project=view.id),

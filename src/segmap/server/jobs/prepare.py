@@ -23,6 +23,7 @@ from segmap.server.imaging.collections import collection_file
 from segmap.server.imaging.lookup import scan_files
 from segmap.server.jobs import leases
 from segmap.server.jobs.leases import clip, stamp
+from segmap.server.jobs.redact import runner_label
 from segmap.server.jobs.task import JobTask
 from segmap.server.registry.regionmap import REGION_MAP_FILENAME, model_region_map
 from segmap.server.storage import LocalStorage
@@ -65,8 +66,8 @@ def prepare(
 ) -> Prepared:
     """The task of the job's current attempt; ``ServiceError`` saying why it cannot run.
 
-    ``runner`` (the claiming runner's token) and ``where`` (the executor, in words) go
-    into the job's log line for this attempt.
+    ``runner`` (the claiming runner's token, named by its ``redact.runner_label``) and
+    ``where`` (the executor, in words) go into the job's log line for this attempt.
     """
     with database.session() as db:
         job = db.get(Job, job_id)
@@ -94,7 +95,8 @@ def prepare(
         copy = work / "collection.dcm"
         shutil.copyfile(collection_file(db, storage, collection), copy)
         line = (
-            f"attempt {attempt} by runner {runner} on a {where}: model {model.label!r} "
+            f"attempt {attempt} by runner {runner_label(runner)} on a {where}: "
+            f"model {model.label!r} "
             f"(spacing {' x '.join(f'{s:g}' for s in model.voxel_spacing)} mm, map "
             f"{found.source.folder}/{found.source.file}), {collection.collection_type} "
             f"{collection.label!r} on scan {collection.scan_id}"

@@ -12,7 +12,9 @@ from datetime import datetime
 from starlette.requests import HTTPConnection
 
 from segmap.server.db.jobs import JOB_SUCCEEDED, Job
+from segmap.server.jobs.redact import runner_label
 from segmap.server.registry.presenters import username
+from segmap.server.web.auth import Principal
 from segmap.server.web.pages import format_time
 from segmap.server.web.urls import path_for
 
@@ -84,8 +86,12 @@ class JobView:
         return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def present_job(conn: HTTPConnection, job: Job) -> JobView:
-    """The job with its model, collection and session named."""
+def present_job(conn: HTTPConnection, job: Job, viewer: Principal | None = None) -> JobView:
+    """The job with its model, collection and session named, as ``viewer`` may see it.
+
+    The runner holding a running job is its full token (host, process id) for site
+    admins and its random label for everyone else.
+    """
     collection = job.collection
     session = collection.session
     project = job.project_id
@@ -107,7 +113,7 @@ def present_job(conn: HTTPConnection, job: Job) -> JobView:
         attempts=job.attempts,
         trigger=job.trigger,
         output_folder=job.output_folder,
-        runner=job.runner,
+        runner=job.runner if viewer is not None and viewer.is_admin else runner_label(job.runner),
         lease_expires_at=job.lease_expires_at,
         created_by=username(job.created_by),
         created_at=job.created_at,

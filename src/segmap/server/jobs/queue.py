@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session, selectinload
 from segmap.server.db.imaging import RoiCollection
 from segmap.server.db.jobs import JOB_QUEUED, JOB_STATES, Job
 from segmap.server.db.registry import MLModel
-from segmap.server.errors import NotFound, Unprocessable
+from segmap.server.errors import Forbidden, NotFound, Unprocessable
 from segmap.server.imaging.collections import find_collection, project_collections
 from segmap.server.registry.access import project_access, require_manage
 from segmap.server.registry.mlmodels import find_model, get_model
 from segmap.server.registry.regionmap import REGION_MAP_FILENAME, has_region_map
-from segmap.server.web.auth import Principal
+from segmap.server.web.auth import Principal, require_principal
 
 TRIGGER_AUTOMATION = "automation"
 TRIGGER_MANUAL = "manual"
@@ -97,12 +97,22 @@ def start_conversion(
 
 
 def get_job(db: Session, principal: Principal | None, job_id: int | str) -> Job:
-    """One job, for any member of its project (404 for a job of another project)."""
+    """One job, for any member of its project.
+
+    A job of a project the caller cannot see answers 404 exactly like a job that does
+    not exist (a 403 would confirm the job and name its project); anonymous callers get
+    401 either way.
+    """
+    require_principal(principal)
     text = str(job_id).strip()
     job = db.get(Job, int(text)) if text.isdigit() else None
+    missing = NotFound(f"there is no job {text!r} you can see")
     if job is None:
-        raise NotFound(f"there is no job {text!r}")
-    project_access(db, principal, job.project_id)
+        raise missing
+    try:
+        project_access(db, principal, job.project_id)
+    except Forbidden:
+        raise missing from None
     return job
 
 

@@ -246,7 +246,8 @@ class JobRunner:
                 self._executor.restart()
 
     def _copy_progress(self, flight: InFlight) -> None:
-        stage, fraction = flight.progress()
+        stage, fraction, pid = flight.progress()
+        flight.note_worker(pid)
         worker_log = flight.worker_log()
         seen = (stage, fraction, len(worker_log))
         if seen == flight.seen:
@@ -296,6 +297,8 @@ class JobRunner:
             )
             return
         text = clip(flight.job.base_log + flight.worker_log())
+        if outcome.detail:
+            log.error("job %s hit a bug in segmap:\n%s", flight.job_id, outcome.detail)
         try:
             if not outcome.ok:
                 self._finish(flight.job_id, JOB_FAILED, error=outcome.error, log_text=text)
@@ -353,6 +356,10 @@ class JobRunner:
         log_text: str | None = None,
         output_folder: str | None = None,
     ) -> None:
+        if state == JOB_FAILED and error:
+            # The whole message, paths included, for the administrator; the job's row
+            # keeps the redacted one its users read (``leases``, ``redact``).
+            log.warning("job %s failed: %s", job_id, error)
         leases.finish(
             self.database,
             job_id,

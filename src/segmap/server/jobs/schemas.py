@@ -41,7 +41,8 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     runner: str | None = Field(
-        description="while running: the service process that holds the job's lease"
+        description="while running: the service process that holds the job's lease (its "
+        "host and process id for site admins, a random label for others)"
     )
     lease_expires_at: datetime | None = Field(
         description="while running: when another service may take the job over unless "

@@ -4,8 +4,9 @@
 process pool and a Dask cluster run it alike. It touches no database: it reads the
 inputs named in the task, writes the outputs into ``work_dir/out`` through the
 pipeline's all-or-nothing output transaction, and reports progress by rewriting
-``work_dir/progress.json`` (atomically) and appending to ``work_dir/log.txt``. The
-dispatcher copies both into the job's row.
+``work_dir/progress.json`` (atomically; with the worker's pid) and appending to
+``work_dir/log.txt``. The dispatcher copies stage, progress and log into the job's row
+(the pid only into the service log).
 
 Test hook: ``stage_delay_s`` (from the environment variable ``SEGMAP_JOB_STAGE_DELAY_S``
 of the service) makes the worker sleep that many seconds after each progress report, so
@@ -57,12 +58,16 @@ class JobTask:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What one attempt produced: the output files, or the error for the user."""
+    """What one attempt produced: the output files, or the error for the user.
+
+    ``detail`` is for the service log only (a bug's traceback): users never see it.
+    """
 
     ok: bool
     error: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    detail: str | None = None
 
 
 class _Reporter:
@@ -79,8 +84,11 @@ class _Reporter:
                 f.write(f"{stamp} {part}\n")
 
     def progress(self, stage: str, fraction: float) -> None:
+        # The worker's pid goes only into the work folder (the service's own): the
+        # dispatcher puts it in the service log, never in the job's log users read.
+        state = {"stage": stage, "progress": fraction, "worker_pid": os.getpid()}
         temp = self.work_dir / f".{PROGRESS_FILE}.tmp"
-        temp.write_text(json.dumps({"stage": stage, "progress": fraction}), encoding="utf-8")
+        temp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(temp, self.work_dir / PROGRESS_FILE)
         self.log(f"{stage} ({fraction:.0%})")
         if self.delay_s > 0:
@@ -95,8 +103,9 @@ def run_job_task(task: JobTask) -> JobOutcome:
     work = Path(task.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     reporter = _Reporter(work, task.stage_delay_s)
+    # No process id or path here: every member of the project reads this log.
     reporter.log(
-        f"worker pid {os.getpid()} converting job {task.job_id}, attempt "
+        f"worker converting job {task.job_id}, attempt "
         f"{task.attempt}, at spacing {' x '.join(f'{s:g}' for s in task.spacing)} mm"
     )
     try:
@@ -115,13 +124,17 @@ def run_job_task(task: JobTask) -> JobOutcome:
         message = "the worker ran out of memory; run the service with fewer --workers"
         reporter.log(message)
         return JobOutcome(False, message, seconds=time.perf_counter() - start)
-    except Exception as exc:  # a bug: the traceback goes to the log, a sentence to the user
-        reporter.log(traceback.format_exc())
+    except Exception as exc:  # a bug: the traceback goes to the service log, a sentence to the user
+        message = (
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug in segmap, "
+            "the service log has the details"
+        )
+        reporter.log(f"failed: {message}")
         return JobOutcome(
             False,
-            f"internal error ({type(exc).__name__}: {exc}); this is a "
-            "bug in segmap, the job's log has the details",
+            message,
             seconds=time.perf_counter() - start,
+            detail=traceback.format_exc(),
         )
     reporter.log("\n".join(result.report.describe()))
     files = {name: str(path) for name, path in sorted(result.files.items())}

@@ -2,6 +2,12 @@
 
 Any logged-in user may create a project and becomes its owner (as in XNAT, where users
 create their own projects); site admins see and manage every project.
+
+Members and which usernames exist: only owners and site admins may add or remove
+members, and everyone else is refused (403) before any username is looked at, so the
+answer is the same whether the name exists. For owners, a name with no account and a
+disabled account answer alike (404, one sentence), and removing someone who is not a
+member answers the same whether or not the account exists.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from segmap.server.accounts.service import get_user
+from segmap.server.accounts.service import find_user
 from segmap.server.db.registry import ROLE_OWNER, ROLES, Membership, Project
 from segmap.server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from segmap.server.names import (
@@ -110,7 +116,10 @@ def set_member(
     require_manage(access, "add members")
     if role not in ROLES:
         raise Unprocessable(f"the role {role!r} is not one of {', '.join(ROLES)}")
-    user = get_user(db, username)
+    user = find_user(db, username)
+    if user is None or not user.is_active:
+        # A disabled account is answered like a missing one: owners learn nothing more.
+        raise NotFound(f"there is no user {username!r}")
     membership = db.get(Membership, (access.project.id, user.id))
     if membership is None:
         db.add(Membership(project_id=access.project.id, user_id=user.id, role=role))
@@ -132,10 +141,11 @@ def remove_member(db: Session, principal: Principal | None, project_id: str, use
     """Take ``username`` out of the project (committed). Owners and admins only."""
     access = project_access(db, principal, project_id)
     require_manage(access, "remove members")
-    user = get_user(db, username)
-    membership = db.get(Membership, (access.project.id, user.id))
-    if membership is None:
-        raise NotFound(f"{user.username!r} is not a member of project {access.project.id!r}")
+    user = find_user(db, username)
+    membership = None if user is None else db.get(Membership, (access.project.id, user.id))
+    if user is None or membership is None:
+        # The same words whether or not the account exists.
+        raise NotFound(f"{username!r} is not a member of project {access.project.id!r}")
     if membership.role == ROLE_OWNER:
         _refuse_last_owner(db, access.project.id, user.username)
     db.delete(membership)

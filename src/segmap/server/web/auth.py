@@ -1,9 +1,14 @@
-"""Who is calling: the principal from a bearer token or the session cookie, log-in and CSRF.
+"""Who is calling: the principal from a bearer token or a log-in session, log-in and CSRF.
 
 Pages use ``login``/``logout``/``csrf_token``/``check_csrf`` with the request; the API and
 pages find the caller with ``principal_from_request`` (through ``deps``). Every service
 function takes the resulting :class:`Principal` and asks :func:`require_principal`.
 Passwords are hashed in ``segmap.server.accounts.passwords``.
+
+A browser log-in is a ``login_sessions`` row. The signed cookie
+(``web.session_cookie``) carries only a random session token, the CSRF token and
+flash messages; the row is found by the token's SHA-256, so deleting the row (log-out,
+password change, a disabled account) ends the log-in at once, wherever the cookie is.
 """
 
 from __future__ import annotations
@@ -14,18 +19,25 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection, Request
 
-from segmap.server.db.accounts import ApiToken, User
+from segmap.server.db.accounts import ApiToken, LoginSession, User
 from segmap.server.db.base import utcnow
+from segmap.server.db.engine import Database
 from segmap.server.errors import Forbidden, NotAuthenticated
 
 TOKEN_PREFIX = "smp_"
 CSRF_FORM_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_KEY = "sid"
+# ``last_seen_at`` is refreshed at most this often (seconds): it is for the admin's
+# overview, and a write on every request would queue readers behind SQLite's write lock.
+TOUCH_EVERY_S = 300
+USER_AGENT_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -94,10 +106,48 @@ def principal_from_token(db: Session, token: str, max_age_s: int) -> Principal |
     return principal_of(user, "token")
 
 
+def current_session_id(conn: HTTPConnection) -> str | None:
+    """The ``login_sessions`` id of this browser's log-in (None without a cookie log-in)."""
+    if "session" not in conn.scope:
+        return None
+    token = conn.session.get(SESSION_KEY)
+    return token_digest(token) if isinstance(token, str) and token else None
+
+
+def principal_from_session(db: Session, session_id: str) -> Principal | None:
+    """The user of a live log-in session; None when it is gone, expired or the user disabled.
+
+    Refreshes the session's ``last_seen_at`` when it is older than ``TOUCH_EVERY_S``
+    (ending ``db``'s read transaction first; best effort: a busy database skips it).
+    """
+    now = utcnow()
+    row = db.execute(
+        select(User, LoginSession.expires_at, LoginSession.last_seen_at)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(LoginSession.id == session_id)
+    ).first()
+    if row is None:
+        return None
+    user, expires_at, last_seen_at = row
+    if expires_at <= now or not user.is_active:
+        return None
+    principal = principal_of(user, "session")
+    if last_seen_at < now - timedelta(seconds=TOUCH_EVERY_S):
+        db.rollback()  # the update starts a transaction of its own: no stale-read upgrade
+        try:
+            db.execute(
+                update(LoginSession).where(LoginSession.id == session_id).values(last_seen_at=now)
+            )
+            db.commit()
+        except OperationalError:
+            db.rollback()
+    return principal
+
+
 def principal_from_request(
     conn: HTTPConnection, db: Session, token_max_age_s: int
 ) -> Principal | None:
-    """The caller: a bearer token when an Authorization header is sent, else the cookie.
+    """The caller: a bearer token when an Authorization header is sent, else the log-in.
 
     Bearer tokens older than ``token_max_age_s`` seconds are refused (0: never).
 
@@ -116,13 +166,8 @@ def principal_from_request(
                 "POST /api/v1/auth/token"
             )
         return principal
-    uid = conn.session.get("uid") if "session" in conn.scope else None
-    if not isinstance(uid, int):
-        return None
-    user = db.get(User, uid)
-    if user is None or not user.is_active:
-        return None
-    return principal_of(user, "session")
+    session_id = current_session_id(conn)
+    return principal_from_session(db, session_id) if session_id else None
 
 
 def csrf_token(conn: HTTPConnection) -> str:
@@ -158,13 +203,78 @@ def check_api_csrf(request: Request, principal: Principal | None) -> None:
     check_csrf(request, request.headers.get(CSRF_HEADER))
 
 
+def _database(conn: HTTPConnection) -> Database:
+    database: Database = conn.app.state.database
+    return database
+
+
 def login(conn: HTTPConnection, principal: Principal) -> None:
-    """Start a browser session for ``principal`` (with a new CSRF token)."""
+    """Start a browser log-in for ``principal``: a new session row, token and CSRF token.
+
+    Opens a short write session of its own, so the caller must hold no write transaction.
+    The log-in lasts the app's ``Settings.session_max_age_s`` seconds. A log-in this
+    browser had before is ended (a fresh token each time: no session fixation).
+    """
+    max_age_s = int(conn.app.state.settings.session_max_age_s)
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    previous = current_session_id(conn)
+    with _database(conn).session(write=True) as db:
+        if previous:
+            db.execute(delete(LoginSession).where(LoginSession.id == previous))
+        # Expired rows (anyone's) go now; nothing reads them any more.
+        db.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
+        agent = conn.headers.get("user-agent", "")[:USER_AGENT_CHARS] or None
+        db.add(
+            LoginSession(
+                id=token_digest(token),
+                user_id=principal.id,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + timedelta(seconds=max_age_s),
+                user_agent=agent,
+            )
+        )
+        db.commit()
     conn.session.clear()
-    conn.session["uid"] = principal.id
+    conn.session[SESSION_KEY] = token
     conn.session["csrf"] = secrets.token_urlsafe(32)
+    forget_principal(conn)
 
 
 def logout(conn: HTTPConnection) -> None:
-    """End the browser session (the cookie is deleted in the response)."""
+    """End the browser's log-in: its session row is deleted and the cookie cleared.
+
+    Opens a short write session of its own, like :func:`login`.
+    """
+    session_id = current_session_id(conn)
+    if session_id:
+        with _database(conn).session(write=True) as db:
+            db.execute(delete(LoginSession).where(LoginSession.id == session_id))
+            db.commit()
     conn.session.clear()
+    forget_principal(conn)
+
+
+_CACHE_KEY = "segmap_principal"
+
+
+def cached_principal(conn: HTTPConnection) -> tuple[bool, Principal | None]:
+    """(found, principal) remembered for this request by :func:`remember_principal`."""
+    state = conn.scope.get("state")
+    if isinstance(state, dict) and _CACHE_KEY in state:
+        value = state[_CACHE_KEY]
+        return True, value if isinstance(value, Principal) else None
+    return False, None
+
+
+def remember_principal(conn: HTTPConnection, principal: Principal | None) -> None:
+    """Keep this request's caller, so error pages need no second look-up."""
+    conn.scope.setdefault("state", {})[_CACHE_KEY] = principal
+
+
+def forget_principal(conn: HTTPConnection) -> None:
+    """Drop the remembered caller (the log-in changed during this request)."""
+    state = conn.scope.get("state")
+    if isinstance(state, dict):
+        state.pop(_CACHE_KEY, None)

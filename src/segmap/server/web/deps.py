@@ -3,7 +3,7 @@
 - ``get_db``: a session per request; on SQLite, non-GET requests take the write lock at
   their first statement so read-then-write never fails with "database is locked".
 - ``optional_principal`` / ``require_principal``: the caller from a bearer token or the
-  session cookie (pages use these; they do not check CSRF — pages call
+  log-in session the cookie names (pages use these; they do not check CSRF — pages call
   ``auth.check_csrf`` with the form field).
 - ``api_principal``: like ``require_principal``, and additionally demands the
   ``X-CSRF-Token`` header on cookie-authenticated API calls that change things.
@@ -52,11 +52,17 @@ def lookup_principal(request: Request) -> Principal | None:
     """The caller, looked up in a short read-only session of its own.
 
     Its own session keeps the lookup out of the request's write transaction, and lets
-    async endpoints (uploads) use it without holding a session while bytes stream.
+    async endpoints (uploads) use it without holding a session while bytes stream. The
+    answer is remembered for the rest of the request (an error page asks again).
     """
+    found, principal = auth.cached_principal(request)
+    if found:
+        return principal
     database = get_database(request)
     with database.session() as db:
-        return auth.principal_from_request(request, db, get_settings(request).token_max_age_s)
+        principal = auth.principal_from_request(request, db, get_settings(request).token_max_age_s)
+    auth.remember_principal(request, principal)
+    return principal
 
 
 def optional_principal(request: Request) -> Principal | None:

@@ -84,11 +84,25 @@ def install(app: FastAPI) -> None:
         errors = exc.errors()
         if not request.url.path.startswith(API_PREFIX):
             return await error_response(request, 422, validation_summary(errors))
-        return JSONResponse(jsonable_encoder({"detail": errors}), status_code=422)
+        return JSONResponse({"detail": validation_problems(errors)}, status_code=422)
 
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+def validation_problems(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors with only each field's location and message.
+
+    FastAPI's own answer also echoes the value it refused (``input``, and ``ctx`` built
+    from it): a wrong-typed password would come back in the body, and into any log or
+    proxy that keeps bodies. The location and the message say what to fix.
+    """
+    problems = []
+    for e in errors:
+        loc = [x if isinstance(x, int) else str(x) for x in e.get("loc", ())]
+        problems.append({"loc": loc, "msg": str(e.get("msg", "invalid"))})
+    return problems
 
 
 def validation_summary(errors: Any) -> str:

@@ -1,8 +1,11 @@
-"""Signed-cookie browser sessions (an ASGI middleware).
+"""The signed browser cookie (an ASGI middleware).
 
-The session is a small JSON dict (user id, CSRF token) signed with itsdangerous, so the
-server keeps no session table. Written by hand rather than Starlette's SessionMiddleware
-because the ``Secure`` flag must follow the request's scheme when not forced.
+The cookie is a small JSON dict signed with itsdangerous: the log-in session's random
+token (``web.auth.SESSION_KEY``), the CSRF token and pending flash messages. It proves
+nothing by itself: who is logged in is decided by the ``login_sessions`` row the token
+names (``web.auth``), which the server can delete at any time. Written by hand rather
+than Starlette's SessionMiddleware because the ``Secure`` flag must follow the request's
+scheme when not forced.
 """
 
 from __future__ import annotations
