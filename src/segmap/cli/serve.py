@@ -112,12 +112,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 1
     if app.state.database.user_count() == 0:
         print(NO_USERS_HINT.format(data=settings.data_dir), file=sys.stderr)
-    print(
-        f"segmap: serving http://{args.host}:{args.port}/ (data folder {settings.data_dir})",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -125,4 +120,25 @@ def run_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
+    _announcing_server(config, args.host, f"(data folder {settings.data_dir})").run()
     return 0
+
+
+def _announcing_server(config: Any, host: str, note: str) -> Any:
+    """A uvicorn server that prints ``segmap: serving URL`` once it accepts connections.
+
+    Printed earlier, the URL would be refused for as long as start-up takes (the job
+    runner starts first), and scripts that wait for the line would connect too soon.
+    The port is the one bound, so ``--port 0`` prints the port the system chose.
+    """
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                port = self.servers[0].sockets[0].getsockname()[1]
+                shown = f"[{host}]" if ":" in host else host
+                print(f"segmap: serving http://{shown}:{port}/ {note}", file=sys.stderr, flush=True)
+
+    return AnnouncingServer(config)

@@ -13,6 +13,7 @@ import logging
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 import segmap
 from segmap.server.accounts import api as accounts_api
@@ -35,7 +36,8 @@ from segmap.server.registry import (
 )
 from segmap.server.settings import Settings, load_or_create_secret
 from segmap.server.storage import LocalStorage
-from segmap.server.web import errors
+from segmap.server.web import api_docs, disconnects, errors
+from segmap.server.web.headers import BrowserHeaders
 from segmap.server.web.pages import STATIC_DIR, STATIC_PATH
 from segmap.server.web.session_cookie import CookieSessionMiddleware
 
@@ -71,6 +73,15 @@ def imaging_events() -> ImagingEvents:
     return ImagingEvents(on_collection_stored=(on_collection_stored,))
 
 
+class SegmapApp(FastAPI):
+    """FastAPI whose every answer, a 500 from Starlette's outermost handler included,
+    carries the browser headers (:mod:`segmap.server.web.headers`)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The usual stack, wrapped in :class:`BrowserHeaders`."""
+        return BrowserHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the service for ``settings``: migrate the database, open storage, mount routes.
 
@@ -83,8 +94,10 @@ def create_app(settings: Settings) -> FastAPI:
     storage.sweep_staging()
     secret = load_or_create_secret(settings.data_dir)
 
-    app = FastAPI(
+    app = SegmapApp(
         lifespan=job_runner_lifespan,
+        docs_url=None,  # served from local files by web.api_docs (no CDN)
+        redoc_url=None,
         title="segmap",
         version=segmap.__version__,
         description=(
@@ -105,6 +118,8 @@ def create_app(settings: Settings) -> FastAPI:
         secure=settings.secure_cookies,
     )
     errors.install(app)
+    disconnects.install(app)
+    api_docs.install(app)
     for router in API_ROUTERS:
         app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
