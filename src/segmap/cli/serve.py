@@ -120,7 +120,10 @@ def run_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
-    _announcing_server(config, args.host, f"(data folder {settings.data_dir})").run()
+    try:
+        _announcing_server(config, args.host, f"(data folder {settings.data_dir})").run()
+    except KeyboardInterrupt:  # Ctrl-C ends the service normally (as uvicorn.run has it)
+        pass
     return 0
 
 
