@@ -7,6 +7,7 @@ server's app and uvicorn load inside the handler.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -120,10 +121,9 @@ def run_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
-    try:
+    # Ctrl-C ends the service normally, as uvicorn.run has it.
+    with contextlib.suppress(KeyboardInterrupt):
         _announcing_server(config, args.host, f"(data folder {settings.data_dir})").run()
-    except KeyboardInterrupt:  # Ctrl-C ends the service normally (as uvicorn.run has it)
-        pass
     return 0
 
 
