@@ -6,7 +6,7 @@ Against the real service in its own process:
 - a scan is named the same way everywhere: ``Scan 1 (series 3)``, the id its URLs use;
 - the Upload ROI Collection icon is drawn (no missing glyph);
 - every derived download is named after its session, scan and model, also when the
-  model's name is not ASCII.
+  model's name is not ASCII, and a name with quotes or reserved characters is made safe.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 from fontTools.ttLib import TTFont
@@ -212,6 +213,28 @@ def test_downloads_are_named_after_session_scan_and_model(
     assert f'filename="{expected}"' in disposition, disposition
     encoded = f"FILES_20240102_scan{scan_id}_Leb%C3%A9r%20ct_report.json"
     assert f"filename*=UTF-8''{encoded}" in disposition, disposition
+
+
+def test_a_download_name_with_quotes_and_other_scripts_is_made_safe(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    server = live_server
+    study = write_study(tmp_path / "dicom", seed=66, patient_id="QUOTE", series_numbers=(2,))
+    files = [("files", p.read_bytes()) for p in study.files]
+    r = server.api("POST", f"/projects/{server.project_id}/sessions", files=files)
+    assert r.status_code == 201, r.text
+    scan = _scan_id(server, study.series[0].series_instance_uid)
+    folder = 'say "hi"; Ünï*code'
+    _derive(server, scan, folder, tmp_path)
+    session = r.json()["sessions"][0]["id"]
+    path = f"/projects/{server.project_id}/sessions/{session}/scans/{scan}/resources"
+    answer = server.api("GET", f"{path}/{quote(folder, safe='')}/files/mask.nii.gz")
+    assert answer.status_code == 200, answer.text
+    stem = f"QUOTE_20240102_scan{scan}_say _hi_; "
+    assert answer.headers["content-disposition"] == (
+        f'attachment; filename="{stem}_n__code_mask.nii.gz"; '
+        f"filename*=UTF-8''{quote(stem + 'Ünï_code_mask.nii.gz', safe='')}"
+    )
 
 
 def _font_file(family: str) -> Path:
