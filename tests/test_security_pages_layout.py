@@ -21,7 +21,11 @@ from imaging_data import write_phantom_rtstruct, write_study
 if TYPE_CHECKING:
     from browser_fixtures import LiveServer
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    # The long DICOM values below are too long for their VR on purpose.
+    pytest.mark.filterwarnings("ignore:The (PN component|value) length:UserWarning"),
+]
 
 PROJECT = "LIVER01"
 LONG = 200
