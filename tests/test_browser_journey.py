@@ -12,6 +12,7 @@ still running when the Jobs tab opens, which makes "the table updates itself" te
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ def test_upload_session_and_rtstruct_watch_the_job_and_download_the_mask(
     with page.expect_download() as info:
         section.locator("a.fname", has_text="mask.nii.gz").first.click()
     download = info.value
-    assert download.suggested_filename == "mask.nii.gz"
+    # Named after session, scan and model (issue 9), so downloads do not overwrite each other.
+    assert re.fullmatch(rf".+_scan\d+_{MODEL}_mask\.nii\.gz", download.suggested_filename)
     saved = tmp_path / "downloaded" / "mask.nii.gz"
     saved.parent.mkdir()
     download.save_as(saved)

@@ -132,11 +132,6 @@ def run_serve(args: argparse.Namespace) -> int:
         return 1
     if app.state.database.user_count() == 0:
         print(NO_USERS_HINT.format(data=settings.data_dir), file=sys.stderr)
-    print(
-        f"segmap: serving http://{args.host}:{args.port}/ (data folder {settings.data_dir})",
-        file=sys.stderr,
-        flush=True,
-    )
     configure_logging(args.log_level)
     config = uvicorn.Config(
         app,
@@ -146,7 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
-    server = uvicorn.Server(config)
+    server = _announcing_server(config, args.host, f"(data folder {settings.data_dir})")
     # uvicorn re-raises the Ctrl-C (SIGINT) it handled once it has shut down cleanly;
     # uvicorn.run swallows it the same way, so stopping the service is a clean exit.
     with contextlib.suppress(KeyboardInterrupt):
@@ -260,3 +255,23 @@ def _safe_url(url: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _announcing_server(config: Any, host: str, note: str) -> Any:
+    """A uvicorn server that prints ``segmap: serving URL`` once it accepts connections.
+
+    Printed earlier, the URL would be refused for as long as start-up takes (the job
+    runner starts first), and scripts that wait for the line would connect too soon.
+    The port is the one bound, so ``--port 0`` prints the port the system chose.
+    """
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                port = self.servers[0].sockets[0].getsockname()[1]
+                shown = f"[{host}]" if ":" in host else host
+                print(f"segmap: serving http://{shown}:{port}/ {note}", file=sys.stderr, flush=True)
+
+    return AnnouncingServer(config)

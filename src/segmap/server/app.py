@@ -14,6 +14,7 @@ from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 import segmap
 from segmap.server.accounts import api as accounts_api
@@ -42,7 +43,8 @@ from segmap.server.settings import SQLITE_FILE, Settings, load_or_create_secret
 from segmap.server.storage import LocalStorage
 from segmap.server.viewer import routes as viewer_routes
 from segmap.server.viewer.dist import find_dist
-from segmap.server.web import errors
+from segmap.server.web import api_docs, disconnects, errors
+from segmap.server.web.headers import BrowserHeaders
 from segmap.server.web.pages import STATIC_DIR, STATIC_PATH
 from segmap.server.web.session_cookie import CookieSessionMiddleware
 
@@ -146,6 +148,15 @@ def imaging_events() -> ImagingEvents:
     return ImagingEvents(on_collection_stored=(on_collection_stored,))
 
 
+class SegmapApp(FastAPI):
+    """FastAPI whose every answer, a 500 from Starlette's outermost handler included,
+    carries the browser headers (:mod:`segmap.server.web.headers`)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The usual stack, wrapped in :class:`BrowserHeaders`."""
+        return BrowserHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the service for ``settings``: migrate the database, open storage, mount routes.
 
@@ -163,9 +174,11 @@ def create_app(settings: Settings) -> FastAPI:
     storage.sweep_staging()
     secret = load_or_create_secret(settings.data_dir)
 
-    app = FastAPI(
+    app = SegmapApp(
         lifespan=job_runner_lifespan,
         dependencies=[Depends(refuse_unnameable_references)],
+        docs_url=None,  # served from local files by web.api_docs (no CDN)
+        redoc_url=None,
         title="segmap",
         version=segmap.__version__,
         description=(
@@ -189,6 +202,8 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     # Added last, so outermost: it sees every response and every escaped exception.
     app.add_middleware(errors.ErrorBoundary)
+    disconnects.install(app)
+    api_docs.install(app)
     for router in API_ROUTERS:
         app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")

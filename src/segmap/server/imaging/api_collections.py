@@ -208,4 +208,5 @@ def download_derived(
     row, handle = derived.open_derived_file(
         db, storage, principal, project, session, scan, folder, name
     )
-    return download_response(row.name, row.size, row.sha256, handle, guess_media_type(row.name))
+    name = derived.derived_download_name(row)  # <session>_scan<id>_<model>_<file>
+    return download_response(name, row.size, row.sha256, handle, guess_media_type(row.name))

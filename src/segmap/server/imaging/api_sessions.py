@@ -87,9 +87,26 @@ def _raw_name(request: Request, name: str | None) -> str:
     return "upload.zip" if "zip" in content_type else "upload.dcm"
 
 
-def _where_collections_go(request: Request, project: str, sent: CollectionSent) -> Rejection:
-    """A refused RTSTRUCT/SEG, with the exact collection upload to use for it."""
+def _where_collections_go(
+    request: Request, project: str, sent: CollectionSent, principal: Principal | None
+) -> Rejection:
+    """A refused RTSTRUCT/SEG, with the exact collection upload to use for it.
+
+    A browser (a log-in cookie, not a token) is told the page's way, in words; an API
+    caller the request to make.
+    """
     known = sent.session_id is not None
+    if principal is not None and principal.via == "session":
+        where = (
+            "the session page of its images"
+            if known
+            else "the session page of its images, once they are uploaded"
+        )
+        return Rejection(
+            sent.file,
+            f"{sent.reason}; upload it as an ROI collection of type {sent.kind} with "
+            f"Upload ROI Collection on {where}",
+        )
     target: dict[str, str | int] = {"session": sent.session_id} if sent.session_id else {}
     put = path_pattern(request, "api_put_collection", project=project, **target)
     after = "" if known else " once the images it was drawn on are uploaded"
@@ -187,7 +204,7 @@ async def upload_sessions(
                 stop=stop,
             )
             rejected = result.rejected + [
-                _where_collections_go(request, project, c) for c in result.collections
+                _where_collections_go(request, project, c, principal) for c in result.collections
             ]
             require_nonempty(result, rejected)
             body = _answer(request, result, rejected).model_dump(mode="json")

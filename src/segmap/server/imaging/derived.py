@@ -43,6 +43,7 @@ from segmap.server.names import check_resource_name, name_key
 from segmap.server.settings import DEFAULT_MAX_UPLOAD_BYTES
 from segmap.server.storage import LocalStorage, Storage
 from segmap.server.web.auth import Principal
+from segmap.server.web.transfer import MAX_FILENAME_CHARS, safe_filename
 
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -238,6 +239,27 @@ def open_derived_file(
         except FileNotFoundError:
             db.rollback()
     raise NotFound(f"the content of {folder_label}/{name} is missing from storage")
+
+
+def download_name(session_label: str, scan_id: int, folder_label: str, name: str) -> str:
+    """The name a derived file is downloaded as: ``<session>_scan<id>_<model>_<name>``.
+
+    Every folder holds a ``mask.nii.gz``; named after its session, scan (the id in its
+    URL) and model, downloads from several scans and models no longer overwrite each
+    other. Long labels are shortened so the name stays within 200 characters with its
+    own name (``mask.nii.gz``) whole; unsafe characters become ``_``
+    (:func:`segmap.server.web.transfer.safe_filename`).
+    """
+    room = max(20, (MAX_FILENAME_CHARS - len(name) - len(f"_scan{scan_id}___")) // 2)
+    session_part = safe_filename(session_label, room)
+    folder_part = safe_filename(folder_label, room)
+    return safe_filename(f"{session_part}_scan{scan_id}_{folder_part}_{name}")
+
+
+def derived_download_name(row: DerivedFile) -> str:
+    """:func:`download_name` of a stored derived file (loads its folder, scan, session)."""
+    scan = row.folder.scan
+    return download_name(scan.session.label, scan.id, row.folder.label, row.name)
 
 
 # --------------------------------------------------------------------------- clean-up

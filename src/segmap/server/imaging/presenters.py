@@ -14,12 +14,22 @@ from datetime import date, datetime
 from starlette.requests import HTTPConnection
 
 from segmap.server.db.imaging import DerivedFolder, ImagingSession, RoiCollection, Scan
+from segmap.server.imaging.derived import download_name
 from segmap.server.imaging.lookup import sorted_scans
 from segmap.server.registry.presenters import username
 from segmap.server.web.pages import format_time
 from segmap.server.web.urls import path_for
 
 NONE_TEXT = "—"
+
+
+def scan_name(scan_id: int, series_number: int | None) -> str:
+    """How pages name a scan: ``Scan 1 (series 3)``.
+
+    The id is the one in the scan's URLs; the series number (DICOM SeriesNumber) is only
+    shown beside it, as it is neither unique nor always present.
+    """
+    return f"Scan {scan_id}" + ("" if series_number is None else f" (series {series_number})")
 
 
 def format_date(value: date | None) -> str:
@@ -43,6 +53,11 @@ class ScanView:
     def number_text(self) -> str:
         """The series number, '' when the series has none."""
         return "" if self.series_number is None else str(self.series_number)
+
+    @property
+    def name_text(self) -> str:
+        """``Scan 1 (series 3)``: see :func:`scan_name`."""
+        return scan_name(self.id, self.series_number)
 
     @property
     def modality_text(self) -> str:
@@ -106,9 +121,8 @@ def _scan_text(row: RoiCollection) -> str:
     scan = row.scan
     if scan is None:
         return row.referenced_series_uid or NONE_TEXT
-    if scan.series_number is not None:
-        return f"#{scan.series_number} {scan.description or scan.modality}"
-    return scan.description or NONE_TEXT
+    what = scan.description or scan.modality
+    return scan_name(scan.id, scan.series_number) + (f", {what}" if what else "")
 
 
 def present_collection(conn: HTTPConnection, project_id: str, row: RoiCollection) -> CollectionView:
@@ -194,12 +208,13 @@ def present_session(
 
 @dataclass(frozen=True)
 class DerivedFileView:
-    """A file of a derived folder and where to download it."""
+    """A file of a derived folder, where to download it and the name it downloads as."""
 
     name: str
     size: int
     sha256: str
     url: str
+    download_name: str
 
 
 @dataclass(frozen=True)
@@ -237,6 +252,16 @@ def present_derived_folder(
             name=name,
         )
 
-    files = [DerivedFileView(f.name, f.size, f.sha256, url(f.name)) for f in folder.files]
+    session_label = scan.session.label
+    files = [
+        DerivedFileView(
+            f.name,
+            f.size,
+            f.sha256,
+            url(f.name),
+            download_name(session_label, scan.id, folder.label, f.name),
+        )
+        for f in folder.files
+    ]
     model = folder.model.label if folder.model is not None else None
     return DerivedFolderView(folder.label, model, folder.updated_at, files)

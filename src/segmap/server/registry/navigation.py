@@ -1,6 +1,8 @@
 """The project page's tabs and the breadcrumb trails of the registry's pages.
 
-The tabs are one list for every feature's pages; each tab names its page's route.
+The tabs are one list for every feature's pages; each tab names its page's route. Every
+page inside a project shows them (``_project_tabs.html``) with its own tab marked: the
+Machine Learning dashboard and a model's pages mark ``MODELS_TAB``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ PROJECT_TABS = (
     ("jobs", "Jobs", "jobs_page"),
     ("machine-learning", "Machine Learning", "machine_learning_tab"),
 )
+# The tab of the Machine Learning tab, the dashboard and every model's pages.
+MODELS_TAB = "machine-learning"
 
 
 @dataclass(frozen=True)

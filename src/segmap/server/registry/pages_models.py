@@ -13,13 +13,21 @@ session cookie and the ``X-CSRF-Token`` header.
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
+from segmap.imaging.budget import MAX_SPACING_MM, MIN_SPACING_MM
 from segmap.server.errors import ServiceError, Unprocessable
 from segmap.server.registry import mlmodels, projects
 from segmap.server.registry.map_views import region_map_view
-from segmap.server.registry.navigation import model_crumbs, project_crumbs, project_tabs
+from segmap.server.registry.navigation import (
+    MODELS_TAB,
+    model_crumbs,
+    project_crumbs,
+    project_tabs,
+)
 from segmap.server.registry.presenters import present_model, present_project
 from segmap.server.storage import LocalStorage
 from segmap.server.web.auth import Principal
@@ -35,10 +43,18 @@ MODEL = ML + "/models/{model}"
 
 
 def _number(text: str, what: str) -> float:
+    """A spacing field of the form, refused in the form's words (the service's message
+    names the API's ``voxel_spacing`` field, which this page does not show)."""
     try:
-        return float(text.strip())
+        value = float(text.strip())
     except ValueError:
         raise Unprocessable(f"the {what} {text!r} is not a number of mm, e.g. 1.5") from None
+    if not math.isfinite(value) or value < MIN_SPACING_MM or value > MAX_SPACING_MM:
+        raise Unprocessable(
+            f"the {what} must be from {MIN_SPACING_MM:g} mm to {MAX_SPACING_MM:g} mm "
+            f"(it is {text.strip()})"
+        )
+    return value
 
 
 @router.get(ML, name="machine_learning_tab")
@@ -57,7 +73,7 @@ def machine_learning_tab(
         who,
         project=view,
         project_tabs=project_tabs(request, view.id),
-        active_tab="machine-learning",
+        active_tab=MODELS_TAB,
         models=[present_model(request, m) for m in mlmodels.list_models(db, who, project)],
         dashboard_url=path_for(request, "dashboard_page", project=view.id),
         breadcrumbs=project_crumbs(request, view, Crumb("Machine Learning")),
@@ -80,6 +96,8 @@ def _dashboard(
         request,
         who,
         project=view,
+        project_tabs=project_tabs(request, view.id),
+        active_tab=MODELS_TAB,
         models=[present_model(request, m) for m in mlmodels.list_models(db, who, project)],
         can_manage=access.can_manage,
         install_url=path_for(request, "install_model", project=view.id),
@@ -154,6 +172,8 @@ def model_page(
         request,
         who,
         project=view,
+        project_tabs=project_tabs(request, view.id),
+        active_tab=MODELS_TAB,
         model=mview,
         region_map=region_map_view(request, db, storage, who, row),
         can_manage=access.can_manage,

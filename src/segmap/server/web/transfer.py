@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import mimetypes
 import threading
+import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -181,9 +182,42 @@ async def watch_client(request: Request) -> AsyncIterator[Callable[[], None]]:
             await task
 
 
+# Characters no download name keeps: path separators, what Windows refuses in names, and
+# (below) control and format characters, which could hide or reorder what a user reads.
+_UNSAFE_IN_FILENAMES = frozenset('/\\:*?"<>|')
+MAX_FILENAME_CHARS = 200
+
+
+def safe_filename(name: str, max_chars: int = MAX_FILENAME_CHARS) -> str:
+    """``name`` as a file name any browser and file system keeps as it is.
+
+    NFC-normalised; separators, reserved and invisible characters become ``_``; leading
+    dots and spaces go (no hidden or relative names); past ``max_chars`` the middle is
+    cut so the end (the extension, ``.nii.gz``) stays. Never empty.
+    """
+    text = unicodedata.normalize("NFC", name)
+    kept = "".join(
+        "_"
+        if c in _UNSAFE_IN_FILENAMES or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
+        else c
+        for c in text
+    )
+    kept = kept.strip().lstrip(".").strip() or "download"
+    if len(kept) > max_chars:
+        tail = max_chars // 3
+        kept = kept[: max_chars - tail - 1].rstrip() + "_" + kept[-tail:].lstrip()
+    return kept
+
+
 def content_disposition(name: str) -> str:
-    """An ``attachment`` header naming ``name`` for old (ASCII) and new (RFC 6266) clients."""
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    """An ``attachment`` header naming ``name`` (made safe) for every client.
+
+    ``filename`` is an ASCII stand-in for old clients (other characters become ``_``);
+    ``filename*`` (RFC 5987, UTF-8, percent-encoded) carries the real name, and browsers
+    prefer it.
+    """
+    name = safe_filename(name)
+    ascii_name = "".join(c if " " <= c <= "~" else "_" for c in name)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 

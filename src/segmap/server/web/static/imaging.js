@@ -82,9 +82,21 @@
         box2.appendChild(ul);
         result.appendChild(box2);
       }
-      if (sessions.length) {
-        result.appendChild(element("p", {}, "")).appendChild(
-          element("a", { "class": "btn small", "href": window.location.pathname, "data-testid": "reload-sessions" }, "Show the updated list"));
+    }
+
+    /* The list above the upload box is the server's: fetch this page again and put its
+       fresh list in place (the upload has committed by the time the answer arrives). */
+    async function refreshList() {
+      const current = document.getElementById("sessions-list");
+      if (!current) { return; }
+      try {
+        const response = await fetch(window.location.pathname, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+        if (!response.ok) { return; }
+        const page = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = page.getElementById("sessions-list");
+        if (fresh) { current.replaceWith(document.importNode(fresh, true)); }
+      } catch (e) {
+        /* The upload itself succeeded; the list shows it after the next reload. */
       }
     }
 
@@ -110,6 +122,7 @@
       setBar(bar, 1);
       status.textContent = answer.ok ? "Upload finished." : "Upload finished with problems.";
       showResult(answer);
+      if (answer.ok) { await refreshList(); }
       inputs.forEach(function (input) { input.value = ""; });
       busy = false;
     }
@@ -126,6 +139,19 @@
     dropzone.addEventListener("drop", function (event) {
       if (event.dataTransfer) { upload(event.dataTransfer.files); }
     });
+  }
+
+  /* The collection API words its refusals for API callers (?type=SEG, overwrite=true);
+     this dialog says the same with its own controls. */
+  const IN_WORDS = [
+    [/add overwrite=true to replace it/g, "tick \u201cReplace a collection with this label\u201d to replace it"],
+    [/;?\s*send it with \?type=(RTSTRUCT|SEG)/g, "; choose $1 as its Type and upload it again"],
+    [/\?type=RTSTRUCT or \?type=SEG/g, "the Type (RTSTRUCT or SEG)"],
+    [/\btype=(RTSTRUCT|SEG)\b/g, "type $1"],
+  ];
+
+  function inWords(text) {
+    return IN_WORDS.reduce(function (out, rule) { return out.replace(rule[0], rule[1]); }, String(text));
   }
 
   /* ---- Upload ROI Collection (session page) ---- */
@@ -175,7 +201,7 @@
       }
       progress.hidden = true;
       const e = Segmap.describeError(answer.status, answer.data);
-      showProblems(e.heading, e.lines);
+      showProblems(inWords(e.heading), e.lines.map(inWords));
     });
   }
 
