@@ -10,6 +10,8 @@ them: jobs -> imaging -> registry -> accounts.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +19,9 @@ from fastapi.staticfiles import StaticFiles
 import segmap
 from segmap.server.accounts import api as accounts_api
 from segmap.server.accounts import pages as accounts_pages
+from segmap.server.datasets import api as datasets_api
+from segmap.server.datasets import pages as datasets_pages
+from segmap.server.datasets.lifespan import dataset_worker_lifespan
 from segmap.server.db.engine import Database
 from segmap.server.imaging import api_collections, api_sessions
 from segmap.server.imaging import pages as imaging_pages
@@ -57,6 +62,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     api_sessions.router,
     api_collections.router,
     jobs_api.router,
+    datasets_api.router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     accounts_pages.router,
@@ -65,6 +71,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     pages_editor.router,
     imaging_pages.router,
     jobs_pages.router,
+    datasets_pages.router,
     viewer_routes.router,
 )
 
@@ -72,6 +79,13 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
 def imaging_events() -> ImagingEvents:
     """Who hears of imaging's events in a full service: jobs' automation."""
     return ImagingEvents(on_collection_stored=(on_collection_stored,))
+
+
+@asynccontextmanager
+async def background_work(app: FastAPI) -> AsyncIterator[None]:
+    """The service's background threads, started with the app and stopped with it."""
+    async with job_runner_lifespan(app), dataset_worker_lifespan(app):
+        yield
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -87,7 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     secret = load_or_create_secret(settings.data_dir)
 
     app = FastAPI(
-        lifespan=job_runner_lifespan,
+        lifespan=background_work,
         title="segmap",
         version=segmap.__version__,
         description=(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from segmap.server.errors import ServiceError, Unprocessable
 from segmap.server.registry import mlmodels, projects
 from segmap.server.registry.map_views import region_map_view
-from segmap.server.registry.navigation import model_crumbs, project_crumbs, project_tabs
+from segmap.server.registry.navigation import model_crumbs, model_tabs, project_crumbs, project_tabs
 from segmap.server.registry.presenters import present_model, present_project
 from segmap.server.storage import LocalStorage
 from segmap.server.web.auth import Principal
@@ -155,6 +155,8 @@ def model_page(
         who,
         project=view,
         model=mview,
+        model_tabs=model_tabs(request, view.id, row.label),
+        active_model_tab="model",
         region_map=region_map_view(request, db, storage, who, row),
         can_manage=access.can_manage,
         resources_api=path_for(request, "api_list_resources", project=view.id, model=row.label),
