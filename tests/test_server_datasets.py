@@ -363,6 +363,8 @@ def test_filters_choose_cases_by_subject_session_collection_and_annotator(
     # The admin's one case is one subject, which cannot fill two folds: refused, saying so.
     data = wait_ready(c, create(c, name="ByAdmin", filter={"annotator": "admin"}).json()["url"])
     assert data["state"] == "failed" and "1 subject" in data["error"], data
+    data = wait_ready(c, create(c, name="Folds", folds=5).json()["url"])
+    assert data["state"] == "failed" and "at most 3 folds ('folds')" in data["error"], data
     r = create(c, name="Nobody", filter={"subject": "NOBODY"})
     data = wait_ready(c, r.json()["url"])
     assert data["state"] == "failed" and "the filter keeps none" in data["error"], data

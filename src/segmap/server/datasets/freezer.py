@@ -108,6 +108,7 @@ def freeze_dataset(
                 + (f" ({reasons})" if reasons else "; convert its ROI collections first")
             )
         items = gathered.conversions
+        _check_selection(items, options)
         if not options.resampled:
             items = _with_native_images(database, storage, items, options, progress)
         sources = {k: v for item in items for k, v in item.sources.items()}
@@ -131,6 +132,40 @@ def freeze_dataset(
         return len(frozen.manifest.cases), key
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_selection(items: list[ServerConversion], options: FreezeOptions) -> None:
+    """Refuse, in the API's words, what the library would refuse in the command line's:
+    too few subjects for the folds, resampled pairs of several spacings."""
+    assert options.region_map is not None
+    sha = options.region_map.sha256
+    chosen = [
+        c for c in select([i.conversion for i in items], options.case_filter) if c.map_sha256 == sha
+    ]
+    subjects = {c.subject or c.study_instance_uid for c in chosen}
+    if chosen and len(subjects) < options.folds:
+        raise DatasetError(
+            f"the {len(chosen)} case(s) chosen come from {len(subjects)} subject(s), which "
+            f"cannot fill {options.folds} folds when a subject's cases stay in one fold; "
+            + (
+                f"ask for at most {len(subjects)} folds ('folds')"
+                if len(subjects) >= 2
+                else "a dataset needs cases of at least 2 subjects"
+            )
+        )
+    if options.resampled:
+        spacings = {
+            tuple(round(s, 3) for s in c.outputs["image_resampled"].spacing_mm)
+            for c in chosen
+            if "image_resampled" in c.outputs
+        }
+        if len(spacings) > 1:
+            listed = ", ".join(" x ".join(f"{v:g}" for v in s) + " mm" for s in sorted(spacings))
+            raise DatasetError(
+                f"the model's conversions were made at {len(spacings)} spacings ({listed}): "
+                "its voxel spacing changed since some were made; convert its collections "
+                "again (Jobs: Convert all), or choose pairs on each scan's own grid"
+            )
 
 
 def _with_native_images(
