@@ -3,8 +3,9 @@
 This is the one module that knows every feature: it opens the shared parts (database,
 storage, the cookie session), mounts each feature's API and page routers, and wires the
 features to each other through ``app.state`` (jobs listens to imaging's "collection
-stored"). The features themselves import only ``web``, ``db`` and the features below
-them: jobs -> imaging -> registry -> accounts.
+stored"), and runs the background work (job runner, dataset worker) with the app. The
+features themselves import only ``web``, ``db`` and the features below them:
+datasets, jobs -> imaging -> registry -> accounts.
 """
 
 from __future__ import annotations
