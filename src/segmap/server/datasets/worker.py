@@ -201,9 +201,14 @@ class DatasetWorker:
             return
         finally:
             renewer.stop()
-        if not leases.finish(
+        if leases.finish(
             self.database, dataset_id, self.lease.token, case_count=count, store_key=key
         ):
+            return
+        if dataset_id not in leases.live_ids(self.database):
+            # Deleted while it froze: its store is nobody's.
+            shutil.rmtree(self.storage.local_path(key), ignore_errors=True)
+        else:
             log.warning(
                 "dataset %s was taken over while freezing; its result is dropped", dataset_id
             )
