@@ -3,13 +3,16 @@
 This is the one module that knows every feature: it opens the shared parts (database,
 storage, the cookie session), mounts each feature's API and page routers, and wires the
 features to each other through ``app.state`` (jobs listens to imaging's "collection
-stored"). The features themselves import only ``web``, ``db`` and the features below
-them: jobs -> imaging -> registry -> accounts.
+stored"), and runs the background work (job runner, dataset worker) with the app. The
+features themselves import only ``web``, ``db`` and the features below them:
+datasets, jobs -> imaging -> registry -> accounts.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -19,6 +22,9 @@ from starlette.types import ASGIApp
 import segmap
 from segmap.server.accounts import api as accounts_api
 from segmap.server.accounts import pages as accounts_pages
+from segmap.server.datasets import api as datasets_api
+from segmap.server.datasets import pages as datasets_pages
+from segmap.server.datasets.lifespan import dataset_worker_lifespan
 from segmap.server.db.engine import Database
 from segmap.server.errors import NotFound, Unprocessable
 from segmap.server.imaging import api_collections, api_sessions
@@ -64,6 +70,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     api_sessions.router,
     api_collections.router,
     jobs_api.router,
+    datasets_api.router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     accounts_pages.router,
@@ -72,6 +79,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     pages_editor.router,
     imaging_pages.router,
     jobs_pages.router,
+    datasets_pages.router,
     viewer_routes.router,
 )
 
@@ -157,6 +165,13 @@ class SegmapApp(FastAPI):
         return BrowserHeaders(super().build_middleware_stack())
 
 
+@asynccontextmanager
+async def background_work(app: FastAPI) -> AsyncIterator[None]:
+    """The service's background threads, started with the app and stopped with it."""
+    async with job_runner_lifespan(app), dataset_worker_lifespan(app):
+        yield
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the service for ``settings``: migrate the database, open storage, mount routes.
 
@@ -175,7 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
     secret = load_or_create_secret(settings.data_dir)
 
     app = SegmapApp(
-        lifespan=job_runner_lifespan,
+        lifespan=background_work,
         dependencies=[Depends(refuse_unnameable_references)],
         docs_url=None,  # served from local files by web.api_docs (no CDN)
         redoc_url=None,

@@ -24,6 +24,11 @@ PROJECT_TABS = (
 )
 # The tab of the Machine Learning tab, the dashboard and every model's pages.
 MODELS_TAB = "machine-learning"
+# A model's own tabs (``dataset_tabs.html``): View Model and its training datasets.
+MODEL_TABS = (
+    ("model", "Model", "model_page"),
+    ("datasets", "Datasets", "datasets_page"),
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,14 @@ def project_tabs(conn: HTTPConnection, project_id: str) -> list[NavItem]:
     return [
         NavItem(key, label, path_for(conn, route, project=project_id))
         for key, label, route in PROJECT_TABS
+    ]
+
+
+def model_tabs(conn: HTTPConnection, project_id: str, model_label: str) -> list[NavItem]:
+    """A model page's tabs, in order."""
+    return [
+        NavItem(key, label, path_for(conn, route, project=project_id, model=model_label))
+        for key, label, route in MODEL_TABS
     ]
 
 

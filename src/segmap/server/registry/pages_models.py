@@ -25,6 +25,7 @@ from segmap.server.registry.map_views import region_map_view
 from segmap.server.registry.navigation import (
     MODELS_TAB,
     model_crumbs,
+    model_tabs,
     project_crumbs,
     project_tabs,
 )
@@ -175,6 +176,8 @@ def model_page(
         project_tabs=project_tabs(request, view.id),
         active_tab=MODELS_TAB,
         model=mview,
+        model_tabs=model_tabs(request, view.id, row.label),
+        active_model_tab="model",
         region_map=region_map_view(request, db, storage, who, row),
         can_manage=access.can_manage,
         resources_api=path_for(request, "api_list_resources", project=view.id, model=row.label),
