@@ -1,7 +1,7 @@
 """Training datasets of a model (issue 13).
 
-Revision ID: 0005_datasets
-Revises: 0004
+Revision ID: 0006_datasets
+Revises: 0005_accounts
 Create Date: 2026-12-03
 
 One row per dataset, leased while a service freezes it (``runner``,
