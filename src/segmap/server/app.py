@@ -18,6 +18,7 @@ import segmap
 from segmap.server.accounts import api as accounts_api
 from segmap.server.accounts import pages as accounts_pages
 from segmap.server.db.engine import Database
+from segmap.server.dicomweb import index as dicomweb_index
 from segmap.server.imaging import api_collections, api_sessions
 from segmap.server.imaging import pages as imaging_pages
 from segmap.server.imaging.events import ImagingEvents
@@ -81,6 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
     database.migrate()
     storage = LocalStorage(settings.storage_dir)
     storage.sweep_staging()
+    indexed = dicomweb_index.backfill(database, storage)  # instances stored before the index
+    if indexed:
+        log.info("indexed %d stored instance(s) for DICOMweb", indexed)
     secret = load_or_create_secret(settings.data_dir)
 
     app = FastAPI(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from segmap.server.db import accounts, imaging, jobs, registry
+from segmap.server.db import accounts, dicomweb, imaging, jobs, registry
 from segmap.server.db.base import Base
 
 # Importing the modules registers their tables on ``Base``; listed in dependency order.
-TABLE_MODULES = (accounts, registry, imaging, jobs)
+TABLE_MODULES = (accounts, registry, imaging, jobs, dicomweb)
 metadata: MetaData = Base.metadata
