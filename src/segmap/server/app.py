@@ -19,6 +19,7 @@ from segmap.server.accounts import api as accounts_api
 from segmap.server.accounts import pages as accounts_pages
 from segmap.server.db.engine import Database
 from segmap.server.dicomweb import index as dicomweb_index
+from segmap.server.dicomweb import router as dicomweb_router
 from segmap.server.imaging import api_collections, api_sessions
 from segmap.server.imaging import pages as imaging_pages
 from segmap.server.imaging.events import ImagingEvents
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in API_ROUTERS:
         app.include_router(router)
+    dicomweb_router.mount(app, settings.cors_origins)  # /dicomweb/projects/{project}
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
     for router in PAGE_ROUTERS:
         app.include_router(router)

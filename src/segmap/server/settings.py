@@ -16,6 +16,7 @@ MAX_UPLOAD_ENV = "SEGMAP_MAX_UPLOAD_BYTES"
 DASK_ENV = "SEGMAP_DASK_SCHEDULER"
 TOKEN_MAX_AGE_ENV = "SEGMAP_TOKEN_MAX_AGE_S"
 JOB_LEASE_ENV = "SEGMAP_JOB_LEASE_S"
+CORS_ORIGINS_ENV = "SEGMAP_CORS_ORIGINS"
 # A running job's claim lapses this long after its runner last renewed it (every third
 # of it); then another service takes the job over. Long against a stalled moment of a
 # busy service and against clock skew between hosts, short against a restart.
@@ -62,6 +63,9 @@ class Settings:
         workers: size of the local job worker pool.
         job_lease_s: how long a running job's claim lasts unrenewed, in seconds; a job
             whose service died runs again this long after (``SEGMAP_JOB_LEASE_S``).
+        cors_origins: origins (``https://viewer.example.org``) whose pages may call the
+            DICOMweb roots from the browser; empty (default): CORS is off. Set by
+            ``SEGMAP_CORS_ORIGINS``, comma-separated.
     """
 
     data_dir: Path
@@ -73,6 +77,7 @@ class Settings:
     dask_scheduler: str | None = None
     workers: int = 2
     job_lease_s: float = DEFAULT_JOB_LEASE_S
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None, **overrides: object) -> Settings:
@@ -85,6 +90,7 @@ class Settings:
             token_max_age_s=_env_count(TOKEN_MAX_AGE_ENV, DEFAULT_TOKEN_MAX_AGE_S, "seconds"),
             dask_scheduler=os.environ.get(DASK_ENV) or None,
             job_lease_s=_env_seconds(JOB_LEASE_ENV, DEFAULT_JOB_LEASE_S),
+            cors_origins=_env_origins(CORS_ORIGINS_ENV),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -127,6 +133,22 @@ def _env_seconds(name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise SettingsError(f"{name}={raw!r} must be a positive number of seconds")
     return value
+
+
+def _env_origins(name: str) -> tuple[str, ...]:
+    """Origins from a comma-separated environment variable: ``scheme://host[:port]`` each."""
+    raw = os.environ.get(name, "")
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if origin != "*" and (
+            scheme not in ("http", "https") or not sep or not rest or "/" in rest
+        ):
+            raise SettingsError(
+                f"{name}: {origin!r} is not an origin; write scheme://host[:port], e.g. "
+                "https://viewer.example.org, several separated by commas"
+            )
+    return origins
 
 
 def load_or_create_secret(data_dir: Path) -> str:

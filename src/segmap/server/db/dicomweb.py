@@ -100,9 +100,10 @@ class DicomwebInstance(Base):
 
     ``frame_index`` is NULL when the instance has no frames to serve, and
     ``frames_refusal`` then says why (no Pixel Data, a deflated file, …).
-    ``metadata_json`` is the instance's DICOM JSON with each ``BulkDataURI`` written
-    relative to the instance (``bulk/7FE00010``); NULL when it could not be made
-    (the route then builds it from the file).
+    ``metadata_json`` is the instance's DICOM JSON with each ``BulkDataURI`` written as
+    its bulk path alone (``7FE00010``; see ``dicomweb.stored_metadata``); NULL when it
+    could not be made (the route then builds it from the file). Both large columns are
+    deferred: searches never load them.
     """
 
     __tablename__ = "dicomweb_instances"
@@ -126,7 +127,7 @@ class DicomwebInstance(Base):
     storage_key: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     number_of_frames: Mapped[int] = mapped_column(Integer, default=1)
-    frame_index: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    frame_index: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     frames_refusal: Mapped[str | None] = mapped_column(Text, nullable=True)
     record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    metadata_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_json: Mapped[str | None] = mapped_column(Text, nullable=True, deferred=True)
