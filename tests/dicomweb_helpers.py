@@ -94,4 +94,6 @@ def basic_client(base: str, username: str, password: str, project: str = "P") ->
 
 def raw_instances(client: DICOMwebClient, url: str) -> list[bytes]:
     """The parts of a WADO-RS instances answer as bytes (dicomweb-client's decoder)."""
-    return list(client._http_get_multipart(url, media_types=("application/dicom",)))
+    accept = {"Accept": 'multipart/related; type="application/dicom"'}
+    response = client._http_get(url, headers=accept)
+    return list(client._decode_multipart_message(response, stream=False))

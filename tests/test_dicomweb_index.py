@@ -12,6 +12,7 @@ import pydicom
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
 
 from imaging_data import Study, multipart, write_phantom_rtstruct, write_seg, write_study
 from segmap.imaging.frame_index import FrameIndex
@@ -36,7 +37,14 @@ def _rows(world: World) -> tuple[list[DicomwebStudy], list[DicomwebSeries], list
         return (
             list(db.scalars(select(DicomwebStudy))),
             list(db.scalars(select(DicomwebSeries).order_by(DicomwebSeries.id))),
-            list(db.scalars(select(DicomwebInstance).order_by(DicomwebInstance.id))),
+            list(
+                db.scalars(
+                    select(DicomwebInstance)
+                    .options(undefer(DicomwebInstance.frame_index))
+                    .options(undefer(DicomwebInstance.metadata_json))
+                    .order_by(DicomwebInstance.id)
+                )
+            ),
         )
 
 

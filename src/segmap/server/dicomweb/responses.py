@@ -50,8 +50,21 @@ class DicomwebRoute(APIRoute):
 
 
 def project_root(request: Request, project: str) -> str:
-    """The absolute URL of the project's DICOMweb root (no trailing slash)."""
-    return f"{str(request.base_url).rstrip('/')}/dicomweb/projects/{quote(project, safe='')}"
+    """The absolute URL of the project's DICOMweb root (no trailing slash).
+
+    Built from the request's ``Host``, as RFC 9110 says. One repair: dicomweb-client
+    sends ``Host`` without the port; when that host is the very address the connection
+    was made to (so no proxy stands between), the port it connected to is added —
+    otherwise every RetrieveURL and Bulk Data URI it is given would point at port 80.
+    """
+    base = str(request.base_url).rstrip("/")
+    host = request.headers.get("host", "")
+    server = request.scope.get("server")
+    if host and server and host == server[0] and ":" not in host:
+        default = 443 if request.url.scheme == "https" else 80
+        if server[1] not in (None, default):
+            base = base.replace(f"://{host}", f"://{host}:{server[1]}", 1)
+    return f"{base}/dicomweb/projects/{quote(project, safe='')}"
 
 
 def dicom_json(body: Any, *, warning: str | None = None, status: int = 200) -> Response:
