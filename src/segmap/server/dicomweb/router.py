@@ -1,7 +1,7 @@
 """Mounting the DICOMweb roots on the app: routers, Basic-auth cache, CORS, JSON 404s.
 
 ``/dicomweb/projects/{project}`` answers QIDO-RS (:mod:`.routes_qido`), WADO-RS
-(:mod:`.routes_wado`, :mod:`.routes_frames`). Any
+(:mod:`.routes_wado`, :mod:`.routes_frames`) and STOW-RS (:mod:`.routes_stow`). Any
 other path under ``/dicomweb/`` is a JSON 404, as DICOMweb clients expect JSON.
 
 CORS is off unless ``Settings.cors_origins`` names origins (``SEGMAP_CORS_ORIGINS``);
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from segmap.server.dicomweb import routes_frames, routes_qido, routes_wado
+from segmap.server.dicomweb import routes_frames, routes_qido, routes_stow, routes_wado
 from segmap.server.dicomweb.auth import BasicCache
 from segmap.server.dicomweb.responses import refusal
 
@@ -68,7 +68,12 @@ class DicomwebCors:
 def mount(app: FastAPI, cors_origins: Sequence[str] = ()) -> None:
     """Add the DICOMweb routes (and CORS for ``cors_origins``) to ``app``."""
     app.state.dicomweb_basic_cache = BasicCache()
-    for router in (routes_qido.router, routes_wado.router, routes_frames.router):
+    for router in (
+        routes_qido.router,
+        routes_wado.router,
+        routes_frames.router,
+        routes_stow.router,
+    ):
         app.include_router(router)
     app.include_router(_fallback)
     if cors_origins:
