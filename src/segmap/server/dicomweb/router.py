@@ -1,5 +1,7 @@
 """Mounting the DICOMweb roots on the app: routers, Basic-auth cache, CORS, JSON 404s.
 
+Also XNAT's ROI collection PUT (:mod:`.routes_xnat`), which shares the principals.
+
 ``/dicomweb/projects/{project}`` answers QIDO-RS (:mod:`.routes_qido`), WADO-RS
 (:mod:`.routes_wado`, :mod:`.routes_frames`) and STOW-RS (:mod:`.routes_stow`). Any
 other path under ``/dicomweb/`` is a JSON 404, as DICOMweb clients expect JSON.
@@ -20,7 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from segmap.server.dicomweb import routes_frames, routes_qido, routes_stow, routes_wado
+from segmap.server.dicomweb import (
+    routes_frames,
+    routes_qido,
+    routes_stow,
+    routes_wado,
+    routes_xnat,
+)
 from segmap.server.dicomweb.auth import BasicCache
 from segmap.server.dicomweb.responses import refusal
 
@@ -75,6 +83,7 @@ def mount(app: FastAPI, cors_origins: Sequence[str] = ()) -> None:
         routes_stow.router,
     ):
         app.include_router(router)
+    app.include_router(routes_xnat.router)  # XNAT's ROI collection PUT, Basic auth
     app.include_router(_fallback)
     if cors_origins:
         app.add_middleware(DicomwebCors, origins=tuple(cors_origins))
