@@ -30,6 +30,8 @@ import hmac
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -41,7 +43,7 @@ from segmap.server.errors import Forbidden, NotAuthenticated, NotFound
 from segmap.server.registry.access import ProjectAccess, project_access
 from segmap.server.web import auth
 from segmap.server.web.auth import Principal
-from segmap.server.web.deps import get_database, lookup_principal
+from segmap.server.web.deps import get_database, get_settings
 
 CHALLENGE = 'Basic realm="segmap DICOMweb", Bearer'
 """The ``WWW-Authenticate`` value of a 401 answer."""
@@ -80,15 +82,30 @@ class BasicCache:
 def dicomweb_principal(request: Request) -> Principal | None:
     """The caller of a DICOMweb request: Basic, bearer token or cookie; None if anonymous.
 
-    Raises ``NotAuthenticated`` for credentials that are sent but wrong.
+    A FastAPI dependency (its own short read session). Raises ``NotAuthenticated`` for
+    credentials that are sent but wrong.
     """
+    with get_database(request).session() as db:
+        return request_principal(request, db)
+
+
+def request_principal(request: Request, db: Session) -> Principal | None:
+    """:func:`dicomweb_principal` looked up in the caller's session ``db``."""
     header = request.headers.get("authorization")
     if header is not None and header.partition(" ")[0].lower() == "basic":
-        return _basic(request, header.partition(" ")[2].strip())
-    return lookup_principal(request)
+        return _basic(request, db, header.partition(" ")[2].strip())
+    return auth.principal_from_request(request, db, get_settings(request).token_max_age_s)
 
 
-def _basic(request: Request, encoded: str) -> Principal:
+@contextmanager
+def project_reading(request: Request, project: str) -> Iterator[tuple[Session, ProjectAccess]]:
+    """One read session for a whole request: the caller's access to ``project`` and the
+    session to query with (closed when the block ends)."""
+    with get_database(request).session() as db:
+        yield db, project_reader(db, request_principal(request, db), project)
+
+
+def _basic(request: Request, db: Session, encoded: str) -> Principal:
     try:
         username, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
@@ -97,19 +114,19 @@ def _basic(request: Request, encoded: str) -> Principal:
         raise NotAuthenticated("the Basic credentials are not base64 of 'username:password'")
     cache: BasicCache = request.app.state.dicomweb_basic_cache
     digest = cache.digest(username, password)
-    with get_database(request).session() as db:
-        known = cache.get(digest)
-        if known is not None:
-            user = db.get(User, known[0])
-            if user is not None and user.is_active and user.password_hash == known[1]:
-                return auth.principal_of(user, "basic")
-        principal = authenticate(db, username, password, via="basic")
-        if principal is None:
-            raise NotAuthenticated("the username or password is wrong")
-        user = db.get(User, principal.id)
-        if user is not None:
-            cache.put(digest, user.id, user.password_hash)
-        return principal
+    known = cache.get(digest)
+    if known is not None:
+        user = db.get(User, known[0])
+        if user is not None and user.is_active and user.password_hash == known[1]:
+            return auth.principal_of(user, "basic")
+    principal = authenticate(db, username, password, via="basic")
+    if principal is None:
+        raise NotAuthenticated("the username or password is wrong")
+    user = db.get(User, principal.id)
+    if user is not None:
+        cache.put(digest, user.id, user.password_hash)
+    db.rollback()
+    return principal
 
 
 def check_origin(request: Request, principal: Principal | None) -> None:

@@ -136,11 +136,8 @@ def _index_file(
         row.frames_refusal = "the instance has no Pixel Data, so no frames"
     except FrameIndexError as exc:
         row.frames_refusal = str(exc).replace(str(getattr(fp, "name", "")), "the instance")
-    try:
-        with db.begin_nested():
-            db.add(row)
-    except IntegrityError:  # indexed a moment ago by a concurrent upload of the same UID
-        log.warning("SOPInstanceUID %s was indexed concurrently; kept the first", sop_uid)
+    db.add(row)
+    db.flush()  # a concurrent index of the same UID fails here, in the caller's savepoint
 
 
 def _study_row(db: Session, session: ImagingSession, ds: Dataset) -> DicomwebStudy:

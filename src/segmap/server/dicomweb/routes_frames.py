@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pydicom
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.orm import Session
 
 from segmap.imaging.frame_index import FrameIndex
 from segmap.imaging.frame_read import read_frame, read_frame_uncompressed, to_uncompressed
 from segmap.server.dicomweb.accept import Choice, Resource, negotiate
-from segmap.server.dicomweb.auth import dicomweb_principal, project_reader
+from segmap.server.dicomweb.auth import project_reading
 from segmap.server.dicomweb.bulkdata import find_element, parse_bulk_path
 from segmap.server.dicomweb.dicomjson import PIXEL_DATA_TAGS
 from segmap.server.dicomweb.errors import BadRequest, NotAcceptable, NotFoundError
@@ -29,19 +28,16 @@ from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute
 from segmap.server.dicomweb.retrieve import Located, frame_numbers, locate
 from segmap.server.dicomweb.routes_wado import INSTANCE
 from segmap.server.storage import CHUNK, Storage
-from segmap.server.web.auth import Principal
-from segmap.server.web.deps import get_db, get_storage
+from segmap.server.web.deps import get_storage
 
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
 _PIXEL_DATA = 0x7FE00010
 
 
-def _one(
-    db: Session, principal: Principal | None, project: str, study: str, series: str, sop: str
-) -> Located:
-    access = project_reader(db, principal, project)
-    return locate(db, access.project.id, study, series, sop, with_frames=True)[0]
+def _one(request: Request, project: str, study: str, series: str, sop: str) -> Located:
+    with project_reading(request, project) as (db, access):
+        return locate(db, access.project.id, study, series, sop, with_frames=True)[0]
 
 
 def _frame_bytes(fp: object, index: FrameIndex, number: int, choice: Choice) -> bytes:
@@ -69,13 +65,10 @@ def retrieve_frames(
     series: str,
     instance: str,
     frames: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: frames of an instance, as stored or uncompressed (see the Accept rules)."""
-    found = _one(db, principal, project, study, series, instance)
-    db.close()  # nothing more to ask the database: free its connection before the reads
+    storage = get_storage(request)
+    found = _one(request, project, study, series, instance)
     index = found.frames()
     numbers = frame_numbers(frames, index.number_of_frames)
     choice = negotiate(
@@ -104,13 +97,10 @@ def retrieve_bulk(
     series: str,
     instance: str,
     path: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: a bulk value named by a Bulk Data URI of the instance's metadata."""
-    found = _one(db, principal, project, study, series, instance)
-    db.close()
+    storage = get_storage(request)
+    found = _one(request, project, study, series, instance)
     steps = parse_bulk_path(path)
     accept = request.headers.get("accept")
     if steps == (_PIXEL_DATA,):
@@ -176,13 +166,10 @@ def instance_rendered(
     study: str,
     series: str,
     instance: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: the instance rendered (its first frame) as PNG or JPEG."""
-    found = _one(db, principal, project, study, series, instance)
-    db.close()
+    storage = get_storage(request)
+    found = _one(request, project, study, series, instance)
     return _rendered(request, storage, found, "1")
 
 
@@ -194,13 +181,10 @@ def frame_rendered(
     series: str,
     instance: str,
     frames: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: one frame rendered as PNG or JPEG."""
-    found = _one(db, principal, project, study, series, instance)
-    db.close()
+    storage = get_storage(request)
+    found = _one(request, project, study, series, instance)
     return _rendered(request, storage, found, frames)
 
 

@@ -7,33 +7,25 @@ that were ignored. Every role of the project may search; see :mod:`.auth`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
-from segmap.server.dicomweb.auth import dicomweb_principal, project_reader
+from segmap.server.dicomweb.auth import project_reading
 from segmap.server.dicomweb.levels import Level
 from segmap.server.dicomweb.query import parse_query
 from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
 from segmap.server.dicomweb.search import Scope, search
-from segmap.server.web.auth import Principal
-from segmap.server.web.deps import get_db
 
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
 
-def _answer(
-    request: Request,
-    db: Session,
-    principal: Principal | None,
-    project: str,
-    level: Level,
-    scope: Scope,
-) -> Response:
-    access = project_reader(db, principal, project)
-    query = parse_query(request.query_params.multi_items(), level)
-    root = project_root(request, access.project.id)
-    results = search(db, access.project.id, query, scope, root)
+def _answer(request: Request, project: str, level: Level, scope: Scope) -> Response:
+    # One read session and one worker thread for the whole request (no dependencies):
+    # searches are small and frequent, so the per-request overhead is what counts.
+    with project_reading(request, project) as (db, access):
+        query = parse_query(request.query_params.multi_items(), level)
+        root = project_root(request, access.project.id)
+        results = search(db, access.project.id, query, scope, root)
     return dicom_json(results, warning=query.warning())
 
 
@@ -41,22 +33,18 @@ def _answer(
 def search_studies(
     request: Request,
     project: str,
-    db: Session = Depends(get_db),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """QIDO-RS: the project's studies matching the query."""
-    return _answer(request, db, principal, project, Level.STUDY, Scope())
+    return _answer(request, project, Level.STUDY, Scope())
 
 
 @router.get("/series", name="dicomweb_search_series")
 def search_series(
     request: Request,
     project: str,
-    db: Session = Depends(get_db),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """QIDO-RS: the project's series matching the query (study attributes too)."""
-    return _answer(request, db, principal, project, Level.SERIES, Scope())
+    return _answer(request, project, Level.SERIES, Scope())
 
 
 @router.get("/studies/{study}/series", name="dicomweb_search_study_series")
@@ -64,22 +52,18 @@ def search_study_series(
     request: Request,
     project: str,
     study: str,
-    db: Session = Depends(get_db),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """QIDO-RS: the series of one study matching the query."""
-    return _answer(request, db, principal, project, Level.SERIES, Scope(study))
+    return _answer(request, project, Level.SERIES, Scope(study))
 
 
 @router.get("/instances", name="dicomweb_search_instances")
 def search_instances(
     request: Request,
     project: str,
-    db: Session = Depends(get_db),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """QIDO-RS: the project's instances matching the query (study and series too)."""
-    return _answer(request, db, principal, project, Level.INSTANCE, Scope())
+    return _answer(request, project, Level.INSTANCE, Scope())
 
 
 @router.get("/studies/{study}/instances", name="dicomweb_search_study_instances")
@@ -87,11 +71,9 @@ def search_study_instances(
     request: Request,
     project: str,
     study: str,
-    db: Session = Depends(get_db),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """QIDO-RS: the instances of one study matching the query."""
-    return _answer(request, db, principal, project, Level.INSTANCE, Scope(study))
+    return _answer(request, project, Level.INSTANCE, Scope(study))
 
 
 @router.get("/studies/{study}/series/{series}/instances", name="dicomweb_search_series_instances")
@@ -100,8 +82,6 @@ def search_series_instances(
     project: str,
     study: str,
     series: str,
-    db: Session = Depends(get_db),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """QIDO-RS: the instances of one series matching the query."""
-    return _answer(request, db, principal, project, Level.INSTANCE, Scope(study, series))
+    return _answer(request, project, Level.INSTANCE, Scope(study, series))

@@ -17,6 +17,7 @@ parts and the answer lists them:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +39,7 @@ from segmap.server.web.deps import get_database, get_settings, get_storage
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
 MAX_PARTS = 100_000
+STAGING_AT_ONCE = 4
 
 
 @router.post("/studies", name="dicomweb_stow")
@@ -84,11 +86,22 @@ async def _stow(
             "supported)"
         )
     received: list[StowPart] = []
+    pending: list[asyncio.Task[StowPart]] = []
+    at_once = asyncio.Semaphore(STAGING_AT_ONCE)
+
+    async def stage(part: ReceivedPart) -> StowPart:
+        with part:
+            async with at_once:
+                return await run_in_threadpool(_stage, storage, part, limit)
+
     try:
+        # Parts are staged (written and fsynced) a few at a time while the body still
+        # arrives: the disk's flushes overlap instead of queueing one after another.
         async for part in read_parts(
             request.stream(), content_type, max_part_bytes=limit, max_parts=MAX_PARTS
         ):
-            received.append(await run_in_threadpool(_stage, storage, part, limit))
+            pending.append(asyncio.ensure_future(stage(part)))
+        received = list(await asyncio.gather(*pending))
 
         def store() -> list[Outcome]:
             with database.session(write=True) as db:
@@ -99,13 +112,14 @@ async def _stow(
 
         outcomes = await run_in_threadpool(store)
     finally:
-        for item in received:
-            storage.discard(item.staged)  # a no-op for what was stored
+        for done in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(done, StowPart):
+                storage.discard(done.staged)  # a no-op for what was stored
     return _answer(outcomes, project_root(request, project_id))
 
 
 def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StowPart:
-    with part, storage.stage(limit) as writer:
+    with storage.stage(limit) as writer:
         part.file.seek(0)
         writer.write_from(part.file)
         return StowPart(part.number, part.content_type, writer.finish())

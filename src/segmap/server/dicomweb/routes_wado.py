@@ -13,12 +13,11 @@ import json
 from collections.abc import Iterator
 
 import pydicom
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.orm import Session
 
 from segmap.server.dicomweb.accept import DICOM, Choice, Resource, negotiate
-from segmap.server.dicomweb.auth import dicomweb_principal, project_reader
+from segmap.server.dicomweb.auth import project_reading
 from segmap.server.dicomweb.dicomjson import BULK_DATA_THRESHOLD, instance_metadata
 from segmap.server.dicomweb.errors import NotAcceptable
 from segmap.server.dicomweb.multipart import OutgoingPart, multipart_body, new_boundary
@@ -31,8 +30,7 @@ from segmap.server.dicomweb.responses import (
 from segmap.server.dicomweb.retrieve import Located, file_chunks, locate
 from segmap.server.dicomweb.stored_metadata import json_array, with_urls
 from segmap.server.storage import Storage
-from segmap.server.web.auth import Principal
-from segmap.server.web.deps import get_db, get_storage
+from segmap.server.web.deps import get_storage
 
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
@@ -43,8 +41,6 @@ INSTANCE = SERIES + "/instances/{instance}"
 
 def _located(
     request: Request,
-    db: Session,
-    principal: Principal | None,
     project: str,
     study: str,
     series: str | None = None,
@@ -52,9 +48,10 @@ def _located(
     *,
     with_metadata: bool = False,
 ) -> tuple[list[Located], str]:
-    access = project_reader(db, principal, project)
-    found = locate(db, access.project.id, study, series, instance, with_metadata=with_metadata)
-    return found, project_root(request, access.project.id)
+    with project_reading(request, project) as (db, access):
+        pid = access.project.id
+        found = locate(db, pid, study, series, instance, with_metadata=with_metadata)
+    return found, project_root(request, pid)
 
 
 def instances_response(
@@ -123,12 +120,10 @@ def retrieve_study(
     request: Request,
     project: str,
     study: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: every instance of a study."""
-    located, root = _located(request, db, principal, project, study)
+    storage = get_storage(request)
+    located, root = _located(request, project, study)
     return instances_response(request, storage, located, root)
 
 
@@ -138,12 +133,10 @@ def retrieve_series(
     project: str,
     study: str,
     series: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: every instance of a series."""
-    located, root = _located(request, db, principal, project, study, series)
+    storage = get_storage(request)
+    located, root = _located(request, project, study, series)
     return instances_response(request, storage, located, root)
 
 
@@ -154,12 +147,10 @@ def retrieve_instance(
     study: str,
     series: str,
     instance: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: one instance."""
-    located, root = _located(request, db, principal, project, study, series, instance)
+    storage = get_storage(request)
+    located, root = _located(request, project, study, series, instance)
     return instances_response(request, storage, located, root)
 
 
@@ -168,12 +159,10 @@ def study_metadata(
     request: Request,
     project: str,
     study: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: the metadata of every instance of a study."""
-    located, root = _located(request, db, principal, project, study, with_metadata=True)
+    storage = get_storage(request)
+    located, root = _located(request, project, study, with_metadata=True)
     return metadata_response(request, storage, located, root)
 
 
@@ -183,12 +172,10 @@ def series_metadata(
     project: str,
     study: str,
     series: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: the metadata of every instance of a series."""
-    located, root = _located(request, db, principal, project, study, series, with_metadata=True)
+    storage = get_storage(request)
+    located, root = _located(request, project, study, series, with_metadata=True)
     return metadata_response(request, storage, located, root)
 
 
@@ -199,12 +186,8 @@ def instance_metadata_route(
     study: str,
     series: str,
     instance: str,
-    db: Session = Depends(get_db),
-    storage: Storage = Depends(get_storage),
-    principal: Principal | None = Depends(dicomweb_principal),
 ) -> Response:
     """WADO-RS: the metadata of one instance (a one-element array)."""
-    located, root = _located(
-        request, db, principal, project, study, series, instance, with_metadata=True
-    )
+    storage = get_storage(request)
+    located, root = _located(request, project, study, series, instance, with_metadata=True)
     return metadata_response(request, storage, located, root)

@@ -25,8 +25,7 @@ from sqlalchemy.orm import Session
 
 from segmap.annotations.info import read_annotation_info
 from segmap.errors import AnnotationError
-from segmap.imaging.instance_check import RejectedFile, read_image_header
-from segmap.imaging.sop_classes import CollectionKind
+from segmap.imaging.sop_classes import CollectionKind, collection_kind
 from segmap.server.db.dicomweb import DicomwebInstance
 from segmap.server.db.imaging import ImagingSession, RoiCollection
 from segmap.server.errors import Conflict, ServiceError
@@ -64,6 +63,7 @@ class Outcome:
     sop_instance_uid: str | None = None
     study_uid: str | None = None
     series_uid: str | None = None
+    modality: str = ""
     failure: int | None = None
     reason: str = ""
 
@@ -99,7 +99,7 @@ def store_parts(
                     "request was sent to"
                 ),
             )
-        elif isinstance(kind := _kind(part), CollectionKind):
+        elif (kind := collection_kind(outcome.modality, outcome.sop_class_uid or "")) is not None:
             annotations.append((part, kind))
         else:
             images.append(part)
@@ -133,21 +133,13 @@ def _identify(part: StowPart) -> Outcome:
     ):
         value = ds.get(keyword)
         setattr(outcome, field, str(value) if value else None)
+    outcome.modality = str(ds.get("Modality") or "")
     missing = [k for k, v in (("SOPInstanceUID", outcome.sop_instance_uid),
                ("StudyInstanceUID", outcome.study_uid)) if not v]  # fmt: skip
     if missing:
         outcome.failure = DATA_SET_DOES_NOT_MATCH
         outcome.reason = f"the instance has no {' or '.join(missing)}"
     return outcome
-
-
-def _kind(part: StowPart) -> CollectionKind | str:
-    """The collection kind of an RTSTRUCT/SEG part; '' for an image (or a refusal text)."""
-    try:
-        read_image_header(part.staged.path)
-    except RejectedFile as exc:
-        return exc.collection_kind or exc.reason
-    return ""
 
 
 def _store_images(
