@@ -37,6 +37,9 @@ from segmap.server.dicomweb.matching import condition_clause, conditions
 from segmap.server.dicomweb.query import Condition, Query
 
 _IN_BATCH = 500  # ids per IN (...) list
+# The series of a study, as a correlated subquery sees them; made once (an alias is an
+# immutable description of the table, and a fresh one per query costs more than the query).
+_OTHER_SERIES = aliased(DicomwebSeries, name="other_series")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def _statement(project_id: str, query: Query, scope: Scope) -> Select[*tuple[Any
     if scope.series_uid is not None:
         where.append(DicomwebSeries.series_instance_uid == scope.series_uid)
     if query.level is Level.STUDY:
-        series = aliased(DicomwebSeries)
+        series = _OTHER_SERIES
         return (
             select(DicomwebStudy)
             .where(
@@ -136,7 +139,7 @@ def _has(series: Any) -> ColumnElement[bool]:
 
 
 def _modalities_in_study(condition: Condition) -> ColumnElement[bool]:
-    series = aliased(DicomwebSeries)
+    series = _OTHER_SERIES
     return exists().where(
         series.session_id == DicomwebStudy.session_id,
         condition_clause(series.modality, condition),
