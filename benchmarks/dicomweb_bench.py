@@ -13,9 +13,10 @@ private Orthanc with its DICOMweb plugin (``segmap.testing.orthanc``, Debian's
   ``Accept: multipart/related; type="application/octet-stream"; transfer-syntax=*``, since
   Orthanc's plugin answers 400 to a frames request whose Accept names no syntax.
 
-Every answer is checked (status, result counts, and each frame's bytes against the
-stored Pixel Data). Prints a table with the ratios (> 1: segmap is better) and exits 1 if
-any check failed.
+The two archives take turns (batch by batch, request by request, round by round), so
+both see the same load on a shared machine. Every answer is checked (status, result
+counts, and each frame's bytes against the stored Pixel Data). Prints a table with the
+ratios (> 1: segmap is better) and exits 1 if any check failed.
 
     .venv/bin/python benchmarks/dicomweb_bench.py [--slices 300] [--size 512]
 """
@@ -121,18 +122,29 @@ def _single_part(body: bytes) -> bytes:
     return body[head_end:tail]
 
 
-def _stow(target: Target, series: Series, batch: int, result: Result) -> None:
+def _stow(targets: list[Target], series: Series, batch: int, results: dict[str, Result]) -> None:
+    """Store the series in every target, batch by batch, the targets taking turns."""
     boundary = uuid.uuid4().hex
     content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
-    with httpx.Client(headers=target.headers, timeout=600) as client:
-        start = time.perf_counter()
+    spent = dict.fromkeys((t.name for t in targets), 0.0)
+    clients = {t.name: httpx.Client(headers=t.headers, timeout=600) for t in targets}
+    try:
         for i in range(0, len(series.files), batch):
             body = _multipart(series.files[i : i + batch], boundary)
-            r = client.post(f"{target.root}/studies", content=body,
-                            headers={"Content-Type": content_type})  # fmt: skip
-            if r.status_code != 200:
-                result.failures.append(f"STOW: HTTP {r.status_code} {r.text[:200]}")
-        result.stow_per_s = len(series.files) / (time.perf_counter() - start)
+            for target in targets:
+                start = time.perf_counter()
+                r = clients[target.name].post(f"{target.root}/studies", content=body,
+                                              headers={"Content-Type": content_type})  # fmt: skip
+                spent[target.name] += time.perf_counter() - start
+                if r.status_code != 200:
+                    results[target.name].failures.append(
+                        f"STOW: HTTP {r.status_code} {r.text[:200]}"
+                    )
+    finally:
+        for client in clients.values():
+            client.close()
+    for target in targets:
+        results[target.name].stow_per_s = len(series.files) / spent[target.name]
 
 
 def _timed(client: httpx.Client, url: str, check: Callable[[httpx.Response], str | None],
@@ -145,7 +157,11 @@ def _timed(client: httpx.Client, url: str, check: Callable[[httpx.Response], str
         failures.append(f"{url}: {problem}")
 
 
-def _queries(target: Target, series: Series, repeats: int, result: Result) -> None:
+def _queries(
+    targets: list[Target], series: Series, repeats: int, results: dict[str, Result]
+) -> None:
+    """Study QIDO and series metadata, the targets taking turns request by request."""
+
     def one_study(r: httpx.Response) -> str | None:
         return None if r.status_code == 200 and len(r.json()) == 1 else f"HTTP {r.status_code}"
 
@@ -153,13 +169,21 @@ def _queries(target: Target, series: Series, repeats: int, result: Result) -> No
         n = len(r.json()) if r.status_code == 200 else -1
         return None if n == len(series.sops) else f"HTTP {r.status_code}, {n} instances"
 
-    with httpx.Client(headers=target.headers, timeout=600) as client:
+    clients = {t.name: httpx.Client(headers=t.headers, timeout=600) for t in targets}
+    try:
         for _ in range(repeats):
-            _timed(client, f"{target.root}/studies", one_study, result.qido, result.failures,
-                   params={"StudyInstanceUID": series.study})  # fmt: skip
-        url = f"{target.root}/studies/{series.study}/series/{series.series}/metadata"
+            for t in targets:
+                result = results[t.name]
+                _timed(clients[t.name], f"{t.root}/studies", one_study, result.qido,
+                       result.failures, params={"StudyInstanceUID": series.study})  # fmt: skip
         for _ in range(max(3, repeats // 5)):
-            _timed(client, url, all_instances, result.metadata, result.failures)
+            for t in targets:
+                url = f"{t.root}/studies/{series.study}/series/{series.series}/metadata"
+                result = results[t.name]
+                _timed(clients[t.name], url, all_instances, result.metadata, result.failures)
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 def _frames(target: Target, series: Series, clients: int, result: Result) -> None:
@@ -185,13 +209,15 @@ def _frames(target: Target, series: Series, clients: int, result: Result) -> Non
     result.frames_per_s[clients] = len(series.sops) / (time.perf_counter() - start)
 
 
-def _measure(target: Target, series: Series, args: argparse.Namespace) -> Result:
-    result = Result()
-    _stow(target, series, args.batch, result)
-    _queries(target, series, args.repeats, result)
+def _measure(targets: list[Target], series: Series, args: argparse.Namespace) -> dict[str, Result]:
+    """Every measure on every target; the targets take turns, so both see the same load."""
+    results = {t.name: Result() for t in targets}
+    _stow(targets, series, args.batch, results)
+    _queries(targets, series, args.repeats, results)
     for clients in (1, 6):
-        _frames(target, series, clients, result)
-    return result
+        for target in targets:
+            _frames(target, series, clients, results[target.name])
+    return results
 
 
 def _start_segmap(data: Path, database_url: str | None) -> tuple[subprocess.Popen[bytes], Target]:
@@ -266,12 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="segmap-dicomweb-bench-") as tmp:
         series = _write_series(Path(tmp) / "ct", args.size, args.slices)
         proc, segmap_target = _start_segmap(Path(tmp) / "data", args.database_url)
-        results: dict[str, Result] = {}
         try:
             with OrthancServer(workdir=Path(tmp) / "orthanc") as orthanc:
                 orthanc_target = Target("Orthanc", orthanc.dicomweb_url)
-                for target in (segmap_target, orthanc_target):
-                    results[target.name] = _measure(target, series, args)
+                results = _measure([segmap_target, orthanc_target], series, args)
         finally:
             proc.send_signal(signal.SIGINT)
             try:
