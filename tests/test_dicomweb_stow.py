@@ -7,12 +7,14 @@ the independent truth. Refusals say why in FailedSOPSequence and store nothing.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
 import requests
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from dicomweb_helpers import client_for, raw_instances
@@ -21,7 +23,7 @@ from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
 from segmap import testing as syn
 from segmap.server.db.dicomweb import DicomwebInstance
 from segmap.server.db.imaging import RoiCollection
-from server_fixtures import ThreadedServer, World
+from server_fixtures import PASSWORD, ThreadedServer, World
 from test_jobs_api import put_map, wait_for_jobs
 
 FAILED, REFERENCED, FAILURE_REASON = "00081198", "00081199", "00081197"
@@ -209,10 +211,42 @@ def test_stores_with_ambient_credentials_must_come_from_this_site(
     url = f"{threaded_server.url}/dicomweb/projects/P/studies"
     body = _body([study.files[0].read_bytes()], "xyz")
     session = requests.Session()
-    session.auth = ("owner", "correct horse battery staple")
+    session.auth = ("owner", PASSWORD)
     evil = {"Content-Type": related, "Origin": "https://evil.example"}
     r = session.post(url, data=body, headers=evil, timeout=60)
     assert r.status_code == 403, r.text
     assert _count(world, DicomwebInstance) == 0
     r = session.post(url, data=body, headers={"Content-Type": related}, timeout=60)  # a CLI tool
     assert r.status_code == 200, r.text
+
+
+def test_stores_with_the_session_cookie_need_this_sites_origin_or_the_csrf_header(
+    world: World, tmp_path: Path
+) -> None:
+    study = write_study(tmp_path / "d", seed=49, patient_id="COOKIE", series_numbers=(2,))
+    related = 'multipart/related; type="application/dicom"; boundary=xyz'
+    files = [p.read_bytes() for p in study.files]
+    with TestClient(world.api.app, base_url="http://segmap.test") as browser:
+        form = browser.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None
+        r = browser.post(
+            "/login",
+            data={"username": "owner", "password": PASSWORD, "csrf_token": token.group(1)},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        url = "/dicomweb/projects/P/studies"
+        bare = browser.post(url, content=_body(files[:1], "xyz"), headers={"Content-Type": related})
+        assert bare.status_code == 403, bare.text  # a cookie alone could be a forged request
+        assert _count(world, DicomwebInstance) == 0
+        same_site = {"Content-Type": related, "Origin": "http://segmap.test"}
+        r = browser.post(url, content=_body(files[:1], "xyz"), headers=same_site)
+        assert r.status_code == 200, r.text  # OHIF served by segmap itself
+        csrf = browser.get("/projects").text
+        found = re.search(r'name="csrf_token" value="([^"]+)"', csrf)
+        assert found is not None
+        with_header = {"Content-Type": related, "X-CSRF-Token": found.group(1)}
+        r = browser.post(url, content=_body(files[1:2], "xyz"), headers=with_header)
+        assert r.status_code == 200, r.text
+        assert _count(world, DicomwebInstance) == 2
