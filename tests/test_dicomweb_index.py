@@ -8,19 +8,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pydicom
+import pytest
 from alembic import command
 from alembic.config import Config
+from pydicom.uid import RLELossless
 from sqlalchemy import func, select
 from sqlalchemy.orm import undefer
 
 from imaging_data import Study, multipart, write_phantom_rtstruct, write_seg, write_study
-from segmap.imaging.frame_index import FrameIndex
+from segmap.imaging.frame_index import FrameIndex, NoPixelData, index_frames, index_frames_of
 from segmap.imaging.frame_read import read_frame
 from segmap.server.app import create_app
 from segmap.server.db.dicomweb import DicomwebInstance, DicomwebSeries, DicomwebStudy
 from segmap.server.db.engine import MIGRATIONS_DIR
+from segmap.server.dicomweb.dicomjson import BULK_DATA_THRESHOLD
 from segmap.server.settings import Settings
+from segmap.testing import write_ct_series
 from server_fixtures import World
 
 
@@ -162,3 +167,21 @@ def test_instances_stored_before_the_index_are_backfilled_at_start(
             assert db.scalar(select(func.count()).select_from(DicomwebInstance)) == count
     finally:
         again.state.database.dispose()
+
+
+def test_frames_indexed_from_the_parsed_header_equal_a_fresh_index(tmp_path: Path) -> None:
+    """The indexer reuses its one parse of the file; the layout must not change by it."""
+    study = write_study(tmp_path / "d", seed=6, patient_id="SAME", series_numbers=(2,))
+    rle = write_ct_series(
+        tmp_path / "rle", study.series[0].grid, np.zeros(study.series[0].grid.array_shape),
+        transfer_syntax=RLELossless,
+    )  # fmt: skip
+    seg = write_seg(tmp_path / "seg.dcm", study.series[0], ["A", "B"])
+    rt = tmp_path / "rt.dcm"
+    write_phantom_rtstruct(rt, study.series[0])
+    for path in [study.files[0], rle.files[0], seg]:
+        with open(path, "rb") as fp:
+            parsed = pydicom.dcmread(fp, defer_size=BULK_DATA_THRESHOLD)
+            assert index_frames_of(parsed, fp) == index_frames(path), path.name
+    with open(rt, "rb") as fp, pytest.raises(NoPixelData):
+        index_frames_of(pydicom.dcmread(fp, defer_size=BULK_DATA_THRESHOLD), fp)

@@ -25,7 +25,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from segmap.imaging.frame_index import FrameIndexError, NoPixelData, index_frames
+from segmap.imaging.frame_index import FrameIndexError, NoPixelData, index_frames_of
 from segmap.server.db.dicomweb import DicomwebInstance, DicomwebSeries, DicomwebStudy
 from segmap.server.db.engine import Database
 from segmap.server.db.imaging import ImagingSession, Instance, RoiCollection, Scan
@@ -131,7 +131,7 @@ def _index_file(
         **owner,
     )
     try:
-        row.frame_index = index_frames(fp).to_bytes()
+        row.frame_index = index_frames_of(ds, fp).to_bytes()
     except NoPixelData:
         row.frames_refusal = "the instance has no Pixel Data, so no frames"
     except FrameIndexError as exc:
