@@ -19,7 +19,8 @@ Layouts (PS3.5 §8.2, Annex A.4):
   here is re-packed so that its first pixel is bit 0 of byte 0 (DICOM's little-endian
   bit order) and the unused high bits of its last byte are zero, i.e. exactly what
   :func:`pydicom.pixels.pack_bits` (``pad=False``) gives for that frame alone.
-- **Encapsulated** pixel data: each frame is one or more fragments (items). The frame's
+- **Encapsulated** pixel data (:mod:`segmap.imaging.frame_fragments`): each frame is one
+  or more fragments (items). The frame's
   fragments come from the Extended Offset Table when present (one fragment per frame,
   PS3.3 C.7.6.3.1.8), else the Basic Offset Table, else: one fragment = one frame when
   there is one frame or as many fragments as frames, all fragments for a one-frame
@@ -48,16 +49,18 @@ from typing import BinaryIO
 
 import numpy as np
 import pydicom
-from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
 
 from segmap.errors import SegmapError
+from segmap.imaging.frame_fragments import (
+    Fragment,
+    FragmentLayoutError,
+    encapsulated_frames,
+    extended_offsets,
+)
 
 _PIXEL_DATA = 0x7FE00010
-_ITEM = 0xFFFEE000
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
-_EOI_MARKER = b"\xff\xd9"  # JPEG EOI, also JPEG 2000 EOC
-_EOI_WINDOW = 10  # pydicom looks for the marker in a fragment's last 10 bytes too
 _FORMAT_VERSION = 1
 # frames, rows, columns, samples, bits allocated/stored, representation, planar, value
 _HEAD = struct.Struct("<IHHHHHBBQQ")
@@ -102,14 +105,6 @@ class PixelFormat:
     def frame_bytes(self) -> int:
         """Bytes of one native frame as delivered (1-bit frames padded to whole bytes)."""
         return (self.frame_bits + 7) // 8
-
-
-@dataclass(frozen=True)
-class Fragment:
-    """One encapsulated fragment's value: file offset and length in bytes."""
-
-    offset: int
-    length: int
 
 
 @dataclass(frozen=True)
@@ -189,11 +184,34 @@ def index_frames(source: str | Path | BinaryIO) -> FrameIndex:
     return _index(source, getattr(source, "name", "the stored file"))
 
 
+def index_frames_of(ds: pydicom.Dataset, fp: BinaryIO) -> FrameIndex:
+    """:func:`index_frames` for a dataset already read from ``fp``, sparing a second parse.
+
+    ``ds`` must come from ``pydicom.dcmread(fp, defer_size=…)`` with its Pixel Data left
+    unread (never accessed): its recorded file position says where the frames start.
+    Otherwise (no Pixel Data, Float Pixel Data, a value already read) the header is read
+    again, as :func:`index_frames` does, so the answer and its errors are the same.
+    """
+    raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    tell = getattr(raw, "value_tell", None)
+    meta = getattr(ds, "file_meta", None)
+    ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
+    if tell is None or not ts or ts not in pydicom.uid.AllTransferSyntaxes:
+        return index_frames(fp)
+    fp.seek(int(tell) - (8 if ts.is_implicit_VR else 12))  # back to the element's tag
+    return _index_dataset(ds, fp, getattr(fp, "name", "the stored file"))
+
+
 def _index(fp: BinaryIO, path: str | Path) -> FrameIndex:
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True)
     except Exception as exc:
         raise FrameIndexError(f"{path}: not a readable DICOM file ({exc})") from None
+    return _index_dataset(ds, fp, path)
+
+
+def _index_dataset(ds: pydicom.Dataset, fp: BinaryIO, path: str | Path) -> FrameIndex:
+    """Index the frames of ``ds`` with ``fp`` at its Pixel Data element (or past the end)."""
     meta = getattr(ds, "file_meta", None)
     ts = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
     if not ts or ts not in pydicom.uid.AllTransferSyntaxes:
@@ -209,8 +227,10 @@ def _index(fp: BinaryIO, path: str | Path) -> FrameIndex:
     little = ts.is_little_endian
     if ts.is_encapsulated:
         fp.seek(value_offset)
-        eot = _extended_offsets(ds, little)
-        fragments = _encapsulated_frames(fp, frames, eot, little, path)
+        try:
+            fragments = encapsulated_frames(fp, frames, extended_offsets(ds, little), little)
+        except FragmentLayoutError as exc:
+            raise FrameIndexError(f"{path}: {exc}") from None
         last = fragments[-1][-1]
         value_length = last.offset + last.length - value_offset
         return FrameIndex(str(ts), frames, pixel, value_offset, value_length, fragments)
@@ -274,86 +294,3 @@ def _pixel_data_header(fp: BinaryIO, ts: UID, path: str | Path) -> tuple[int, in
     if ts.is_encapsulated and length != 0xFFFFFFFF:
         raise FrameIndexError(f"{path}: encapsulated Pixel Data with a defined length")
     return offset, length
-
-
-def _extended_offsets(ds: pydicom.Dataset, little: bool) -> tuple[list[int], list[int]] | None:
-    offsets, lengths = ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths")
-    if not offsets or not lengths:
-        return None
-    fmt = "<" if little else ">"
-    n = len(offsets) // 8
-    if len(lengths) // 8 != n:
-        raise FrameIndexError("Extended Offset Table and its Lengths differ in size")
-    return (
-        list(struct.unpack(f"{fmt}{n}Q", offsets)),
-        list(struct.unpack(f"{fmt}{n}Q", lengths)),
-    )
-
-
-def _encapsulated_frames(
-    fp: BinaryIO,
-    frames: int,
-    eot: tuple[list[int], list[int]] | None,
-    little: bool,
-    path: str | Path,
-) -> tuple[tuple[Fragment, ...], ...]:
-    endian = "<" if little else ">"
-    try:
-        bot = parse_basic_offsets(fp, endianness=endian)
-        first = fp.tell()  # first byte of the first fragment's item tag
-        _count, item_offsets = parse_fragments(fp, endianness=endian)
-    except ValueError as exc:
-        raise FrameIndexError(f"{path}: malformed encapsulated Pixel Data ({exc})") from None
-    if eot is not None:
-        if len(eot[0]) != frames:
-            raise FrameIndexError(
-                f"{path}: Extended Offset Table has {len(eot[0])} entries for {frames} frames"
-            )
-        return tuple((Fragment(first + o + 8, n),) for o, n in zip(*eot, strict=True))
-    fragments = [_fragment(fp, offset, endian) for offset in item_offsets]
-    if not fragments:
-        raise FrameIndexError(f"{path}: encapsulated Pixel Data holds no fragments")
-    if bot:
-        groups = _group_by_offsets(fragments, [o - first for o in item_offsets], bot)
-    elif len(fragments) == frames or frames == 1:
-        groups = [[f] for f in fragments] if len(fragments) == frames else [fragments]
-    elif len(fragments) > frames:
-        groups = _group_by_markers(fp, fragments)
-    else:
-        groups = []
-    if len(groups) != frames:
-        raise FrameIndexError(
-            f"{path}: {len(fragments)} fragment(s) cannot be split into NumberOfFrames "
-            f"{frames} (found {len(groups)} frame(s)); the file needs an offset table"
-        )
-    return tuple(tuple(g) for g in groups)
-
-
-def _fragment(fp: BinaryIO, item_offset: int, endian: str) -> Fragment:
-    fp.seek(item_offset + 4)
-    (length,) = struct.unpack(f"{endian}L", fp.read(4))
-    return Fragment(item_offset + 8, length)
-
-
-def _group_by_offsets(
-    fragments: list[Fragment], relative: list[int], bot: list[int]
-) -> list[list[Fragment]]:
-    """Fragments per frame from the Basic Offset Table (offsets of each frame's first item)."""
-    groups: list[list[Fragment]] = []
-    starts = set(bot)
-    for fragment, offset in zip(fragments, relative, strict=True):
-        if offset in starts or not groups:
-            groups.append([])
-        groups[-1].append(fragment)
-    return groups
-
-
-def _group_by_markers(fp: BinaryIO, fragments: list[Fragment]) -> list[list[Fragment]]:
-    groups: list[list[Fragment]] = [[]]
-    for fragment in fragments:
-        groups[-1].append(fragment)
-        tail = min(_EOI_WINDOW, fragment.length)
-        fp.seek(fragment.offset + fragment.length - tail)
-        if _EOI_MARKER in fp.read(tail):
-            groups.append([])
-    return [g for g in groups if g]

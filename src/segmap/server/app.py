@@ -26,6 +26,8 @@ from segmap.server.datasets import api as datasets_api
 from segmap.server.datasets import pages as datasets_pages
 from segmap.server.datasets.lifespan import dataset_worker_lifespan
 from segmap.server.db.engine import Database
+from segmap.server.dicomweb import index as dicomweb_index
+from segmap.server.dicomweb import router as dicomweb_router
 from segmap.server.errors import NotFound, Unprocessable
 from segmap.server.imaging import api_collections, api_sessions
 from segmap.server.imaging import pages as imaging_pages
@@ -187,6 +189,9 @@ def create_app(settings: Settings) -> FastAPI:
     database.migrate()
     storage = LocalStorage(settings.storage_dir)
     storage.sweep_staging()
+    indexed = dicomweb_index.backfill(database, storage)  # instances stored before the index
+    if indexed:
+        log.info("indexed %d stored instance(s) for DICOMweb", indexed)
     secret = load_or_create_secret(settings.data_dir)
 
     app = SegmapApp(
@@ -221,6 +226,7 @@ def create_app(settings: Settings) -> FastAPI:
     api_docs.install(app)
     for router in API_ROUTERS:
         app.include_router(router)
+    dicomweb_router.mount(app, settings.cors_origins)  # /dicomweb/projects/{project}
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
     for router in PAGE_ROUTERS:
         app.include_router(router)

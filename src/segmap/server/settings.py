@@ -16,6 +16,7 @@ MAX_UPLOAD_ENV = "SEGMAP_MAX_UPLOAD_BYTES"
 DASK_ENV = "SEGMAP_DASK_SCHEDULER"
 TOKEN_MAX_AGE_ENV = "SEGMAP_TOKEN_MAX_AGE_S"
 JOB_LEASE_ENV = "SEGMAP_JOB_LEASE_S"
+CORS_ORIGINS_ENV = "SEGMAP_CORS_ORIGINS"
 # A running job's claim lapses this long after its runner last renewed it (every third
 # of it); then another service takes the job over. Long against a stalled moment of a
 # busy service and against clock skew between hosts, short against a restart.
@@ -104,6 +105,9 @@ class Settings:
             no row refers to; 0 turns the sweep off (``SEGMAP_ORPHAN_SWEEP_INTERVAL_S``).
         orphan_min_age_s: the sweep spares files younger than this, in seconds
             (``SEGMAP_ORPHAN_MIN_AGE_S``).
+        cors_origins: origins (``https://viewer.example.org``) whose pages may call the
+            DICOMweb roots from the browser; empty (default): CORS is off. Set by
+            ``SEGMAP_CORS_ORIGINS``, comma-separated.
     """
 
     data_dir: Path
@@ -123,6 +127,7 @@ class Settings:
     dicom_probe_bytes: int = DEFAULT_DICOM_PROBE_BYTES
     orphan_sweep_interval_s: float = DEFAULT_ORPHAN_SWEEP_INTERVAL_S
     orphan_min_age_s: float = DEFAULT_ORPHAN_MIN_AGE_S
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None, **overrides: object) -> Settings:
@@ -150,6 +155,7 @@ class Settings:
             orphan_min_age_s=_env_seconds(
                 ORPHAN_MIN_AGE_ENV, DEFAULT_ORPHAN_MIN_AGE_S, allow_zero=True
             ),
+            cors_origins=_env_origins(CORS_ORIGINS_ENV),
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 
@@ -210,6 +216,22 @@ def _env_seconds(name: str, default: float, *, allow_zero: bool = False) -> floa
         what = "0 or a positive" if allow_zero else "a positive"
         raise SettingsError(f"{name}={raw!r} must be {what} number of seconds")
     return value
+
+
+def _env_origins(name: str) -> tuple[str, ...]:
+    """Origins from a comma-separated environment variable: ``scheme://host[:port]`` each."""
+    raw = os.environ.get(name, "")
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if origin != "*" and (
+            scheme not in ("http", "https") or not sep or not rest or "/" in rest
+        ):
+            raise SettingsError(
+                f"{name}: {origin!r} is not an origin; write scheme://host[:port], e.g. "
+                "https://viewer.example.org, several separated by commas"
+            )
+    return origins
 
 
 def load_or_create_secret(data_dir: Path) -> str:

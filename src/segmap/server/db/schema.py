@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from segmap.server.db import accounts, datasets, imaging, jobs, registry
+from segmap.server.db import accounts, datasets, dicomweb, imaging, jobs, registry
 from segmap.server.db.base import Base
 
 # Importing the modules registers their tables on ``Base``; listed in dependency order.
-TABLE_MODULES = (accounts, registry, imaging, jobs, datasets)
+TABLE_MODULES = (accounts, registry, imaging, jobs, dicomweb, datasets)
 metadata: MetaData = Base.metadata

@@ -158,6 +158,8 @@ def _choose(r: MediaRange, resource: Resource, stored: str | None, can: bool) ->
         return Choice("image/jpeg", None, False) if inner == "image/jpeg" else None
     if r.media_type == "*/*":
         inner, multipart = "", True
+    elif multipart and inner == "*/*":  # dicomweb-client's default: any type of part
+        inner = ""
     if resource is Resource.INSTANCES:
         return _instance(inner or DICOM, ts, multipart, stored, can)
     if resource is Resource.BULKDATA:

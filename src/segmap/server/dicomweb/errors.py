@@ -40,3 +40,9 @@ class UnsupportedMediaType(DicomwebError):
     """415: a request body of a media type the service does not take."""
 
     status = 415
+
+
+class NotFoundError(DicomwebError):
+    """404: no study, series, instance, frame or bulk value of that name in the project."""
+
+    status = 404

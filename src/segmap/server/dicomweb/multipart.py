@@ -263,6 +263,7 @@ class OutgoingPart:
     content_type: str
     body: bytes | Iterable[bytes]
     location: str | None = None  # Content-Location, e.g. the instance's URL
+    length: int | None = None  # Content-Length of a body given as chunks, when known
 
 
 def multipart_body(parts: Iterable[OutgoingPart], boundary: str) -> Iterator[bytes]:
@@ -295,6 +296,8 @@ def _part_head(part: OutgoingPart, boundary: str) -> bytes:
     lines = [f"--{boundary}", f"Content-Type: {part.content_type}"]
     if isinstance(part.body, bytes | bytearray | memoryview):
         lines.append(f"Content-Length: {len(part.body)}")
+    elif part.length is not None:
+        lines.append(f"Content-Length: {part.length}")
     if part.location is not None:
         lines.append(f"Content-Location: {part.location}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

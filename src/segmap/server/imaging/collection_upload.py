@@ -36,6 +36,7 @@ from segmap.imaging.sop_classes import CollectionKind
 from segmap.imaging.uids import MAX_UID_LENGTH, describe_uid, uid_problem
 from segmap.server.db.base import utcnow
 from segmap.server.db.imaging import ImagingSession, RoiCollection
+from segmap.server.dicomweb.index import index_collection
 from segmap.server.errors import Conflict, Unprocessable
 from segmap.server.imaging.collections import collection_type_of, find_by_label
 from segmap.server.imaging.events import ImagingEvents
@@ -199,6 +200,7 @@ def store_staged_collection(
             "uploaded_by_id": access.principal.id,
         }
         row, created, old_key = _point_collection_at(db, session, label, overwrite, fields)
+        index_collection(db, storage, row)  # DICOMweb index, same transaction
         db.commit()
     except BaseException:
         db.rollback()

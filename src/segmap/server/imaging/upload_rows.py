@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from segmap.imaging.instance_check import IS_MAX, ImageHeader, RejectedFile
 from segmap.server.db.imaging import ImagingSession, Instance, Scan
+from segmap.server.dicomweb.index import index_instance
 from segmap.server.errors import Conflict
 from segmap.server.imaging.lookup import scan_folder
 from segmap.server.registry.access import ProjectAccess
@@ -186,6 +187,7 @@ def _store_scan(
             _count_existing(db, item, header, stored[header.sop_instance_uid], plan, touched)
             continue
         tally.added += 1
+        index_instance(db, storage, row, scan, session)  # DICOMweb index, same transaction
 
 
 def _session_label(header: ImageHeader) -> str:

@@ -1,0 +1,79 @@
+"""How DICOMweb routes answer: JSON refusals, DICOM JSON bodies, the project's root URL.
+
+Every refusal under ``/dicomweb/`` is JSON ``{"detail": …}`` with its status, whoever
+raised it: the building blocks' :class:`~.errors.DicomwebError` or a service's
+``ServiceError`` (the rest of the site answers pages, not JSON, outside ``/api/``).
+:class:`DicomwebRoute` does that for every route of the DICOMweb routers. A 401 carries
+``WWW-Authenticate`` offering Basic and Bearer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from segmap.server.dicomweb.auth import CHALLENGE
+from segmap.server.dicomweb.errors import DicomwebError
+from segmap.server.errors import ServiceError
+
+DICOM_JSON = "application/dicom+json"
+PREFIX = "/dicomweb/projects/{project}"
+
+
+def refusal(status: int, detail: str, **extra: Any) -> JSONResponse:
+    """A JSON refusal; 401 says how to authenticate."""
+    headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else None
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
+class DicomwebRoute(APIRoute):
+    """A route whose refusals are JSON whatever raised them (see the module doc)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except DicomwebError as exc:
+                return refusal(exc.status, exc.message)
+            except ServiceError as exc:
+                return refusal(exc.status_code, exc.message, **exc.extra)
+
+        return route
+
+
+def project_root(request: Request, project: str) -> str:
+    """The absolute URL of the project's DICOMweb root (no trailing slash).
+
+    Built from the request's ``Host``, as RFC 9110 says. One repair: dicomweb-client
+    sends ``Host`` without the port; when that host is the very address the connection
+    was made to (so no proxy stands between), the port it connected to is added —
+    otherwise every RetrieveURL and Bulk Data URI it is given would point at port 80.
+    """
+    base = str(request.base_url).rstrip("/")
+    host = request.headers.get("host", "")
+    server = request.scope.get("server")
+    if host and server and host == server[0] and ":" not in host:
+        default = 443 if request.url.scheme == "https" else 80
+        if server[1] not in (None, default):
+            base = base.replace(f"://{host}", f"://{host}:{server[1]}", 1)
+    return f"{base}/dicomweb/projects/{quote(project, safe='')}"
+
+
+def dicom_json(body: Any, *, warning: str | None = None, status: int = 200) -> Response:
+    """A DICOM JSON answer (``application/dicom+json``), with a ``Warning`` if given."""
+    headers = {"Warning": warning} if warning else None
+    text = json.dumps(body, separators=(",", ":"))
+    return Response(text, status_code=status, media_type=DICOM_JSON, headers=headers)
+
+
+def dicom_json_stream(chunks: Iterable[str]) -> StreamingResponse:
+    """A DICOM JSON answer sent as it is produced."""
+    return StreamingResponse((c.encode("utf-8") for c in chunks), media_type=DICOM_JSON)

@@ -1,0 +1,87 @@
+"""QIDO-RS routes (PS3.18 §10.6) of a project's DICOMweb root: search at every level.
+
+Each answers ``application/dicom+json``: a list of results (empty when nothing
+matches), a 400 naming the query key that is wrong, a ``Warning`` header naming keys
+that were ignored. Every role of the project may search; see :mod:`.auth`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from segmap.server.dicomweb.auth import project_reading
+from segmap.server.dicomweb.levels import Level
+from segmap.server.dicomweb.query import parse_query
+from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
+from segmap.server.dicomweb.search import Scope, search
+
+router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
+
+
+def _answer(request: Request, project: str, level: Level, scope: Scope) -> Response:
+    # One read session and one worker thread for the whole request (no dependencies):
+    # searches are small and frequent, so the per-request overhead is what counts.
+    with project_reading(request, project) as (db, access):
+        query = parse_query(request.query_params.multi_items(), level)
+        root = project_root(request, access.project.id)
+        results = search(db, access.project.id, query, scope, root)
+    return dicom_json(results, warning=query.warning())
+
+
+@router.get("/studies", name="dicomweb_search_studies")
+def search_studies(
+    request: Request,
+    project: str,
+) -> Response:
+    """QIDO-RS: the project's studies matching the query."""
+    return _answer(request, project, Level.STUDY, Scope())
+
+
+@router.get("/series", name="dicomweb_search_series")
+def search_series(
+    request: Request,
+    project: str,
+) -> Response:
+    """QIDO-RS: the project's series matching the query (study attributes too)."""
+    return _answer(request, project, Level.SERIES, Scope())
+
+
+@router.get("/studies/{study}/series", name="dicomweb_search_study_series")
+def search_study_series(
+    request: Request,
+    project: str,
+    study: str,
+) -> Response:
+    """QIDO-RS: the series of one study matching the query."""
+    return _answer(request, project, Level.SERIES, Scope(study))
+
+
+@router.get("/instances", name="dicomweb_search_instances")
+def search_instances(
+    request: Request,
+    project: str,
+) -> Response:
+    """QIDO-RS: the project's instances matching the query (study and series too)."""
+    return _answer(request, project, Level.INSTANCE, Scope())
+
+
+@router.get("/studies/{study}/instances", name="dicomweb_search_study_instances")
+def search_study_instances(
+    request: Request,
+    project: str,
+    study: str,
+) -> Response:
+    """QIDO-RS: the instances of one study matching the query."""
+    return _answer(request, project, Level.INSTANCE, Scope(study))
+
+
+@router.get("/studies/{study}/series/{series}/instances", name="dicomweb_search_series_instances")
+def search_series_instances(
+    request: Request,
+    project: str,
+    study: str,
+    series: str,
+) -> Response:
+    """QIDO-RS: the instances of one series matching the query."""
+    return _answer(request, project, Level.INSTANCE, Scope(study, series))

@@ -1,0 +1,166 @@
+"""QIDO-RS through segmap's real server, driven by dicomweb-client, on SQLite and PostgreSQL.
+
+Every level is searched with filters; the expected results, counts and attribute values
+come from the files written and stored by the test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+
+from dicomweb_helpers import Stored, client_for, store_study
+from imaging_data import multipart, write_study
+from server_fixtures import ThreadedServer, World
+
+SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+@pytest.fixture()
+def stored(world: World, tmp_path: Path) -> Stored:
+    found = store_study(world, tmp_path / "a")
+    other = write_study(tmp_path / "b", seed=7, patient_id="OTHER", series_numbers=(4,))
+    r = world.client.post(
+        "/api/v1/projects/P/sessions", files=multipart(other.files), headers=world.h("owner")
+    )
+    assert r.status_code == 201, r.text
+    return found
+
+
+def _ds(results: list[dict[str, object]]) -> list[pydicom.Dataset]:
+    return [pydicom.Dataset.from_json(r) for r in results]
+
+
+def test_studies_match_and_count(
+    world: World, threaded_server: ThreadedServer, stored: Stored
+) -> None:
+    client = client_for(threaded_server.url, world.h("collab"))
+    first = pydicom.dcmread(stored.study.files[0], stop_before_pixels=True)
+    everything = _ds(client.search_for_studies())
+    assert sorted(d.PatientID for d in everything) == ["DW1", "OTHER"]
+    [study] = [d for d in everything if d.PatientID == "DW1"]
+    assert study.StudyInstanceUID == stored.study_uid
+    assert study.NumberOfStudyRelatedSeries == 4  # two CT series, the SEG's and the RTSTRUCT's
+    assert study.NumberOfStudyRelatedInstances == len(stored.study.files) + 2
+    assert list(study.ModalitiesInStudy) == ["CT", "RTSTRUCT", "SEG"]
+    assert study.PatientName == first.PatientName and study.StudyDate == first.StudyDate
+    assert study.RetrieveURL.endswith(f"/dicomweb/projects/P/studies/{stored.study_uid}")
+
+    name = str(first.PatientName)
+    date = first.StudyDate
+    one, both = ["DW1"], ["DW1", "OTHER"]
+    cases: list[tuple[dict[str, object], list[str]]] = [
+        ({"PatientID": "DW1"}, one),
+        ({"00100020": "DW1"}, one),
+        ({"PatientName": name[:-1].lower() + "?"}, one),  # Synthetic^DW?, any case
+        ({"PatientName": "SYNTH*"}, both),
+        ({"PatientName": "Nobody*"}, []),
+        ({"StudyDate": f"{int(date) - 1}-{int(date) + 1}"}, both),  # the same date
+        ({"StudyDate": f"-{int(date) - 1}"}, []),
+        ({"StudyDate": "19000101-19000102"}, []),
+        ({"ModalitiesInStudy": "SEG"}, one),
+        ({"ModalitiesInStudy": "MR,RTSTRUCT"}, one),
+        ({"ModalitiesInStudy": "CT"}, both),
+        ({"ModalitiesInStudy": "MR"}, []),
+        ({"StudyInstanceUID": f"1.2.3,{stored.study_uid}"}, one),
+        ({"AccessionNumber": "A*"}, []),  # both have none
+    ]
+    for filters, expected in cases:
+        found = _ds(client.search_for_studies(search_filters=filters))
+        assert [d.PatientID for d in found] == expected, filters
+    fuzzy = client.search_for_studies(fuzzymatching=True, search_filters={"PatientName": "dw"})
+    assert [d.PatientID for d in _ds(fuzzy)] == one
+
+    page1 = _ds(client.search_for_studies(limit=1))
+    page2 = _ds(client.search_for_studies(limit=1, offset=1))
+    assert len(page1) == len(page2) == 1
+    assert {page1[0].PatientID, page2[0].PatientID} == {"DW1", "OTHER"}
+
+
+def test_series_and_instances_match_and_count(
+    world: World, threaded_server: ThreadedServer, stored: Stored
+) -> None:
+    client = client_for(threaded_server.url, world.h("member"))
+    study = stored.study_uid
+    seg = pydicom.dcmread(stored.seg, stop_before_pixels=True)
+    series_frame_of_reference = pydicom.dcmread(stored.study.files[0]).FrameOfReferenceUID
+    in_study = _ds(client.search_for_series(study))
+    assert sorted(d.Modality for d in in_study) == ["CT", "CT", "RTSTRUCT", "SEG"]
+    assert all("PatientID" not in d for d in in_study)  # scoped: no study attributes
+    everywhere = _ds(client.search_for_series())
+    assert len(everywhere) == 5 and all("PatientID" in d for d in everywhere)
+    [seg_series] = _ds(client.search_for_series(study, search_filters={"Modality": "SEG"}))
+    assert seg_series.SeriesInstanceUID == seg.SeriesInstanceUID
+    assert seg_series.NumberOfSeriesRelatedInstances == 1
+    [ct3] = _ds(client.search_for_series(search_filters={"Modality": "CT", "SeriesNumber": 3}))
+    assert ct3.SeriesInstanceUID == stored.study.series[1].series_instance_uid
+    assert ct3.NumberOfSeriesRelatedInstances == 4 and ct3.PatientID == "DW1"
+    plain = _ds(client.search_for_series(study, search_filters={"SeriesNumber": 2}))
+    assert "FrameOfReferenceUID" not in plain[0]
+    [wider] = _ds(client.search_for_series(study, fields=["FrameOfReferenceUID"],
+                                           search_filters={"SeriesNumber": 2}))  # fmt: skip
+    assert wider.FrameOfReferenceUID == series_frame_of_reference
+    described = _ds(
+        client.search_for_series(search_filters={"SeriesDescription": "Synthetic CT ?"})
+    )
+    assert len(described) == 3  # series 2 and 3, and the other study's series 4
+
+    series2 = stored.study.series[0]
+    instances = _ds(client.search_for_instances(study, series2.series_instance_uid))
+    truth = {}
+    for path in series2.files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        truth[ds.SOPInstanceUID] = int(ds.InstanceNumber)
+    assert [d.SOPInstanceUID for d in instances] == sorted(truth, key=truth.__getitem__)
+    assert all(d.Rows == 20 and d.Columns == 24 for d in instances)
+    assert len(_ds(client.search_for_instances(study))) == len(stored.study.files) + 2
+    [found] = _ds(client.search_for_instances(search_filters={"SOPClassUID": SEG_STORAGE}))
+    assert found.SOPInstanceUID == seg.SOPInstanceUID and found.StudyInstanceUID == study
+    assert found.NumberOfFrames == seg.NumberOfFrames
+    some = _ds(client.search_for_instances(study, fields=["all"], limit=3, offset=2))
+    assert len(some) == 3 and all("ImageType" in d or "SOPClassUID" in d for d in some)
+    numbered = _ds(
+        client.search_for_instances(search_filters={"InstanceNumber": 1, "Modality": "CT"})
+    )
+    assert len(numbered) == 3  # one per CT series, the other study's too
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/studies", {"PatientNam": "x"}, "PatientNam"),
+        ("/studies", {"Modality": "CT"}, "ModalitiesInStudy"),
+        ("/studies", {"StudyDate": "2024-13-01"}, "StudyDate"),
+        ("/series", {"limit": "-1"}, "limit"),
+        ("/instances", {"SOPInstanceUID": "1.2.x"}, "SOPInstanceUID"),
+        ("/studies", {"includefield": "NoSuchKeyword"}, "NoSuchKeyword"),
+    ],
+)
+def test_bad_query_keys_are_400_naming_the_key(
+    world: World, threaded_server: ThreadedServer, path: str, params: dict[str, str], named: str
+) -> None:
+    r = requests.get(
+        f"{threaded_server.url}/dicomweb/projects/P{path}",
+        params=params,
+        headers=world.h("member"),
+        timeout=30,
+    )
+    assert r.status_code == 400, r.text
+    assert named in r.json()["detail"]
+
+
+def test_unsupported_keys_are_ignored_with_a_warning(
+    world: World, threaded_server: ThreadedServer, stored: Stored
+) -> None:
+    r = requests.get(
+        f"{threaded_server.url}/dicomweb/projects/P/studies",
+        params={"InstitutionName": "x", "PatientID": "DW1"},
+        headers=world.h("member"),
+        timeout=30,
+    )
+    assert r.status_code == 200 and len(r.json()) == 1
+    assert r.headers["content-type"] == "application/dicom+json"
+    assert "InstitutionName" in r.headers["warning"]
