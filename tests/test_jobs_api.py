@@ -27,6 +27,7 @@ OUTPUTS = {
     "mask_resampled.nii.gz",
     "report.json",
     "preview.png",
+    "seg.dcm",  # the mask as a DICOM SEG, also a series of the study (DICOMweb, OHIF)
 }
 ORGANS = {"Liver": 5, "Kidneys": 6, "Spleen": 7}  # another model, other values, fewer labels
 DONE = ("succeeded", "failed")

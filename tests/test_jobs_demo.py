@@ -24,6 +24,7 @@ OUTPUTS = {
     "mask_resampled.nii.gz",
     "report.json",
     "preview.png",
+    "seg.dcm",  # the mask as a DICOM SEG, also a series of the study (DICOMweb, OHIF)
 }
 
 

@@ -42,6 +42,7 @@ OUTPUTS = {
     "mask_resampled.nii.gz",
     "report.json",
     "preview.png",
+    "seg.dcm",  # the mask as a DICOM SEG, also a series of the study (DICOMweb, OHIF)
 }
 PASSWORD = "restart-test-password"
 LEASE = {"SEGMAP_JOB_LEASE_S": "3"}

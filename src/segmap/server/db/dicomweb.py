@@ -8,8 +8,9 @@ keyed to the imaging rows it describes:
 - a **series** row per scan (``scan_id``), and one per RTSTRUCT/SEG series (those are
   instances of a series of their own, not of the scan they are drawn on: ``scan_id`` is
   NULL there);
-- an **instance** row per stored image instance (``instance_id``) or ROI collection
-  (``collection_id``).
+- an **instance** row per stored image instance (``instance_id``), ROI collection
+  (``collection_id``) or derived DICOM SEG of a conversion (``derived_folder_id``: the
+  mask as a series of its own, so a viewer shows it over the scan).
 
 Each row holds the attributes QIDO matches on at its level
 (``segmap.server.dicomweb.levels.MATCHABLE``) as plain columns — text as stored, dates
@@ -20,7 +21,8 @@ the transfer syntax, the frame index (``segmap.imaging.frame_index.FrameIndex.to
 or why there is none, and the instance's full DICOM JSON with Bulk Data URIs relative to
 the instance. ``project_id`` is on every row, so no query can reach another project's.
 
-Revision ``migrations/versions/0007_dicomweb_index.py`` creates these tables.
+Revision ``migrations/versions/0007_dicomweb_index.py`` creates these tables;
+``0008_derived_seg_index`` adds ``derived_folder_id``.
 """
 
 from __future__ import annotations
@@ -119,6 +121,10 @@ class DicomwebInstance(Base):
     )
     collection_id: Mapped[int | None] = mapped_column(
         ForeignKey("roi_collections.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    # The DICOM SEG a conversion wrote into a scan's derived folder (revision 0008).
+    derived_folder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("derived_folders.id", ondelete="CASCADE"), nullable=True, unique=True
     )
     sop_instance_uid: Mapped[str] = mapped_column(String(UID_LEN))
     sop_class_uid: Mapped[str | None] = mapped_column(String(UID_LEN), nullable=True)

@@ -26,9 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from segmap.imaging.frame_index import FrameIndexError, NoPixelData, index_frames_of
+from segmap.pipeline.convert import SEG_NAME as DERIVED_SEG_NAME
 from segmap.server.db.dicomweb import DicomwebInstance, DicomwebSeries, DicomwebStudy
 from segmap.server.db.engine import Database
-from segmap.server.db.imaging import ImagingSession, Instance, RoiCollection, Scan
+from segmap.server.db.imaging import DerivedFolder, ImagingSession, Instance, RoiCollection, Scan
 from segmap.server.dicomweb.columns import level_values
 from segmap.server.dicomweb.dicomjson import BULK_DATA_THRESHOLD, level_record
 from segmap.server.dicomweb.levels import Level
@@ -82,6 +83,33 @@ def index_collection(db: Session, storage: Storage, collection: RoiCollection) -
         storage_key=collection.storage_key,
         size=collection.size,
         owner={"collection_id": collection.id},
+    )
+
+
+def index_derived_seg(
+    db: Session, storage: Storage, folder: DerivedFolder, session: ImagingSession
+) -> None:
+    """Index the ``seg.dcm`` of a scan's derived folder (the conversion's mask as a DICOM
+    SEG), replacing what the folder's previous version had; no commit. A folder without
+    one (a mask-only conversion) leaves nothing indexed."""
+    db.flush()
+    old_series = db.scalars(
+        select(DicomwebInstance.series_id).where(DicomwebInstance.derived_folder_id == folder.id)
+    ).all()
+    db.execute(delete(DicomwebInstance).where(DicomwebInstance.derived_folder_id == folder.id))
+    for series_id in old_series:
+        _drop_if_empty(db, series_id)
+    seg = next((f for f in folder.files if f.name == DERIVED_SEG_NAME), None)
+    if seg is None:
+        return
+    _guarded(
+        db,
+        storage,
+        session=session,
+        scan_id=None,
+        storage_key=seg.storage_key,
+        size=seg.size,
+        owner={"derived_folder_id": folder.id},
     )
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from segmap.pipeline.executors import TaskHandle
 from segmap.server.db.engine import Database
+from segmap.server.db.imaging import ImagingSession, Scan
+from segmap.server.dicomweb.index import index_derived_seg
 from segmap.server.imaging.derived import replace_derived_resource
 from segmap.server.jobs import leases
 from segmap.server.jobs.prepare import Prepared
@@ -110,4 +112,11 @@ def store_outputs(
         folder = replace_derived_resource(
             db, storage, job.scan_id, job.folder_label, files, model=job.model_id
         )
+        # The derived SEG becomes a series of the session's study for DICOMweb (and so
+        # for OHIF); after the folder switch committed, so a failure here loses nothing.
+        scan = db.get(Scan, job.scan_id)
+        session = db.get(ImagingSession, scan.session_id) if scan is not None else None
+        if session is not None:
+            index_derived_seg(db, storage, folder, session)
+            db.commit()
         return [f.name for f in folder.files]

@@ -114,7 +114,7 @@ def run_job_task(task: JobTask) -> JobOutcome:
             task.image_dir,
             task.collection_path,
             work / OUT_DIR,
-            ConvertOptions(spacing=task.spacing),
+            ConvertOptions(spacing=task.spacing, write_seg=True),
             progress=reporter.progress,
         )
     except SegmapError as exc:
