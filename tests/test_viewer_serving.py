@@ -5,6 +5,7 @@ Against the real dist that set-up installs (scripts/install-ohif.py) and the rea
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -91,3 +92,33 @@ def test_without_the_dist_the_pages_say_how_to_install_it(
             assert "not installed" in r.text and "scripts/install-ohif.py" in r.text
     finally:
         app.state.database.dispose()
+
+
+def test_session_page_offers_open_in_ohif_plain_and_per_model(
+    world: World, dist_dir: Path, tmp_path: Path
+) -> None:
+    from jobs_helpers import small_case
+    from segmap import testing as syn
+    from test_jobs_api import put_map, upload_case
+
+    put_map(world, "liver-ct", syn.PHANTOM_REGION_VALUES)
+    case = small_case(tmp_path / "case", 7)
+    up = upload_case(world, case)
+    page = world.client.get(
+        f"/projects/P/sessions/{up['session']['id']}", headers=world.h("member")
+    )
+    assert page.status_code == 200
+    links = [
+        html.unescape(u)
+        for u in re.findall(r'href="([^"]+)" data-testid="open-in-ohif"', page.text)
+    ]
+    study = up["session"]["study_instance_uid"]
+    assert links == [
+        f"/ohif/segmentation/P?StudyInstanceUIDs={study}",
+        f"/ohif/segmentation/P?StudyInstanceUIDs={study}&segmapProject=P&segmapModel=liver-ct",
+    ]
+    # The plain link is an OHIF route: index.html after log-in.
+    assert (
+        world.client.get(links[0], headers=world.h("member")).content
+        == (dist_dir / "index.html").read_bytes()
+    )

@@ -35,6 +35,7 @@ from segmap.server.registry import mlmodels, projects
 from segmap.server.registry.navigation import project_crumbs, project_tabs
 from segmap.server.registry.presenters import present_project
 from segmap.server.storage import LocalStorage
+from segmap.server.viewer.links import study_links
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_db, get_storage, optional_principal
 from segmap.server.web.forms import logged_in
@@ -117,6 +118,10 @@ def session_page(
         matches=matches,
         models=maps,
         results=results,
+        viewer_installed=request.app.state.ohif_dist is not None,
+        viewer_links=study_links(
+            view.id, shown.study_instance_uid, [m.label for m in maps if m.region_map is not None]
+        ),
         preview_name=PREVIEW_NAME,
         can_manage=access.can_manage,
         breadcrumbs=project_crumbs(

@@ -5,6 +5,7 @@ Pure URL building, so any page may link to the viewer without depending on it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from segmap.server.viewer.dist import BASE_PATH
@@ -22,3 +23,23 @@ def viewer_study_url(project_id: str, study_instance_uid: str, model: str | None
     if model is not None:
         query |= {"segmapProject": project_id, "segmapModel": model}
     return f"{BASE_PATH}{MODE}/{quote(project_id, safe='')}?{urlencode(query)}"
+
+
+@dataclass(frozen=True)
+class ViewerLink:
+    """One "Open in OHIF" entry: its words and where it goes."""
+
+    text: str
+    url: str
+
+
+def study_links(project_id: str, study_instance_uid: str, models: list[str]) -> list[ViewerLink]:
+    """ "Open in OHIF" without a model (OHIF as it ships), then one per model with a map."""
+    links = [ViewerLink("Open in OHIF", viewer_study_url(project_id, study_instance_uid))]
+    links += [
+        ViewerLink(
+            f"Open in OHIF with {m}'s labels", viewer_study_url(project_id, study_instance_uid, m)
+        )
+        for m in models
+    ]
+    return links
