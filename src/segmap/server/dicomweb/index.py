@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
-from sqlalchemy import delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,25 +65,19 @@ def index_collection(db: Session, storage: Storage, collection: RoiCollection) -
     Called after the collection's row points at its new file (a new collection, or an
     overwrite of one).
     """
-    db.flush()
-    old_series = db.scalars(
-        select(DicomwebInstance.series_id).where(DicomwebInstance.collection_id == collection.id)
-    ).all()
-    db.execute(delete(DicomwebInstance).where(DicomwebInstance.collection_id == collection.id))
-    for series_id in old_series:
-        _drop_if_empty(db, series_id)
+    owner = {"collection_id": collection.id}
+    _forget(db, DicomwebInstance.collection_id == collection.id)
     session = db.get(ImagingSession, collection.session_id)
-    if session is None:
-        return
-    _guarded(
-        db,
-        storage,
-        session=session,
-        scan_id=None,
-        storage_key=collection.storage_key,
-        size=collection.size,
-        owner={"collection_id": collection.id},
-    )
+    if session is not None:
+        _guarded(
+            db,
+            storage,
+            session=session,
+            scan_id=None,
+            storage_key=collection.storage_key,
+            size=collection.size,
+            owner=owner,
+        )
 
 
 def index_derived_seg(
@@ -92,25 +86,28 @@ def index_derived_seg(
     """Index the ``seg.dcm`` of a scan's derived folder (the conversion's mask as a DICOM
     SEG), replacing what the folder's previous version had; no commit. A folder without
     one (a mask-only conversion) leaves nothing indexed."""
+    owner = {"derived_folder_id": folder.id}
+    _forget(db, DicomwebInstance.derived_folder_id == folder.id)
+    seg = next((f for f in folder.files if f.name == DERIVED_SEG_NAME), None)
+    if seg is not None:
+        _guarded(
+            db,
+            storage,
+            session=session,
+            scan_id=None,
+            storage_key=seg.storage_key,
+            size=seg.size,
+            owner=owner,
+        )
+
+
+def _forget(db: Session, mine: ColumnElement[bool]) -> None:
+    """Drop the indexed instances ``mine`` selects, and their series when emptied."""
     db.flush()
-    old_series = db.scalars(
-        select(DicomwebInstance.series_id).where(DicomwebInstance.derived_folder_id == folder.id)
-    ).all()
-    db.execute(delete(DicomwebInstance).where(DicomwebInstance.derived_folder_id == folder.id))
+    old_series = db.scalars(select(DicomwebInstance.series_id).where(mine)).all()
+    db.execute(delete(DicomwebInstance).where(mine))
     for series_id in old_series:
         _drop_if_empty(db, series_id)
-    seg = next((f for f in folder.files if f.name == DERIVED_SEG_NAME), None)
-    if seg is None:
-        return
-    _guarded(
-        db,
-        storage,
-        session=session,
-        scan_id=None,
-        storage_key=seg.storage_key,
-        size=seg.size,
-        owner={"derived_folder_id": folder.id},
-    )
 
 
 def _guarded(db: Session, storage: Storage, *, storage_key: str, **fields: Any) -> None:
