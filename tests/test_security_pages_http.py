@@ -253,7 +253,9 @@ def test_clients_gone_mid_download_or_mid_upload_leave_no_traceback(
     # Each broken upload's staged bytes are discarded as its request ends: once staging is
     # empty and the server answers again, every dropped request has been handled.
     staging = Settings(data_dir=server.data_dir).storage_dir / "staging"
-    _wait_until(lambda: not any(staging.iterdir()))
+    # (Each process stages into a folder of its own, which stays while it runs: look
+    # for files.)
+    _wait_until(lambda: not any(p.is_file() for p in staging.rglob("*")))
     me = httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
     assert set(server.folders("drops-ct")["data"]) == {"big.bin"}  # nothing half-stored

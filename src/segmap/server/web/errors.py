@@ -34,7 +34,14 @@ from segmap.server.web.deps import optional_principal
 from segmap.server.web.pages import error_page, login_redirect
 
 API_PREFIX = "/api/"
+# Roots whose clients are programs: their refusals are JSON, never a page.
+JSON_PREFIXES = (API_PREFIX, "/dicomweb/")
 log = logging.getLogger("segmap.server")
+
+
+def answers_json(request: Request) -> bool:
+    """Whether a refusal of this request is JSON (API and DICOMweb roots) or a page."""
+    return request.url.path.startswith(JSON_PREFIXES)
 
 
 def html_error(request: Request, status_code: int, detail: str) -> Response:
@@ -53,7 +60,7 @@ def html_error(request: Request, status_code: int, detail: str) -> Response:
 
 async def error_response(request: Request, status: int, detail: Any, **extra: Any) -> Response:
     """JSON ``{"detail": ...}`` on the API; a friendly page (or the log-in page) elsewhere."""
-    if not request.url.path.startswith(API_PREFIX):
+    if not answers_json(request):
         return html_error(request, status, str(detail))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     body = {"detail": detail, **extra}
@@ -82,7 +89,7 @@ def install(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
-        if not request.url.path.startswith(API_PREFIX):
+        if not answers_json(request):
             return await error_response(request, 422, validation_summary(errors))
         return JSONResponse({"detail": validation_problems(errors)}, status_code=422)
 
@@ -149,7 +156,7 @@ def unexpected_error_response(request: Request, request_id: str) -> Response:
     finds its traceback in the log.
     """
     detail = UNEXPECTED.format(request_id=request_id)
-    if request.url.path.startswith(API_PREFIX):
+    if answers_json(request):
         return JSONResponse({"detail": detail, "request_id": request_id}, status_code=500)
     try:
         return html_error(request, 500, detail)
