@@ -8,6 +8,7 @@ lock an account out; parallel guesses over real HTTP cannot slip past the limit.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -177,3 +178,31 @@ def test_parallel_guesses_over_real_http_cannot_pass_the_limit(
         codes = list(pool.map(guess, range(burst)))
     assert codes.count(401) == ADDRESS_LIMIT.failures, codes
     assert codes.count(429) == burst - ADDRESS_LIMIT.failures, codes
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
+
+
+def test_dicomweb_basic_guesses_are_throttled_like_any_log_in(api: Api, from_address: Any) -> None:
+    # DICOMweb tools send Basic credentials with every request; a wrong pair must count
+    # as a failed log-in, or the DICOMweb root would be an unthrottled password oracle.
+    api.make_user("alice")
+    token = api.make_user("owner")
+    made = api.client.post(
+        "/api/v1/projects", json={"id": "lab", "name": "Lab"}, headers=api.auth(token)
+    )
+    assert made.status_code == 201, made.text
+    studies = "/dicomweb/projects/lab/studies"
+    attacker = from_address("203.0.113.9")
+    for _ in range(ADDRESS_LIMIT.failures):
+        r = attacker.get(studies, headers=_basic("alice", "wrong password"))
+        assert r.status_code == 401, r.text
+        assert r.headers["WWW-Authenticate"].startswith("Basic")
+    # Over the limit even the right password is not checked, so guessing on cannot win.
+    assert_throttled(attacker.get(studies, headers=_basic("alice", PASSWORD)))
+    assert r.headers["content-type"].startswith("application/json")
+    # Another address still logs in as alice: one machine cannot lock the account out.
+    r = from_address("198.51.100.4").get(studies, headers=_basic("alice", PASSWORD))
+    assert r.status_code == 404, r.text  # alice is no member of "lab": it does not exist for her

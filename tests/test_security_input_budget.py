@@ -57,12 +57,15 @@ def _convert(case: syn.SyntheticCase, out: Path, *extra: str, **env: str) -> Any
 
 
 # Runs the command line's main() in a fresh process and prints that process's own peak
-# memory (ru_maxrss, KiB on Linux) as the last line of standard error.
+# memory (VmHWM, KiB) as the last line of standard error. Not ru_maxrss: Linux carries the
+# parent's high-water mark across fork and exec into it, so under a large pytest process
+# it reports the parent's size, not the child's.
 _PEAK_RSS = (
-    "import resource, sys\n"
+    "import sys\n"
     "from segmap.cli.main import main\n"
     "code = main(sys.argv[1:])\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "status = open('/proc/self/status').read().splitlines()\n"
+    "print(next(l.split()[1] for l in status if l.startswith('VmHWM:')), file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 

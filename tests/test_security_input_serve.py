@@ -113,3 +113,38 @@ def test_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
 def test_port_out_of_range_is_one_line(tmp_path: Path) -> None:
     line = _one_clear_line(_serve("--data", str(tmp_path / "d"), "--port", "70000"))
     assert "70000" in line
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("nosuchdb://u:pw@host/x", "is not a database URL segmap can use"),
+        ("not a url at all", "--database-url"),
+        ("postgresql+psycopg://segmap:pw@127.0.0.1:{port}/segmap", "cannot open the database"),
+    ],
+)
+def test_users_commands_say_the_same_one_line(tmp_path: Path, url: str, expected: str) -> None:
+    # `segmap users` opens the same database as `serve`; its mistakes read the same.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMAP_")}
+    done = subprocess.run(
+        [*SEGMAP, "users", "list", "--data", str(tmp_path / "d"), "--database-url",
+         url.format(port=_free_port())],
+        capture_output=True, text=True, timeout=60, env=env, cwd="/",
+    )  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("segmap users list: ") and expected in lines[0], lines[0]
+    assert "bug" not in lines[0] and "pw@" not in done.stderr
+
+
+def test_users_command_on_a_data_folder_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMAP_")}
+    done = subprocess.run(
+        [*SEGMAP, "users", "list", "--data", str(blocker / "inner")],
+        capture_output=True, text=True, timeout=60, env=env, cwd="/",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("segmap users list: cannot use the data folder"), done.stderr
+    assert "bug" not in done.stderr and "Traceback" not in done.stderr

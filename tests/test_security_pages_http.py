@@ -331,3 +331,14 @@ def test_demo_prints_its_url_once_the_url_accepts_connections(
     answer = httpx.get(url + "login", timeout=5)
     assert answer.status_code == 200
     assert any("demo project" in line for line in seen), seen
+
+
+def test_an_unknown_address_says_so_in_the_terms_of_who_asked(live_server: LiveServer) -> None:
+    # A person gets a page naming the address; a program gets JSON pointing at the API docs.
+    page = httpx.get(live_server.url + "/no-such-page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "There is no page at /no-such-page." in page.text and "/docs" not in page.text
+    api = httpx.get(live_server.url + "/api/v1/no-such-thing")
+    assert api.status_code == 404
+    assert api.json()["detail"] == "there is no GET /api/v1/no-such-thing; see /docs for the API"

@@ -4,7 +4,8 @@
   page within the window's width: nothing sticks out past the right edge (tables that
   are wider than their card scroll inside it), and a shortened name shows whole as its
   tooltip;
-- the Machine Learning dashboard and a model's page keep the project's tabs;
+- the Machine Learning dashboard, a model's page and its region-map editor keep the
+  project's tabs;
 - the Install Model form refuses a spacing in the form's words, not the API's field name.
 """
 
@@ -155,19 +156,20 @@ def test_a_shortened_name_shows_whole_as_its_tooltip(
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "who"),
     [
-        f"/projects/{PROJECT}/machine-learning/dashboard",
-        f"/projects/{PROJECT}/machine-learning/models/tabs-ct",
+        (f"/projects/{PROJECT}/machine-learning/dashboard", "mia"),
+        (f"/projects/{PROJECT}/machine-learning/models/tabs-ct", "mia"),
+        (f"/projects/{PROJECT}/machine-learning/models/tabs-ct/region-map", "olivia"),
     ],
 )
 def test_dashboard_and_model_pages_keep_the_project_tabs(
-    page: Any, live_server: LiveServer, path: str
+    page: Any, live_server: LiveServer, path: str, who: str
 ) -> None:
     server = live_server
     if server.api("GET", f"/projects/{PROJECT}/models/tabs-ct").status_code == 404:
         server.create_model("tabs-ct")  # the first case installs it
-    server.log_in(page, "mia")
+    server.log_in(page, who)
     page.goto(server.url + path)
     tabs = page.locator("nav.tabs[aria-label=Project] a")
     expect(tabs).to_have_text(["Overview", "Sessions", "Jobs", "Machine Learning"])

@@ -250,6 +250,26 @@ def test_a_zip_of_100k_entries_is_refused_before_any_is_unpacked(world: World) -
     assert _staging_files(world) == []
 
 
+def test_an_answer_names_the_first_hundred_refused_files_and_counts_them_all(
+    world: World,
+) -> None:
+    # 1,000 entries that are not DICOM: the answer stays small (it once listed every one,
+    # megabytes for a zip at the entry limit) but still says how many were refused.
+    body = io.BytesIO()
+    with zipfile.ZipFile(body, "w", compression=zipfile.ZIP_STORED) as archive:
+        for n in range(1_000):
+            archive.writestr(f"junk/f{n:04d}.txt", b"not a DICOM file")
+    r, _cost = _post_zip(world, body.getvalue(), "junk.zip")
+    assert r.status_code == 422, r.text
+    answer = r.json()
+    assert answer["rejected_count"] == 1_000
+    assert len(answer["rejected"]) == 100
+    assert answer["rejected"][0]["file"].endswith("f0000.txt")
+    assert answer["rejected"][99]["file"].endswith("f0099.txt")
+    assert "and 995 more refused" in answer["detail"]
+    assert len(r.content) < 40_000
+
+
 def test_a_nested_zip_entry_is_refused_from_its_first_bytes(
     world: World, slice_bytes: bytes
 ) -> None:

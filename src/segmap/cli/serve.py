@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from segmap.cli.common import command
-from segmap.cli.datafolder import add_data_options, settings_for
+from segmap.cli.datafolder import add_data_options, settings_for, startup_problem
 from segmap.errors import SegmapError
 
 SERVE_HELP = "run the web service (dashboard and REST API)"
@@ -214,47 +214,6 @@ def bind_listener(host: str, port: int) -> socket.socket:
         ) from None
     listener.set_inheritable(False)
     return listener
-
-
-def startup_problem(exc: Exception, database_url: str, data_dir: Path) -> str | None:
-    """One sentence for a start-up failure caused by the configuration, or None.
-
-    The database URL is shown without its password.
-    """
-    from sqlalchemy import exc as sa_exc
-
-    shown = _safe_url(database_url)
-    if isinstance(exc, (sa_exc.ArgumentError, sa_exc.NoSuchModuleError)):
-        return (
-            f"--database-url {shown} is not a database URL segmap can use ({_first_line(exc)}); "
-            "use postgresql+psycopg://USER:PASSWORD@HOST/DBNAME, or leave it out for "
-            "SQLite in the data folder"
-        )
-    if isinstance(exc, ImportError):
-        return f"the database driver for {shown} is not installed ({exc})"
-    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        reason = _first_line(exc.orig if exc.orig is not None else exc)
-        return (
-            f"cannot open the database {shown} ({reason}); check that it is running and "
-            "the URL, user and password are right"
-        )
-    if isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError):
-        return f"cannot use the data folder {data_dir} ({exc.strerror or exc})"
-    return None
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # unparsable: show only what comes before any credentials
-        return repr(url.split("://", 1)[0] + "://...") if "://" in url else repr(url[:40])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _announcing_server(config: Any, host: str, note: str) -> Any:

@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from segmap.cli.common import command, needs_subcommand
-from segmap.cli.datafolder import add_data_options, settings_for
+from segmap.cli.datafolder import add_data_options, open_database, settings_for
 from segmap.errors import SegmapError
 
 if TYPE_CHECKING:
@@ -126,13 +126,7 @@ def read_password(stdin: TextIO) -> str:
 
 
 def _open_database(args: argparse.Namespace) -> Database:
-    from segmap.server.db.engine import Database
-
-    settings = settings_for(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.effective_database_url)
-    database.migrate()
-    return database
+    return open_database(settings_for(args))
 
 
 def run_users_create(args: argparse.Namespace) -> int:

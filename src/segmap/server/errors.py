@@ -22,6 +22,11 @@ class ServiceError(SegmapError):
         # Extra JSON members sent beside "detail" (e.g. the region map's "problems").
         self.extra = extra
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries (e.g. ``Retry-After``); none by default."""
+        return {}
+
 
 class NotAuthenticated(ServiceError):
     """No valid credentials were given (HTTP 401)."""

@@ -38,7 +38,7 @@ def throttled_response(exc: TooManyAttempts) -> JSONResponse:
     return JSONResponse(
         {"detail": exc.message, "retry_after_s": exc.retry_after_s},
         status_code=429,
-        headers={"Retry-After": str(exc.retry_after_s)},
+        headers=exc.headers,
     )
 
 

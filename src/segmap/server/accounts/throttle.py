@@ -55,6 +55,11 @@ class TooManyAttempts(ServiceError):
         super().__init__(message, retry_after_s=retry_after_s)
         self.retry_after_s = retry_after_s
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` in seconds, as RFC 9110 has it for 429."""
+        return {"Retry-After": str(self.retry_after_s)}
+
 
 def _key(kind: str, value: str) -> str:
     return hashlib.sha256(f"{kind}\0{value}".encode()).hexdigest()

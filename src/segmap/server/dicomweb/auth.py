@@ -2,7 +2,8 @@
 
 The principals are the REST API's: a bearer token, the browser's session cookie, and —
 for command-line DICOMweb tools, which mostly speak nothing else — HTTP Basic with a
-username and password, checked by ``accounts.service.authenticate`` (argon2id).
+username and password, checked by ``accounts.service.log_in`` (argon2id, and failed
+attempts throttled per account and per address like every other log-in).
 
 Basic sends the password with every request, and argon2 is slow on purpose (tens of
 milliseconds), which a viewer fetching hundreds of frames would pay each time. So a
@@ -37,7 +38,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from segmap.server.accounts.service import authenticate
+from segmap.server.accounts.api import client_address
+from segmap.server.accounts.service import log_in
 from segmap.server.db.accounts import User
 from segmap.server.errors import Forbidden, NotAuthenticated, NotFound
 from segmap.server.registry.access import ProjectAccess, project_access
@@ -119,7 +121,9 @@ def _basic(request: Request, db: Session, encoded: str) -> Principal:
         user = db.get(User, known[0])
         if user is not None and user.is_active and user.password_hash == known[1]:
             return auth.principal_of(user, "basic")
-    principal = authenticate(db, username, password, via="basic")
+    # A miss is a log-in like any other, so guessing over Basic is throttled per account
+    # and per address exactly as the log-in page and the token route are (429).
+    principal = log_in(db, username, password, address=client_address(request), via="basic")
     if principal is None:
         raise NotAuthenticated("the username or password is wrong")
     user = db.get(User, principal.id)

@@ -44,7 +44,9 @@ class DicomwebRoute(APIRoute):
             except DicomwebError as exc:
                 return refusal(exc.status, exc.message)
             except ServiceError as exc:
-                return refusal(exc.status_code, exc.message, **exc.extra)
+                answer = refusal(exc.status_code, exc.message, **exc.extra)
+                answer.headers.update(exc.headers)
+                return answer
 
         return route
 

@@ -36,6 +36,7 @@ from segmap.server.imaging.upload import (
     CollectionSent,
     UploadResult,
     check_session_upload,
+    listed_rejections,
     require_nonempty,
     session_body_sniff,
     session_part_problem,
@@ -141,7 +142,9 @@ def _answer(request: Request, result: UploadResult, rejected: list[Rejection]) -
             )
         )
     return UploadAnswerOut(
-        sessions=sessions, rejected=[RejectedOut(file=r.file, reason=r.reason) for r in rejected]
+        sessions=sessions,
+        rejected=[RejectedOut(file=r.file, reason=r.reason) for r in listed_rejections(rejected)],
+        rejected_count=len(rejected),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Out(BaseModel):
@@ -102,7 +102,10 @@ class UploadAnswerOut(BaseModel):
     """What an upload stored, by session and scan, and which files it refused."""
 
     sessions: list[UploadedSessionOut]
-    rejected: list[RejectedOut]
+    rejected: list[RejectedOut] = Field(
+        description="the first 100 refused files, in upload order; rejected_count has them all"
+    )
+    rejected_count: int
 
 
 class DerivedFileOut(_Out):

@@ -227,13 +227,28 @@ def _sent_collections(db: Session, access: ProjectAccess, plan: Plan) -> list[Co
     return out
 
 
+MAX_LISTED_REJECTIONS = 100
+"""Refused files an answer names one by one; ``rejected_count`` gives them all. A zip of
+50,000 junk entries would otherwise answer megabytes of the same sentence."""
+
+
+def listed_rejections(rejected: Sequence[Rejection]) -> list[Rejection]:
+    """The first :data:`MAX_LISTED_REJECTIONS` of ``rejected``, in upload order."""
+    return list(rejected[:MAX_LISTED_REJECTIONS])
+
+
 def require_nonempty(result: UploadResult, rejected: list[Rejection]) -> UploadResult:
-    """``Unprocessable`` listing ``rejected`` when an upload stored nothing at all."""
+    """``Unprocessable`` listing the first of ``rejected`` (and how many there are) when an
+    upload stored nothing at all."""
     if result.accepted == 0:
         reasons = "; ".join(f"{r.file}: {r.reason}" for r in rejected[:5])
+        more = len(rejected) - 5
         raise Unprocessable(
-            "no file of the upload was stored" + (f": {reasons}" if reasons else ""),
+            "no file of the upload was stored"
+            + (f": {reasons}" if reasons else "")
+            + (f"; and {more} more refused" if more > 0 else ""),
             sessions=[],
-            rejected=[{"file": r.file, "reason": r.reason} for r in rejected],
+            rejected=[{"file": r.file, "reason": r.reason} for r in listed_rejections(rejected)],
+            rejected_count=len(rejected),
         )
     return result

@@ -15,7 +15,7 @@ from segmap.server.errors import ServiceError
 from segmap.server.registry import files, folders, mlmodels
 from segmap.server.registry.access import require_manage
 from segmap.server.registry.map_views import editor_problems, editor_rows_of, region_map_view
-from segmap.server.registry.navigation import model_crumbs
+from segmap.server.registry.navigation import MODELS_TAB, model_crumbs, project_tabs
 from segmap.server.registry.presenters import present_model, present_project
 from segmap.server.registry.regionmap import REGION_MAP_FILENAME
 from segmap.server.settings import Settings
@@ -67,6 +67,8 @@ def _editor(
         server_problems=server_problems or [],
         save_url=path_for(request, "editor_save", project=view.id, model=row.label),
         model_url=mview.url,
+        project_tabs=project_tabs(request, view.id),
+        active_tab=MODELS_TAB,
         breadcrumbs=model_crumbs(request, view, mview, Crumb("Edit Region Map")),
     )
     return render(request, "editor.html", context, status_code=status_code)

@@ -72,13 +72,18 @@ def install(app: FastAPI) -> None:
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        return await error_response(request, exc.status_code, exc.message, **exc.extra)
+        response = await error_response(request, exc.status_code, exc.message, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail: Any = exc.detail
-        if exc.status_code == 404 and detail == "Not Found":
+        if exc.status_code == 404 and detail == "Not Found" and answers_json(request):
             detail = f"there is no {request.method} {request.url.path}; see /docs for the API"
+        elif exc.status_code == 404 and detail == "Not Found":
+            # A person followed a link or typed an address: no API pointer on a page.
+            detail = f"there is no page at {request.url.path}"
         elif exc.status_code == 405 and detail == "Method Not Allowed":
             detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
         response = await error_response(request, exc.status_code, detail)
