@@ -157,15 +157,17 @@ def _link_pair(storage: LocalStorage, prefix: str, into: Path) -> dict[str, Any]
     into.mkdir(parents=True)
     for name in KEPT:
         source = storage.local_path(f"{prefix}/{name}")
+        if not source.is_file():
+            return None
         try:
-            try:
-                os.link(source, into / name)
-            except FileNotFoundError:
-                raise
-            except OSError:  # another file system, or links not allowed: copy the bytes
-                shutil.copyfile(source, into / name)
+            os.link(source, into / name)
         except FileNotFoundError:
             return None
+        except OSError:  # another file system, or links not allowed: copy the bytes
+            try:
+                shutil.copyfile(source, into / name)
+            except FileNotFoundError:
+                return None
     with contextlib.suppress(OSError, ValueError):
         report = json.loads((into / REPORT_NAME).read_text(encoding="utf-8"))
         if isinstance(report, dict):
