@@ -253,11 +253,13 @@ def test_the_nnunet_and_monai_downloads_hold_the_right_labels(
     assert "Task502_Phantom/dataset.json" in msd.namelist()
 
 
+# nnU-Net reads the downloaded bytes, which do not depend on the database: one run (on
+# SQLite, given directly in place of the parametrised ``backend`` fixture) is enough.
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_nnunet_verifies_and_plans_a_downloaded_dataset(
     converted: Converted, tmp_path: Path, backend: str
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("nnU-Net reads the same bytes whatever the database; once is enough")
+    assert converted.world.api.app.state.settings.database_url is None  # SQLite it is
     c = converted
     data = wait_ready(
         c, create(c, name="Planned", resampled=True, folds=3, dataset_id=503).json()["url"]
@@ -409,9 +411,11 @@ def test_bad_input_is_refused_naming_the_field(world: World) -> None:
 def test_who_may_create_read_and_download(world: World) -> None:
     put_map(world, "liver-ct", VALUES)
     url = f"{world.project_url}/models/liver-ct/datasets"
-    for who, status in (("member", 403), ("collab", 403), ("outsider", 404), ("anon", 401)):
+    for who, status in (("member", 403), ("collab", 403), ("outsider", 403), ("anon", 401)):
         r = world.client.post(url, json={"name": f"By{who}"}, headers=world.h(who))
         assert r.status_code == status, (who, r.text)
+        if who == "outsider":  # the project's own refusal, as for every URL naming it
+            assert "not a member of project 'P'" in r.json()["detail"], r.text
     r = world.client.post(url, json={"name": "Owned"}, headers=world.h("owner"))
     assert r.status_code == 202, r.text
     assert (
@@ -421,10 +425,24 @@ def test_who_may_create_read_and_download(world: World) -> None:
         r = world.client.get(url, headers=world.h(who))
         assert r.status_code == 200 and {d["name"] for d in r.json()} == {"Owned", "Admins"}
         assert world.client.get(f"{url}/Owned", headers=world.h(who)).status_code == 200
-    for path in ("", "/Owned", "/Owned/download?format=nnunet", "/Owned/qa/label_001.png"):
+    # An outsider is told what the model's own URL tells them (docs/security.md): not a
+    # member (403), the same answer for a dataset that exists and one that does not.
+    model = world.client.get(world.model_url, headers=world.h("outsider"))
+    assert model.status_code == 403, model.text
+    for path in (
+        "",
+        "/Owned",
+        "/Owned/download?format=nnunet",
+        "/Owned/qa/label_001.png",
+        "/Missing",
+    ):
         r = world.client.get(url + path, headers=world.h("outsider"))
-        assert r.status_code == 404 and "P" in r.json()["detail"], (path, r.text)
+        assert r.status_code == 403 and r.json() == model.json(), (path, r.text)
         assert world.client.get(url + path).status_code == 401
+    r = world.client.delete(f"{url}/Owned", headers=world.h("outsider"))
+    assert r.status_code == 403 and r.json() == model.json(), r.text
+    r = world.client.get("/api/v1/projects/NOPE/models/liver-ct/datasets", headers=world.h("owner"))
+    assert r.status_code == 404 and "no project 'NOPE'" in r.json()["detail"], r.text
     assert world.client.delete(f"{url}/Owned", headers=world.h("member")).status_code == 403
     assert world.client.delete(f"{url}/Owned", headers=world.h("owner")).status_code == 204
     assert world.client.get(f"{url}/Owned", headers=world.h("member")).status_code == 404

@@ -183,7 +183,9 @@ def test_the_datasets_tab_creates_a_dataset_and_its_page_shows_the_qa(
     assert row is not None and " 4 " in _text(row.group(1))
 
 
-def test_members_see_datasets_but_no_form_and_outsiders_nothing(world: World, browser: Any) -> None:
+def test_members_see_datasets_but_no_form_and_outsiders_are_refused(
+    world: World, browser: Any
+) -> None:
     put_map(world, "liver-ct", VALUES)
     r = world.client.post(
         f"{world.model_url}/datasets", json={"name": "Seen"}, headers=world.h("owner")
@@ -202,5 +204,8 @@ def test_members_see_datasets_but_no_form_and_outsiders_nothing(world: World, br
     )
     assert r.status_code == 403 and "only project owners" in r.text.lower()
     outsider = browser("outsider")
-    for path in ("/datasets", "/datasets/Seen"):
-        assert outsider.get(PAGE + path).status_code == 404
+    model_page = outsider.get(PAGE)
+    assert model_page.status_code == 403 and "not a member of project" in model_page.text
+    for path in ("/datasets", "/datasets/Seen", "/datasets/Missing"):
+        r = outsider.get(PAGE + path)
+        assert r.status_code == 403 and "not a member of project" in r.text, path

@@ -5,7 +5,7 @@ Every conversion the filter keeps is checked and measured once: its image/mask p
 mask's values are counted. A conversion made with another region map than the dataset's,
 or whose mask holds values the map does not, is left out with the reason. Then the
 cases get their names (:mod:`.naming`) and folds (:mod:`.folds`), scans with several
-collections are compared (:mod:`.qa.agreement`), and the QA report is built.
+collections are compared (:mod:`.qa.pairs`), and the QA report is built.
 
 Refused outright, with a message that says what to do: a filter that keeps nothing,
 conversions made with several maps when no map is given, mixed modalities, cases
@@ -26,13 +26,12 @@ from segmap.datasets.folds import DEFAULT_FOLDS, DEFAULT_SEED, grouped_folds
 from segmap.datasets.labels import LabelTable
 from segmap.datasets.manifest import CaseRecord, ExcludedCase, FileRecord, Manifest
 from segmap.datasets.naming import case_name, check_dataset_id, check_dataset_name
-from segmap.datasets.qa.agreement import agreement
-from segmap.datasets.qa.casestats import MaskStats, mask_stats, read_mask
+from segmap.datasets.qa.casestats import MaskStats, mask_stats
+from segmap.datasets.qa.pairs import compare_masks
 from segmap.datasets.qa.report import (
     CaseInput,
     CollectionAgreement,
     DatasetQA,
-    RegionAgreement,
     UnexpectedValues,
     build_qa,
 )
@@ -326,26 +325,15 @@ def _agreements(
     out = []
     for series_uid, group in by_scan.items():
         for a, b in itertools.combinations(group, 2):
-            ma, spacing = read_mask(_native_mask(a))
-            mb, _ = read_mask(_native_mask(b))
-            if ma.shape != mb.shape:
+            regions = compare_masks(_native_mask(a), _native_mask(b), table)
+            if regions is None:
                 continue  # not the same grid after all: nothing to compare voxel by voxel
-            regions = []
-            for cls in table.classes:
-                ra, rb = ma == cls.map_value, mb == cls.map_value
-                if ra.any() or rb.any():
-                    result = agreement(ra, rb, spacing)
-                    regions.append(
-                        RegionAgreement(
-                            cls.name, cls.value, _round(result.dice), _round(result.hd95_mm)
-                        )
-                    )
             out.append(
                 CollectionAgreement(
                     series_uid,
                     (names[id(a)], names[id(b)]),
                     (a.conversion.collection, b.conversion.collection),
-                    tuple(regions),
+                    regions,
                 )
             )
     return out
@@ -354,7 +342,3 @@ def _agreements(
 def _native_mask(t: _Taken) -> Path:
     native = t.conversion.outputs.get("mask")
     return native.path if native is not None else t.mask.path
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 4)

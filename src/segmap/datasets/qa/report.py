@@ -85,7 +85,12 @@ class RegionAgreement:
 
 @dataclass(frozen=True)
 class CollectionAgreement:
-    """Two cases of the dataset on the same scan, and how their regions agree."""
+    """Two collections of one scan, and how their regions agree.
+
+    ``cases`` names the dataset's case of each collection; ``""`` for a collection the
+    dataset does not take (the server's datasets take one collection per scan and
+    compare the scan's other collections with it).
+    """
 
     series_instance_uid: str
     cases: tuple[str, str]

@@ -55,6 +55,8 @@ class ServerConversion:
     scan_source: str
     sources: dict[str, str] = field(default_factory=dict)
     """Snapshot path -> where the file was read from (for the manifest)."""
+    collection_id: int | None = None
+    """The ROI collection converted (None when the report names none the session has)."""
 
 
 @dataclass(frozen=True)
@@ -192,5 +194,10 @@ def _read(
     }
     fixup = bool(report.get("fixups")) if isinstance(report, dict) else False
     return ServerConversion(
-        conversion, scan_id, fixup, paths.scan(session.project_id, session.id, scan_id), sources
+        conversion,
+        scan_id,
+        fixup,
+        paths.scan(session.project_id, session.id, scan_id),
+        sources,
+        collection.id if collection is not None else None,
     )

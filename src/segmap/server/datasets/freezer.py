@@ -9,6 +9,8 @@ creator was checked when the dataset was queued). The steps:
 3. for native pairs, the image on each selected scan's own grid, read again from its
    DICOM files (the server's conversions keep only the resampled image);
 4. :func:`segmap.datasets.freeze.freeze`: hashes, counts, names, folds, QA;
+   then the agreement between the collections of each case's scan
+   (:mod:`.agreements`), added to the QA;
 5. the store (:func:`segmap.datasets.store.save_store`): manifest, QA, pictures and
    hard links to every file, written whole under ``datasets/{id}`` in storage.
 
@@ -28,6 +30,7 @@ from segmap.datasets.manifest import CaseRecord, FileRecord
 from segmap.datasets.native_image import add_native_image
 from segmap.datasets.selection import CaseFilter, select
 from segmap.datasets.store import save_store
+from segmap.server.datasets.agreements import with_collection_agreements
 from segmap.server.datasets.conversions import ServerConversion, SourcePaths, gather
 from segmap.server.db.datasets import Dataset
 from segmap.server.db.engine import Database
@@ -116,7 +119,18 @@ def freeze_dataset(
             [i.conversion for i in items],
             options,
             excluded=gathered.excluded,
-            progress=lambda i, n: progress(f"measuring case {i} of {n}", 0.4 + 0.4 * i / n),
+            progress=lambda i, n: progress(f"measuring case {i} of {n}", 0.4 + 0.35 * i / n),
+        )
+        frozen = with_collection_agreements(
+            database,
+            storage,
+            frozen,
+            items,
+            model_id,
+            work,
+            progress=lambda i, n: progress(
+                f"comparing the collections of scan {i} of {n}", 0.75 + 0.08 * i / n
+            ),
         )
         by_sha = {
             r.sha256: Path(r.source) for c in frozen.manifest.cases for r in (c.image, c.mask)

@@ -6,8 +6,9 @@
 * :func:`open_frozen_dataset` — a ready dataset's manifest, QA and files, for downloads.
 * :func:`delete_dataset` — an owner removes one (its row and its store).
 
-Callers who are not in the project are told the project does not exist (404), so
-dataset URLs do not reveal which projects there are.
+Who may see what is the project's rule (:func:`segmap.server.registry.access.project_access`),
+as for every URL that names a project: 404 for a project that does not exist, 403 "you
+are not a member of project ..." for one the caller is not in (docs/security.md).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from segmap.datasets.store import open_frozen
 from segmap.server.datasets.freezer import store_key
 from segmap.server.db.datasets import DATASET_QUEUED, DATASET_READY, Dataset
 from segmap.server.db.registry import MLModel
-from segmap.server.errors import Conflict, Forbidden, NotFound, Unprocessable
+from segmap.server.errors import Conflict, NotFound, Unprocessable
 from segmap.server.names import name_key
 from segmap.server.registry.access import ProjectAccess, require_manage
 from segmap.server.registry.mlmodels import get_model
@@ -63,11 +64,8 @@ class DatasetSpec:
 def model_access(
     db: Session, principal: Principal | None, project_id: str, model_ref: str | int
 ) -> tuple[ProjectAccess, MLModel]:
-    """The model and the caller's access; 404 for a project the caller is not in."""
-    try:
-        return get_model(db, principal, project_id, model_ref)
-    except Forbidden:
-        raise NotFound(f"there is no project {project_id!r}") from None
+    """The model and the caller's access (401, 403 or 404 as for the model itself)."""
+    return get_model(db, principal, project_id, model_ref)
 
 
 def _whole(value: int, low: int, high: int, name: str) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segmap.pipeline.executors import TaskHandle
+from segmap.server.datasets.collection_masks import keep_collection_mask
 from segmap.server.db.engine import Database
 from segmap.server.db.imaging import ImagingSession, Scan
 from segmap.server.dicomweb.index import index_derived_seg
@@ -112,6 +113,9 @@ def store_outputs(
         folder = replace_derived_resource(
             db, storage, job.scan_id, job.folder_label, files, model=job.model_id
         )
+        # Kept per collection too, as the folder holds only the scan's latest conversion:
+        # datasets compare the collections of a scan (their QA's agreement table).
+        keep_collection_mask(db, storage, flight.job_id, files)
         # The derived SEG becomes a series of the session's study for DICOMweb (and so
         # for OHIF); after the folder switch committed, so a failure here loses nothing.
         scan = db.get(Scan, job.scan_id)
