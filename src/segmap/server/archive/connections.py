@@ -190,7 +190,6 @@ def present_connection(db: Session, row: ArchiveConnection) -> ConnectionView:
             .where(ArchiveEvent.project_id == row.project_id)
             .group_by(ArchiveEvent.event)
         )
-        .tuples()
         .all()
     )
     recent = db.scalars(

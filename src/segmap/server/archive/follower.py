@@ -110,17 +110,17 @@ class Follower(threading.Thread):
         self.parts = parts
         self.project_id = project_id
         self.generation = generation
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._poll = DicomwebPoll(parts.timing.sweep_s, parts.timing.overlap_days)
 
     def stop(self) -> None:
         """Ask the thread to end after what it is doing."""
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         timing = self.parts.timing
         backoff = timing.backoff_min_s
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 row = self._row()
                 if row is None:
@@ -129,19 +129,19 @@ class Follower(threading.Thread):
             except ArchiveError as exc:
                 self._note(error=str(exc))
                 log.warning("archive %s: %s (trying again in %g s)", self.project_id, exc, backoff)
-                self._stop.wait(backoff)
+                self._halt.wait(backoff)
                 backoff = min(backoff * 2, timing.backoff_max_s)
                 continue
             except Exception as exc:  # never let one round end the follower
                 log.exception("archive %s: follower round failed", self.project_id)
                 self._note(error=f"internal error ({type(exc).__name__}); see the service log")
-                self._stop.wait(backoff)
+                self._halt.wait(backoff)
                 backoff = min(backoff * 2, timing.backoff_max_s)
                 continue
             backoff = timing.backoff_min_s
             if not more:
                 wait = timing.poll_s if row.kind == "orthanc" else timing.dicomweb_poll_s
-                self._stop.wait(wait)
+                self._halt.wait(wait)
 
     def _row(self) -> ArchiveConnection | None:
         with self.parts.database.session() as db:
@@ -154,7 +154,7 @@ class Follower(threading.Thread):
     def _round(self, row: ArchiveConnection) -> bool:
         target, client = open_connection(self.parts, row)
         try:
-            manual.run_queued(target, client, stop=self._stop)
+            manual.run_queued(target, client, stop=self._halt)
             if isinstance(client, OrthancClient):
                 step = orthanc_step(target, client, row.cursor, self._save_cursor)
             else:

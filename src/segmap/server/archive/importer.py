@@ -17,7 +17,7 @@ from io import BytesIO
 
 import pydicom
 from pydicom.dataset import Dataset
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from segmap.annotations.info import read_annotation_info
@@ -70,20 +70,28 @@ class Imported:
     instances: int = 0
 
 
-def already_handled(target: ImportTarget, series_uid: str) -> bool:
-    """Whether the series was imported, refused or pushed by segmap before."""
-    with target.database.session() as db:
-        return (
-            db.scalar(
-                select(ArchiveEvent.id)
-                .where(
-                    ArchiveEvent.project_id == target.project_id,
-                    ArchiveEvent.series_instance_uid == series_uid,
+def already_handled(target: ImportTarget, series_uid: str, *, by_hand: bool = False) -> bool:
+    """Whether the series was imported, refused, skipped or pushed by segmap before.
+
+    ``by_hand``: only imported or pushed count, and a refusal or skip recorded before is
+    forgotten (someone asked for the series itself, so the filter does not apply and a
+    refusal is tried again).
+    """
+    mine = (
+        ArchiveEvent.project_id == target.project_id,
+        ArchiveEvent.series_instance_uid == series_uid,
+    )
+    if by_hand:
+        with target.database.session(write=True) as db:
+            db.execute(
+                delete(ArchiveEvent).where(
+                    *mine, ArchiveEvent.event.in_((EVENT_REFUSED, EVENT_SKIPPED))
                 )
-                .limit(1)
             )
-            is not None
-        )
+            db.commit()
+    with target.database.session() as db:
+        found = db.scalar(select(ArchiveEvent.id).where(*mine).limit(1))
+    return found is not None
 
 
 def import_annotation_series(
@@ -91,14 +99,16 @@ def import_annotation_series(
     client: ArchiveClient,
     ref: SeriesRef,
     progress: Callable[[str], None] = lambda _stage: None,
+    *,
+    by_hand: bool = False,
 ) -> Imported:
     """Import an RTSTRUCT/SEG series and the series it references; record the outcome.
 
     Raises the client's ``ArchiveError`` when the archive fails midway (nothing recorded,
     so the follower tries again); problems of the files themselves are recorded as
-    refused.
+    refused. ``by_hand`` (an import someone asked for) ignores the connection's filter.
     """
-    if already_handled(target, ref.series_uid):
+    if already_handled(target, ref.series_uid, by_hand=by_hand):
         return Imported(ref.series_uid, None, "already imported")
     progress(f"fetching annotation series {ref.series_uid}")
     files = list(client.series_files(ref.study_uid, ref.series_uid))
@@ -111,7 +121,7 @@ def import_annotation_series(
     sop = str(first.get("SOPInstanceUID", ""))
     if _is_own(target, first):
         return _record(target, ref, EVENT_SKIPPED, "a SEG segmap made: not imported", 0, sop)
-    refused = matches(target.filter, first)
+    refused = None if by_hand else matches(target.filter, first)
     if refused is not None:
         return _record(target, ref, EVENT_SKIPPED, f"not imported: {refused}", 0, sop)
     staged = [_stage(target, f) for f in files]

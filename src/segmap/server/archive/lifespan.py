@@ -30,19 +30,18 @@ class Followers(threading.Thread):
         super().__init__(name="segmap-archive-followers", daemon=True)
         self.parts = parts
         self.running: dict[str, Follower] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.refresh()
-            self._stop.wait(self.parts.timing.watch_s)
+            self._halt.wait(self.parts.timing.watch_s)
 
     def refresh(self) -> None:
         """Start followers for new or changed connections; forget ended ones."""
         with self.parts.database.session() as db:
             wanted = dict(
                 db.execute(select(ArchiveConnection.project_id, ArchiveConnection.generation))
-                .tuples()
                 .all()
             )
         for project_id, follower in list(self.running.items()):
@@ -50,14 +49,14 @@ class Followers(threading.Thread):
                 follower.stop()  # it ends after its current step, writing nothing more
                 del self.running[project_id]
         for project_id, generation in wanted.items():
-            if project_id not in self.running and not self._stop.is_set():
+            if project_id not in self.running and not self._halt.is_set():
                 follower = Follower(self.parts, project_id, generation)
                 follower.start()
                 self.running[project_id] = follower
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop watching and stop every follower (each ends after its current step)."""
-        self._stop.set()
+        self._halt.set()
         if self.is_alive():
             self.join(timeout_s)
         for follower in self.running.values():

@@ -138,7 +138,7 @@ def run_import(target: ImportTarget, client: ArchiveClient, import_id: int) -> A
                 _set(target, import_id, stage=stage[:255], progress=n / max(1, len(refs)))
 
             if ref.modality in ANNOTATION_MODALITIES:
-                done = import_annotation_series(target, client, ref, say)
+                done = import_annotation_series(target, client, ref, say, by_hand=True)
                 imported += done.event == "imported"
             else:
                 imported += import_image_series(target, client, ref, say) > 0

@@ -65,7 +65,6 @@ def pending_pushes(database: Database, project_id: str) -> list[PendingPush]:
                 .order_by(DicomwebInstance.id)
                 .limit(PUSH_BATCH)
             )
-            .tuples()
             .all()
         )
     return [PendingPush(*row) for row in rows]
