@@ -20,8 +20,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from segmap.server.archive.follower import FollowerTiming
 from segmap.server.app import create_app
+from segmap.server.archive.follower import FollowerTiming
 from segmap.server.settings import Settings
 from segmap.testing.orthanc import OrthancServer, missing_parts
 from server_fixtures import World, in_ci
@@ -30,9 +30,13 @@ T = TypeVar("T")
 
 # Short waits so the tests follow within a second or two; the backoff still doubles.
 FAST = FollowerTiming(
-    poll_s=0.2, dicomweb_poll_s=0.3, sweep_s=0.0, backoff_min_s=0.2, backoff_max_s=1.0,
+    poll_s=0.2,
+    dicomweb_poll_s=0.3,
+    sweep_s=0.0,
+    backoff_min_s=0.2,
+    backoff_max_s=1.0,
     watch_s=0.2,
-)  # fmt: skip
+)
 DICOM_JSON = {"Accept": "application/dicom+json"}
 SEG_ROWS = lambda n: slice(2 + 3 * n, 5 + 3 * n)  # noqa: E731  rows of segment n
 SEG_COLUMNS = slice(3, 9)
@@ -111,8 +115,9 @@ def derived_seg_in_orthanc(orthanc: OrthancServer, study: str) -> list[str]:
     r = httpx.get(
         f"{orthanc.dicomweb_url}/studies/{study}/series",
         params={"Modality": "SEG", "includefield": "00080070"},
-        headers=DICOM_JSON, auth=orthanc.auth,
-    )  # fmt: skip
+        headers=DICOM_JSON,
+        auth=orthanc.auth,
+    )
     assert r.status_code in (200, 204), r.text
     rows = r.json() if r.status_code == 200 else []
     return [
@@ -123,9 +128,12 @@ def derived_seg_in_orthanc(orthanc: OrthancServer, study: str) -> list[str]:
 
 
 def read_back_seg(
-    orthanc: OrthancServer, study: str, series: str, ct_files: list[Path],
+    orthanc: OrthancServer,
+    study: str,
+    series: str,
+    ct_files: list[Path],
     values_by_label: dict[str, int],
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """The SEG stored in Orthanc (WADO-RS) painted as a label mask ``[i, j, k]``.
 
     Each frame is placed on the slice of the CT instance it was derived from, and takes
@@ -133,8 +141,9 @@ def read_back_seg(
     """
     r = httpx.get(
         f"{orthanc.dicomweb_url}/studies/{study}/series/{series}",
-        headers={"Accept": 'multipart/related; type="application/dicom"'}, auth=orthanc.auth,
-    )  # fmt: skip
+        headers={"Accept": 'multipart/related; type="application/dicom"'},
+        auth=orthanc.auth,
+    )
     assert r.status_code == 200, r.text
     from segmap.server.archive.clients import split_multipart
 

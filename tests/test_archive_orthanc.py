@@ -138,7 +138,7 @@ def test_changes_while_segmap_is_stopped_are_imported_once_after_restart(
         again = fast_app_started(settings)
         try:
             later = World(api=Api(again, again.app), headers=world.headers, model_id=world.model_id)
-            wait_for("both imports", lambda: archive_state(later)["imported"] == 2)
+            wait_for("both imports", lambda w=later: archive_state(w)["imported"] == 2)
             jobs = wait_for_jobs(later, 2)
             assert len(jobs) == 2 and all(j["state"] == "succeeded" for j in jobs), jobs
             assert sorted(c["type"] for c in collections(later)) == ["RTSTRUCT", "SEG"]

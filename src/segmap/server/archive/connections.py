@@ -189,8 +189,7 @@ def present_connection(db: Session, row: ArchiveConnection) -> ConnectionView:
             select(ArchiveEvent.event, func.count())
             .where(ArchiveEvent.project_id == row.project_id)
             .group_by(ArchiveEvent.event)
-        )
-        .all()
+        ).all()
     )
     recent = db.scalars(
         select(ArchiveEvent)

@@ -41,8 +41,7 @@ class Followers(threading.Thread):
         """Start followers for new or changed connections; forget ended ones."""
         with self.parts.database.session() as db:
             wanted = dict(
-                db.execute(select(ArchiveConnection.project_id, ArchiveConnection.generation))
-                .all()
+                db.execute(select(ArchiveConnection.project_id, ArchiveConnection.generation)).all()
             )
         for project_id, follower in list(self.running.items()):
             if wanted.get(project_id) != follower.generation or not follower.is_alive():

@@ -12,6 +12,7 @@ are not imported).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -52,6 +53,31 @@ def queue_import(
             f"project {access.project.id!r} is not connected to an archive; "
             "connect it first (PUT .../archive)"
         )
+    return _add(db, access.project.id, studies, series, access.principal.id, IMPORT_QUEUED)
+
+
+def start_import(db: Session, project_id: str, studies: list[str], series: list[str]) -> int:
+    """A running import row for the command line, which runs it itself; its id.
+
+    No caller to check: whoever can open the data folder and database may (as with
+    ``segmap users``). The project must be connected (``Conflict`` otherwise).
+    """
+    if db.get(ArchiveConnection, project_id) is None:
+        raise Conflict(
+            f"project {project_id!r} is not connected to an archive; connect it "
+            "on its Archive page or with PUT /api/v1/projects/{project}/archive"
+        )
+    return _add(db, project_id, studies, series, None, IMPORT_RUNNING).id
+
+
+def _add(
+    db: Session,
+    project_id: str,
+    studies: list[str],
+    series: list[str],
+    user_id: int | None,
+    state: str,
+) -> ArchiveImport:
     studies = [u.strip() for u in studies]
     series = [u.strip() for u in series]
     problems = [
@@ -65,10 +91,11 @@ def queue_import(
     if problems:
         raise Unprocessable("; ".join(problems), problems=problems)
     row = ArchiveImport(
-        project_id=access.project.id,
+        project_id=project_id,
         studies=list(dict.fromkeys(studies)),
         series=list(dict.fromkeys(series)),
-        created_by_id=access.principal.id,
+        created_by_id=user_id,
+        state=state,
     )
     db.add(row)
     db.commit()
@@ -118,7 +145,12 @@ def _claim(target: ImportTarget, import_id: int) -> bool:
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
-def run_import(target: ImportTarget, client: ArchiveClient, import_id: int) -> ArchiveImport:
+def run_import(
+    target: ImportTarget,
+    client: ArchiveClient,
+    import_id: int,
+    report: Callable[[str, float], None] = lambda _stage, _done: None,
+) -> ArchiveImport:
     """Run one claimed (running) import to its end; the finished row.
 
     The archive failing midway fails the import with the reason (what was stored
@@ -135,7 +167,9 @@ def run_import(target: ImportTarget, client: ArchiveClient, import_id: int) -> A
         for n, ref in enumerate(refs):
 
             def say(stage: str, n: int = n) -> None:
-                _set(target, import_id, stage=stage[:255], progress=n / max(1, len(refs)))
+                share = n / max(1, len(refs))
+                _set(target, import_id, stage=stage[:255], progress=share)
+                report(stage, share)
 
             if ref.modality in ANNOTATION_MODALITIES:
                 done = import_annotation_series(target, client, ref, say, by_hand=True)

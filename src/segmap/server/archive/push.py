@@ -46,27 +46,24 @@ def pending_pushes(database: Database, project_id: str) -> list[PendingPush]:
         ArchiveEvent.event.in_((EVENT_PUSHED, EVENT_REFUSED)),
     )
     with database.session() as db:
-        rows = (
-            db.execute(
-                select(
-                    DicomwebInstance.storage_key,
-                    ImagingSession.study_instance_uid,
-                    DicomwebSeries.series_instance_uid,
-                    DicomwebInstance.sop_instance_uid,
-                )
-                .join(DicomwebSeries, DicomwebSeries.id == DicomwebInstance.series_id)
-                .join(ImagingSession, ImagingSession.id == DicomwebSeries.session_id)
-                .where(
-                    DicomwebInstance.project_id == project_id,
-                    DicomwebInstance.derived_folder_id.is_not(None),
-                    ImagingSession.study_instance_uid.in_(from_archive),
-                    DicomwebSeries.series_instance_uid.not_in(handled),
-                )
-                .order_by(DicomwebInstance.id)
-                .limit(PUSH_BATCH)
+        rows = db.execute(
+            select(
+                DicomwebInstance.storage_key,
+                ImagingSession.study_instance_uid,
+                DicomwebSeries.series_instance_uid,
+                DicomwebInstance.sop_instance_uid,
             )
-            .all()
-        )
+            .join(DicomwebSeries, DicomwebSeries.id == DicomwebInstance.series_id)
+            .join(ImagingSession, ImagingSession.id == DicomwebSeries.session_id)
+            .where(
+                DicomwebInstance.project_id == project_id,
+                DicomwebInstance.derived_folder_id.is_not(None),
+                ImagingSession.study_instance_uid.in_(from_archive),
+                DicomwebSeries.series_instance_uid.not_in(handled),
+            )
+            .order_by(DicomwebInstance.id)
+            .limit(PUSH_BATCH)
+        ).all()
     return [PendingPush(*row) for row in rows]
 
 
