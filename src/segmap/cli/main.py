@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from segmap import __version__
-from segmap.cli import batch, convert, dataset, serve, users
+from segmap.cli import archive, batch, convert, dataset, serve, users
 from segmap.cli import map as map_command
 from segmap.cli.common import Handler, add_version, err, needs_subcommand
 from segmap.errors import SegmapError
@@ -24,6 +24,7 @@ COMMANDS: tuple[Callable[[Any], None], ...] = (
     serve.add_parser,
     users.add_parser,
     dataset.add_dataset_parser,
+    archive.add_parser,
 )
 """Each adds one command to the ``segmap`` parser, in the order ``--help`` lists them."""
 

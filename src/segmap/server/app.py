@@ -22,6 +22,9 @@ from starlette.types import ASGIApp
 import segmap
 from segmap.server.accounts import api as accounts_api
 from segmap.server.accounts import pages as accounts_pages
+from segmap.server.archive import api as archive_api
+from segmap.server.archive import pages as archive_pages
+from segmap.server.archive.lifespan import followers_lifespan
 from segmap.server.datasets import api as datasets_api
 from segmap.server.datasets import pages as datasets_pages
 from segmap.server.datasets.lifespan import dataset_worker_lifespan
@@ -73,6 +76,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     api_collections.router,
     jobs_api.router,
     datasets_api.router,
+    archive_api.router,
 )
 PAGE_ROUTERS: tuple[APIRouter, ...] = (
     accounts_pages.router,
@@ -83,6 +87,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     jobs_pages.router,
     datasets_pages.router,
     viewer_routes.router,
+    archive_pages.router,
 )
 
 
@@ -95,12 +100,14 @@ PATH_PARAMETER_KINDS = {
     "session": "id",
     "scan": "id",
     "job_id": "id",
+    "import_id": "id",
 }
 
 
 # How messages name each path parameter.
 PATH_PARAMETER_WORDS = {
     "job_id": "job",
+    "import_id": "archive import",
     "label": "collection label",
     "folder": "folder name",
     "name": "file name",
@@ -169,8 +176,9 @@ class SegmapApp(FastAPI):
 
 @asynccontextmanager
 async def background_work(app: FastAPI) -> AsyncIterator[None]:
-    """The service's background threads, started with the app and stopped with it."""
-    async with job_runner_lifespan(app), dataset_worker_lifespan(app):
+    """The service's background threads, started with the app and stopped with it
+    (the archive followers stop first: they store what the job runner converts)."""
+    async with job_runner_lifespan(app), dataset_worker_lifespan(app), followers_lifespan(app):
         yield
 
 

@@ -1,0 +1,362 @@
+"""Clients of the lab's archive over httpx: Orthanc's REST API, and DICOMweb.
+
+Both give what the follower and the importer need — the files of a series, the series of
+a study, storing a file — and say what went wrong in three kinds of error:
+:class:`ArchiveUnavailable` (cannot connect, timed out, a 5xx: try again later),
+:class:`ArchiveRefused` (401/403: the credentials) and :class:`ArchiveAnswerError` (an
+answer that is not what the protocol says: wrong URL, or not that kind of server).
+Messages name the URL without credentials, never the password.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+TIMEOUT_S = 30.0
+DICOM_JSON = "application/dicom+json"
+MULTIPART_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+class ArchiveError(Exception):
+    """Something the archive did or did not do; ``str()`` says what, for people."""
+
+
+class ArchiveUnavailable(ArchiveError):
+    """The archive cannot be reached now (connection, timeout, 5xx): try again later."""
+
+
+class ArchiveRefused(ArchiveError):
+    """The archive refused the credentials (401 or 403)."""
+
+
+class ArchiveAnswerError(ArchiveError):
+    """The archive answered, but not as its protocol says (wrong URL or kind?)."""
+
+
+@dataclass(frozen=True)
+class SeriesRef:
+    """A series of the archive: its UIDs, modality, and Orthanc's id (Orthanc only)."""
+
+    study_uid: str
+    series_uid: str
+    modality: str
+    orthanc_id: str = ""
+    series_date: str = ""
+
+
+class _Http:
+    """httpx with the archive's base URL and credentials, errors turned into ours."""
+
+    def __init__(self, url: str, username: str, password: str, timeout_s: float) -> None:
+        self.base = url.rstrip("/")
+        auth = httpx.BasicAuth(username, password) if username else None
+        self.client = httpx.Client(auth=auth, timeout=timeout_s, follow_redirects=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = f"{self.base}{path}"
+        try:
+            answer = self.client.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ArchiveUnavailable(
+                f"the archive at {self.base} did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ArchiveUnavailable(
+                f"cannot reach the archive at {self.base}: {_reason(exc)}; check the URL and "
+                "that the archive is running and reachable from the segmap server"
+            ) from exc
+        if answer.status_code in (401, 403):
+            raise ArchiveRefused(
+                f"the archive at {self.base} refused the credentials (HTTP "
+                f"{answer.status_code} for {method} {path.split('?')[0]}); check the username "
+                "and password"
+            )
+        if answer.status_code >= 500:
+            raise ArchiveUnavailable(
+                f"the archive at {self.base} failed with HTTP {answer.status_code} for "
+                f"{method} {path.split('?')[0]}; it will be tried again"
+            )
+        return answer
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        answer = self.call(method, path, **kwargs)
+        if answer.status_code == 204:
+            return []
+        if answer.status_code >= 400:
+            raise ArchiveAnswerError(
+                f"{method} {self.base}{path.split('?')[0]} answered HTTP {answer.status_code}"
+            )
+        try:
+            return answer.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            kind = answer.headers.get("content-type", "no content type")
+            raise ArchiveAnswerError(
+                f"{method} {self.base}{path.split('?')[0]} answered {kind}, not JSON"
+            ) from exc
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    if "refused" in text.lower():
+        return "connection refused (nothing listens there)"
+    if "name or service not known" in text.lower() or "nodename" in text.lower():
+        return "the host name is not known"
+    return text
+
+
+class OrthancClient:
+    """Orthanc's REST API at ``url`` (e.g. ``http://pacs:8042``)."""
+
+    kind = "orthanc"
+
+    def __init__(
+        self, url: str, username: str = "", password: str = "", timeout_s: float = TIMEOUT_S
+    ) -> None:
+        self.http = _Http(url, username, password, timeout_s)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    def system(self) -> dict[str, Any]:
+        """``GET /system`` (what Orthanc says of itself)."""
+        found = self.http.json("GET", "/system")
+        if not isinstance(found, dict) or "ApiVersion" not in found:
+            raise ArchiveAnswerError(
+                f"{self.http.base}/system is not Orthanc's REST API (no ApiVersion in the "
+                "answer); give the Orthanc server's root URL, e.g. http://host:8042"
+            )
+        return found
+
+    def changes(self, since: int, limit: int = 100) -> tuple[list[dict[str, Any]], int, bool]:
+        """Changes after sequence number ``since``: (changes, last sequence number, done)."""
+        found = self.http.json("GET", f"/changes?since={since}&limit={limit}")
+        if not isinstance(found, dict) or "Changes" not in found:
+            raise ArchiveAnswerError(f"{self.http.base}/changes did not answer a change list")
+        return list(found["Changes"]), int(found.get("Last", since)), bool(found.get("Done"))
+
+    def last_change(self) -> int:
+        """The newest sequence number (``/changes?last``)."""
+        found = self.http.json("GET", "/changes?last")
+        return int(found.get("Last", 0)) if isinstance(found, dict) else 0
+
+    def series_by_id(self, orthanc_id: str) -> tuple[SeriesRef, list[str]] | None:
+        """A series by Orthanc id with its instances' ids; None when it is gone."""
+        answer = self.http.call("GET", f"/series/{quote(orthanc_id)}")
+        if answer.status_code == 404:
+            return None
+        series = answer.json()
+        study = self.http.json("GET", f"/studies/{quote(series['ParentStudy'])}")
+        tags = series.get("MainDicomTags", {})
+        ref = SeriesRef(
+            study_uid=str(study.get("MainDicomTags", {}).get("StudyInstanceUID", "")),
+            series_uid=str(tags.get("SeriesInstanceUID", "")),
+            modality=str(tags.get("Modality", "")),
+            orthanc_id=orthanc_id,
+            series_date=str(tags.get("SeriesDate", "")),
+        )
+        return ref, [str(i) for i in series.get("Instances", [])]
+
+    def _lookup(self, uid: str, level: str) -> list[str]:
+        found = self.http.json("POST", "/tools/lookup", content=uid.encode("ascii"))
+        return [str(f["ID"]) for f in found if isinstance(f, dict) and f.get("Type") == level]
+
+    def series_files(self, study_uid: str, series_uid: str) -> Iterator[bytes]:
+        """Every instance file of a series (none when the archive lacks it)."""
+        for orthanc_id in self._lookup(series_uid, "Series"):
+            found = self.series_by_id(orthanc_id)
+            if found is None or (study_uid and found[0].study_uid != study_uid):
+                continue
+            for instance in found[1]:
+                yield self.instance_file(instance)
+
+    def instance_file(self, instance_id: str) -> bytes:
+        """One instance's Part-10 file."""
+        answer = self.http.call("GET", f"/instances/{quote(instance_id)}/file")
+        if answer.status_code != 200:
+            raise ArchiveAnswerError(
+                f"instance {instance_id} could not be read (HTTP {answer.status_code})"
+            )
+        return answer.content
+
+    def find_series(self, series_uid: str) -> SeriesRef | None:
+        """A series by its SeriesInstanceUID; None when the archive lacks it."""
+        for orthanc_id in self._lookup(series_uid, "Series"):
+            found = self.series_by_id(orthanc_id)
+            if found is not None:
+                return found[0]
+        return None
+
+    def study_series(self, study_uid: str) -> list[SeriesRef]:
+        """The series of a study (none when the archive lacks it)."""
+        out: list[SeriesRef] = []
+        for study_id in self._lookup(study_uid, "Study"):
+            study = self.http.json("GET", f"/studies/{quote(study_id)}")
+            for series_id in study.get("Series", []):
+                found = self.series_by_id(str(series_id))
+                if found is not None:
+                    out.append(found[0])
+        return out
+
+    def store(self, dicom: bytes) -> None:
+        """Store one Part-10 file (``POST /instances``)."""
+        answer = self.http.call(
+            "POST", "/instances", content=dicom, headers={"Content-Type": "application/dicom"}
+        )
+        if answer.status_code != 200:
+            raise ArchiveAnswerError(
+                f"Orthanc did not store the file (HTTP {answer.status_code}: {answer.text[:200]})"
+            )
+
+
+class DicomwebClient:
+    """A DICOMweb root at ``url`` (QIDO-RS, WADO-RS, STOW-RS)."""
+
+    kind = "dicomweb"
+
+    def __init__(
+        self, url: str, username: str = "", password: str = "", timeout_s: float = TIMEOUT_S
+    ) -> None:
+        self.http = _Http(url, username, password, timeout_s)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    def probe(self) -> None:
+        """One QIDO study search; raises when the root does not answer as DICOMweb does."""
+        answer = self.http.call("GET", "/studies?limit=1", headers={"Accept": DICOM_JSON})
+        kind = answer.headers.get("content-type", "")
+        if answer.status_code == 204:
+            return
+        ok = answer.status_code == 200 and ("json" in kind)
+        if ok:
+            try:
+                ok = isinstance(answer.json(), list)
+            except ValueError:
+                ok = False
+        if not ok:
+            raise ArchiveAnswerError(
+                f"{self.http.base} is not a DICOMweb root: QIDO GET /studies answered HTTP "
+                f"{answer.status_code} {kind or 'without a content type'}, not a DICOM JSON "
+                "list; give the root that holds /studies (for Orthanc: http://host:8042/dicom-web)"
+            )
+
+    def search_series(
+        self, modality: str, since_date: str = "", offset: int = 0, limit: int = 500
+    ) -> list[SeriesRef]:
+        """QIDO series of ``modality``, with SeriesDate on or after ``since_date`` (YYYYMMDD)."""
+        params = {
+            "Modality": modality,
+            "offset": str(offset),
+            "limit": str(limit),
+            "includefield": "0020000D,00080021",
+        }
+        if since_date:
+            params["SeriesDate"] = f"{since_date}-"
+        found = self.http.json("GET", "/series", params=params, headers={"Accept": DICOM_JSON})
+        return [_series_ref(r) for r in found if isinstance(r, dict)]
+
+    def find_series(self, series_uid: str) -> SeriesRef | None:
+        """A series by its SeriesInstanceUID; None when the archive lacks it."""
+        found = self.http.json(
+            "GET",
+            "/series",
+            headers={"Accept": DICOM_JSON},
+            params={"SeriesInstanceUID": series_uid, "includefield": "0020000D"},
+        )
+        refs = [_series_ref(r) for r in found if isinstance(r, dict)]
+        return refs[0] if refs else None
+
+    def study_series(self, study_uid: str) -> list[SeriesRef]:
+        """The series of a study (none when the archive lacks it)."""
+        answer = self.http.call(
+            "GET", f"/studies/{quote(study_uid)}/series", headers={"Accept": DICOM_JSON}
+        )
+        if answer.status_code in (204, 404):
+            return []
+        return [_series_ref(r, study_uid) for r in answer.json() if isinstance(r, dict)]
+
+    def series_files(self, study_uid: str, series_uid: str) -> Iterator[bytes]:
+        """Every instance of a series, retrieved with WADO-RS as stored."""
+        path = f"/studies/{quote(study_uid)}/series/{quote(series_uid)}"
+        answer = self.http.call("GET", path, headers={"Accept": MULTIPART_DICOM})
+        if answer.status_code in (204, 404):
+            return
+        if answer.status_code != 200:
+            raise ArchiveAnswerError(f"WADO-RS {path} answered HTTP {answer.status_code}")
+        yield from split_multipart(answer.headers.get("content-type", ""), answer.content)
+
+    def store(self, dicom: bytes) -> None:
+        """Store one Part-10 file with STOW-RS."""
+        boundary = "segmap-stow-boundary-7d1c3e"
+        body = (
+            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            + dicom
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        answer = self.http.call(
+            "POST",
+            "/studies",
+            content=body,
+            headers={"Content-Type": content_type, "Accept": DICOM_JSON},
+        )
+        if answer.status_code not in (200, 202):
+            raise ArchiveAnswerError(
+                f"STOW-RS did not store the file (HTTP {answer.status_code}: {answer.text[:200]})"
+            )
+
+
+def _value(record: dict[str, Any], tag: str) -> str:
+    values = record.get(tag, {}).get("Value") or [""]
+    return str(values[0])
+
+
+def _series_ref(record: dict[str, Any], study_uid: str = "") -> SeriesRef:
+    return SeriesRef(
+        study_uid=_value(record, "0020000D") or study_uid,
+        series_uid=_value(record, "0020000E"),
+        modality=_value(record, "00080060"),
+        series_date=_value(record, "00080021"),
+    )
+
+
+def split_multipart(content_type: str, body: bytes) -> Iterator[bytes]:
+    """The bodies of a ``multipart/related`` answer, in order."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if match is None:
+        raise ArchiveAnswerError(
+            f"the WADO-RS answer is {content_type or 'untyped'}, "
+            "not multipart/related with a boundary"
+        )
+    delimiter = b"--" + match.group(1).encode("latin-1")
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            return
+        head, sep, data = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        yield data[:-2] if data.endswith(b"\r\n") else data
+
+
+ArchiveClient = OrthancClient | DicomwebClient
+
+
+def client_for(
+    kind: str, url: str, username: str, password: str, timeout_s: float = TIMEOUT_S
+) -> ArchiveClient:
+    """The client of an archive of ``kind`` (``orthanc`` or ``dicomweb``)."""
+    if kind == "orthanc":
+        return OrthancClient(url, username, password, timeout_s)
+    return DicomwebClient(url, username, password, timeout_s)

@@ -1,0 +1,189 @@
+"""The follower of one connected project: a thread of ``segmap serve``.
+
+Each round it reads the connection (a changed ``generation`` or a deleted row ends the
+thread; :mod:`.lifespan` starts a new one for new settings), runs the imports asked for
+by hand, one step of following (:mod:`.follow_steps`), and, with ``push_masks``, the
+pushes (:mod:`.push`). Then it notes the contact and waits ``poll_s`` (none while Orthanc
+says more changes wait). When the archive cannot be reached or refuses, the error is
+stored on the connection (the project's Archive page shows it) and the follower waits
+twice as long each time, from ``backoff_min_s`` up to ``backoff_max_s``, trying again
+until it works: nothing is skipped meanwhile, since the cursor only moves past what was
+done. Passwords never reach the log: errors name the URL only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from segmap.server.archive import manual
+from segmap.server.archive.clients import (
+    ArchiveClient,
+    ArchiveError,
+    DicomwebClient,
+    OrthancClient,
+    client_for,
+)
+from segmap.server.archive.connections import password_of
+from segmap.server.archive.follow_steps import DicomwebPoll, dicomweb_step, orthanc_step
+from segmap.server.archive.importer import ImportTarget
+from segmap.server.archive.push import pending_pushes, push_one
+from segmap.server.archive.secrets import SecretBox, SecretKeyError
+from segmap.server.db.accounts import User
+from segmap.server.db.archive import ArchiveConnection
+from segmap.server.db.base import utcnow
+from segmap.server.db.engine import Database
+from segmap.server.imaging.events import ImagingEvents
+from segmap.server.storage import LocalStorage
+from segmap.server.web.auth import principal_of
+
+log = logging.getLogger("segmap.server.archive")
+
+
+@dataclass(frozen=True)
+class FollowerTiming:
+    """How often followers look (seconds); tests and benchmarks make them short."""
+
+    poll_s: float = 2.0
+    dicomweb_poll_s: float = 10.0
+    sweep_s: float = 600.0
+    overlap_days: int = 1
+    backoff_min_s: float = 1.0
+    backoff_max_s: float = 60.0
+    watch_s: float = 1.0  # how often the manager looks for changed connections
+
+
+@dataclass(frozen=True)
+class ServiceParts:
+    """What a follower uses of the service."""
+
+    database: Database
+    storage: LocalStorage
+    events: ImagingEvents
+    box: SecretBox
+    max_file_bytes: int
+    timing: FollowerTiming = field(default_factory=FollowerTiming)
+
+
+class Unusable(ArchiveError):
+    """The connection cannot be used as stored (its account, its password's key)."""
+
+
+def open_connection(
+    parts: ServiceParts, row: ArchiveConnection
+) -> tuple[ImportTarget, ArchiveClient]:
+    """The import target and client of a connection row (its session still open)."""
+    user = None
+    with parts.database.session() as db:
+        if row.connected_by_id is not None:
+            user = db.get(User, row.connected_by_id)
+        if user is None or not user.is_active:
+            raise Unusable(
+                "the account that connected the archive is gone or disabled; an "
+                "owner or site admin must save the connection again"
+            )
+        principal = principal_of(user, "archive")
+    try:
+        password = password_of(row, parts.box)
+    except SecretKeyError as exc:
+        raise Unusable(str(exc)) from exc
+    target = ImportTarget(
+        parts.database,
+        parts.storage,
+        parts.events,
+        row.project_id,
+        principal,
+        parts.max_file_bytes,
+        dict(row.filter or {}),
+    )
+    return target, client_for(row.kind, row.url, row.username, password)
+
+
+class Follower(threading.Thread):
+    """Follows one project's archive until stopped or its connection changes."""
+
+    def __init__(self, parts: ServiceParts, project_id: str, generation: int) -> None:
+        super().__init__(name=f"segmap-archive-{project_id}", daemon=True)
+        self.parts = parts
+        self.project_id = project_id
+        self.generation = generation
+        self._halt = threading.Event()
+        self._poll = DicomwebPoll(parts.timing.sweep_s, parts.timing.overlap_days)
+
+    def stop(self) -> None:
+        """Ask the thread to end after what it is doing."""
+        self._halt.set()
+
+    def run(self) -> None:
+        timing = self.parts.timing
+        backoff = timing.backoff_min_s
+        while not self._halt.is_set():
+            try:
+                row = self._row()
+                if row is None:
+                    return
+                more = self._round(row)
+            except ArchiveError as exc:
+                self._note(error=str(exc))
+                log.warning("archive %s: %s (trying again in %g s)", self.project_id, exc, backoff)
+                self._halt.wait(backoff)
+                backoff = min(backoff * 2, timing.backoff_max_s)
+                continue
+            except Exception as exc:  # never let one round end the follower
+                log.exception("archive %s: follower round failed", self.project_id)
+                self._note(error=f"internal error ({type(exc).__name__}); see the service log")
+                self._halt.wait(backoff)
+                backoff = min(backoff * 2, timing.backoff_max_s)
+                continue
+            backoff = timing.backoff_min_s
+            if not more:
+                wait = timing.poll_s if row.kind == "orthanc" else timing.dicomweb_poll_s
+                self._halt.wait(wait)
+
+    def _row(self) -> ArchiveConnection | None:
+        with self.parts.database.session() as db:
+            row = db.get(ArchiveConnection, self.project_id)
+            if row is None or row.generation != self.generation:
+                return None
+            db.expunge(row)
+            return row
+
+    def _round(self, row: ArchiveConnection) -> bool:
+        target, client = open_connection(self.parts, row)
+        try:
+            manual.run_queued(target, client, stop=self._halt)
+            if isinstance(client, OrthancClient):
+                step = orthanc_step(target, client, row.cursor, self._save_cursor)
+            else:
+                assert isinstance(client, DicomwebClient)
+                step = dicomweb_step(
+                    target, client, row.cursor, self._poll, time.monotonic(), self._save_cursor
+                )
+            if row.push_masks:
+                for item in pending_pushes(self.parts.database, self.project_id):
+                    push_one(self.parts.database, self.parts.storage, client, self.project_id, item)
+        finally:
+            client.close()
+        self._note()
+        return step.more
+
+    def _save_cursor(self, cursor: str) -> None:
+        self._update(cursor=cursor)
+
+    def _note(self, error: str | None = None) -> None:
+        if error is None:
+            self._update(last_contact_at=utcnow(), last_error=None)
+        else:
+            self._update(last_error=error[:2000], last_error_at=utcnow())
+
+    def _update(self, **values: Any) -> None:
+        with self.parts.database.session(write=True) as db:
+            row = db.get(ArchiveConnection, self.project_id)
+            if row is None or row.generation != self.generation:
+                return  # changed meanwhile: the new follower keeps its own state
+            for key, value in values.items():
+                setattr(row, key, value)
+            db.commit()

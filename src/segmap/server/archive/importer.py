@@ -1,0 +1,290 @@
+"""Importing from the archive: an annotation series with every series it references.
+
+The files are fetched with the connection's client, staged, and stored by
+:func:`segmap.server.dicomweb.stow.store_parts` — the path STOW-RS takes — so imported
+data become sessions, scans and collections exactly as uploads do (deduplicated by SOP
+Instance UID: a re-sent study changes nothing) and automation queues its jobs. segmap's
+own derived SEGs (pushed before, or marked by their Manufacturer) are never imported.
+Each annotation series ends as one ``archive_events`` row: imported or refused, with why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+
+import pydicom
+from pydicom.dataset import Dataset
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from segmap.annotations.info import read_annotation_info
+from segmap.errors import AnnotationError
+from segmap.pipeline.derived_seg import MANUFACTURER as SEGMAP_MANUFACTURER
+from segmap.server.archive.clients import ArchiveClient, SeriesRef
+from segmap.server.archive.filters import matches
+from segmap.server.db.archive import (
+    EVENT_IMPORTED,
+    EVENT_PUSHED,
+    EVENT_REFUSED,
+    EVENT_SKIPPED,
+    ArchiveConnection,
+    ArchiveEvent,
+)
+from segmap.server.db.base import utcnow
+from segmap.server.db.dicomweb import DicomwebInstance
+from segmap.server.db.engine import Database
+from segmap.server.db.imaging import ImagingSession, Instance, Scan
+from segmap.server.dicomweb.stow import StowPart, store_parts
+from segmap.server.imaging.events import ImagingEvents
+from segmap.server.storage import LocalStorage, StagedFile
+from segmap.server.web.auth import Principal
+
+log = logging.getLogger("segmap.server.archive")
+
+ANNOTATION_MODALITIES = ("SEG", "RTSTRUCT")
+
+
+@dataclass(frozen=True)
+class ImportTarget:
+    """Where imports go: the project, who they are stored as, and the service's parts."""
+
+    database: Database
+    storage: LocalStorage
+    events: ImagingEvents
+    project_id: str
+    principal: Principal
+    max_file_bytes: int
+    filter: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What one annotation series came to: ``event`` imported/refused, or None (skipped)."""
+
+    series_uid: str
+    event: str | None
+    detail: str
+    instances: int = 0
+
+
+def already_handled(target: ImportTarget, series_uid: str, *, by_hand: bool = False) -> bool:
+    """Whether the series was imported, refused, skipped or pushed by segmap before.
+
+    ``by_hand``: only imported or pushed count, and a refusal or skip recorded before is
+    forgotten (someone asked for the series itself, so the filter does not apply and a
+    refusal is tried again).
+    """
+    mine = (
+        ArchiveEvent.project_id == target.project_id,
+        ArchiveEvent.series_instance_uid == series_uid,
+    )
+    if by_hand:
+        with target.database.session(write=True) as db:
+            db.execute(
+                delete(ArchiveEvent).where(
+                    *mine, ArchiveEvent.event.in_((EVENT_REFUSED, EVENT_SKIPPED))
+                )
+            )
+            db.commit()
+    with target.database.session() as db:
+        found = db.scalar(select(ArchiveEvent.id).where(*mine).limit(1))
+    return found is not None
+
+
+def import_annotation_series(
+    target: ImportTarget,
+    client: ArchiveClient,
+    ref: SeriesRef,
+    progress: Callable[[str], None] = lambda _stage: None,
+    *,
+    by_hand: bool = False,
+) -> Imported:
+    """Import an RTSTRUCT/SEG series and the series it references; record the outcome.
+
+    Raises the client's ``ArchiveError`` when the archive fails midway (nothing recorded,
+    so the follower tries again); problems of the files themselves are recorded as
+    refused. ``by_hand`` (an import someone asked for) ignores the connection's filter.
+    """
+    if already_handled(target, ref.series_uid, by_hand=by_hand):
+        return Imported(ref.series_uid, None, "already imported")
+    progress(f"fetching annotation series {ref.series_uid}")
+    files = list(client.series_files(ref.study_uid, ref.series_uid))
+    if not files:
+        return Imported(ref.series_uid, None, "the archive holds no instance of it")
+    headers = [_header(f) for f in files]
+    first = next((h for h in headers if h is not None), None)
+    if first is None:
+        return _record(target, ref, EVENT_REFUSED, "its files are not readable DICOM", 0, "")
+    sop = str(first.get("SOPInstanceUID", ""))
+    if _is_own(target, first):
+        return _record(target, ref, EVENT_SKIPPED, "a SEG segmap made: not imported", 0, sop)
+    refused = None if by_hand else matches(target.filter, first)
+    if refused is not None:
+        return _record(target, ref, EVENT_SKIPPED, f"not imported: {refused}", 0, sop)
+    staged = [_stage(target, f) for f in files]
+    try:
+        references = _referenced_series(staged)
+        for series_uid in references:
+            progress(f"fetching referenced series {series_uid}")
+            staged.extend(
+                _stage(target, f) for f in client.series_files(first.StudyInstanceUID, series_uid)
+            )
+        progress(f"storing {len(staged)} instance(s)")
+        parts = [StowPart(n, "application/dicom", s) for n, s in enumerate(staged, 1)]
+        staged_count = len(parts)
+        with target.database.session(write=True) as db:
+            outcomes = store_parts(
+                db,
+                target.storage,
+                target.principal,
+                target.project_id,
+                parts,
+                study=None,
+                events=target.events,
+                max_file_bytes=target.max_file_bytes,
+            )
+    finally:
+        for s in staged:
+            target.storage.discard(s)  # a no-op for what was stored
+    annotation = {str(h.SOPInstanceUID) for h in headers if h is not None}
+    failures = [o for o in outcomes if o.failure is not None and o.sop_instance_uid in annotation]
+    if failures:
+        return _record(target, ref, EVENT_REFUSED, failures[0].reason, staged_count, sop)
+    images = staged_count - len(files)
+    detail = (
+        f"{len(files)} annotation instance(s) and {images} image instance(s) of "
+        f"{len(references)} referenced series"
+    )
+    return _record(target, ref, EVENT_IMPORTED, detail, staged_count, sop)
+
+
+def _header(data: bytes) -> Dataset | None:
+    try:
+        return pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
+    except Exception:  # pydicom raises many types for what is not DICOM
+        return None
+
+
+def _stage(target: ImportTarget, data: bytes) -> StagedFile:
+    with target.storage.stage(target.max_file_bytes) as writer:
+        writer.write_from(data)
+        return writer.finish()
+
+
+def _referenced_series(staged: list[StagedFile]) -> list[str]:
+    found: list[str] = []
+    for s in staged:
+        try:
+            info = read_annotation_info(s.path)
+        except AnnotationError:
+            continue  # store_parts refuses it with the reason
+        found.extend(u for u in info.referenced_series_uids if u not in found)
+    return found
+
+
+def _is_own(target: ImportTarget, ds: Dataset) -> bool:
+    """A SEG segmap wrote: pushed by this project, indexed as derived, or marked so."""
+    if (
+        ds.get("Manufacturer") == SEGMAP_MANUFACTURER
+        and ds.get("ManufacturerModelName") == SEGMAP_MANUFACTURER
+    ):
+        return True
+    sop = str(ds.get("SOPInstanceUID", ""))
+    with target.database.session() as db:
+        pushed = db.scalar(
+            select(ArchiveEvent.id)
+            .where(
+                ArchiveEvent.project_id == target.project_id,
+                ArchiveEvent.event == EVENT_PUSHED,
+                ArchiveEvent.sop_instance_uid == sop,
+            )
+            .limit(1)
+        )
+        derived = db.scalar(
+            select(DicomwebInstance.id)
+            .where(
+                DicomwebInstance.project_id == target.project_id,
+                DicomwebInstance.sop_instance_uid == sop,
+                DicomwebInstance.derived_folder_id.is_not(None),
+            )
+            .limit(1)
+        )
+    return pushed is not None or derived is not None
+
+
+def _record(
+    target: ImportTarget, ref: SeriesRef, event: str, detail: str, instances: int, sop: str
+) -> Imported:
+    with target.database.session(write=True) as db:
+        db.add(
+            ArchiveEvent(
+                project_id=target.project_id,
+                event=event,
+                study_instance_uid=ref.study_uid,
+                series_instance_uid=ref.series_uid,
+                sop_instance_uid=sop,
+                modality=ref.modality,
+                instances=instances,
+                detail=detail[:2000],
+            )
+        )
+        if event == EVENT_IMPORTED:
+            row = db.get(ArchiveConnection, target.project_id)
+            if row is not None:
+                row.last_import_at = utcnow()
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()  # recorded by a concurrent import of the same series
+    log.info("archive %s: series %s %s (%s)", target.project_id, ref.series_uid, event, detail)
+    return Imported(ref.series_uid, event, detail, instances)
+
+
+def import_image_series(
+    target: ImportTarget,
+    client: ArchiveClient,
+    ref: SeriesRef,
+    progress: Callable[[str], None] = lambda _stage: None,
+) -> int:
+    """Store every instance of an image series (those already stored count once);
+    how many instances the archive sent."""
+    progress(f"fetching series {ref.series_uid}")
+    staged = [_stage(target, f) for f in client.series_files(ref.study_uid, ref.series_uid)]
+    try:
+        if staged:
+            parts = [StowPart(n, "application/dicom", s) for n, s in enumerate(staged, 1)]
+            with target.database.session(write=True) as db:
+                store_parts(
+                    db,
+                    target.storage,
+                    target.principal,
+                    target.project_id,
+                    parts,
+                    study=None,
+                    events=target.events,
+                    max_file_bytes=target.max_file_bytes,
+                )
+    finally:
+        for s in staged:
+            target.storage.discard(s)
+    return len(staged)
+
+
+def holds_series(target: ImportTarget, series_uid: str) -> int:
+    """How many instances of the image series the project holds (0: not a scan of it)."""
+    with target.database.session() as db:
+        return int(
+            db.scalar(
+                select(func.count(Instance.id))
+                .join(Scan, Scan.id == Instance.scan_id)
+                .join(ImagingSession, ImagingSession.id == Scan.session_id)
+                .where(
+                    ImagingSession.project_id == target.project_id,
+                    Scan.series_instance_uid == series_uid,
+                )
+            )
+            or 0
+        )
