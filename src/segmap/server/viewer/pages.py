@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
+from segmap.server.errors import Forbidden, NotFound
 from segmap.server.registry import projects
 from segmap.server.registry.navigation import VIEWER_TAB, project_crumbs, project_tabs
 from segmap.server.registry.presenters import present_project
@@ -35,7 +36,10 @@ def viewer_tab(
 ) -> Response:
     """OHIF's study list for the project, or a page saying the viewer is not installed."""
     who = logged_in(principal)
-    access = projects.get_project(db, who, project)
+    try:
+        access = projects.get_project(db, who, project)
+    except Forbidden:  # the data source is not in their config either: no such project
+        raise NotFound(f"there is no project {project!r}") from None
     if installed_dist(request) is not None:
         return RedirectResponse(viewer_study_list_url(access.project.id), status_code=303)
     view = present_project(request, access.project, access.role, who)

@@ -35,8 +35,11 @@ def stow_route(conn: HTTPConnection) -> StoredVia:
         sent_from = urlsplit(referer)
     except ValueError:
         return StoredVia.DICOMWEB
-    here = conn.headers.get("host") or conn.url.netloc
-    same_site = sent_from.netloc.lower() == here.lower() and sent_from.scheme in ("http", "https")
+    # This site as the request names it (the Host header), as dicomweb.auth.check_origin
+    # compares an Origin.
+    same_site = (
+        sent_from.scheme == conn.url.scheme and sent_from.netloc.lower() == conn.url.netloc.lower()
+    )
     if same_site and sent_from.path.startswith(BASE_PATH):
         return StoredVia.OHIF
     return StoredVia.DICOMWEB
