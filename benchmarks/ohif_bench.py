@@ -105,8 +105,7 @@ performance.setResourceTimingBufferSize(1000000);
 FRAMES_DONE = """n => performance.getEntriesByType('resource')
   .filter(e => e.name.includes('/frames/') && e.responseEnd > 0).length >= n"""
 ENTRIES = """() => performance.getEntriesByType('resource').map(e => ({
-  name: e.name, start: e.startTime, end: e.responseEnd, status: e.responseStatus || 0,
-  wait: e.responseStart > 0 ? e.responseStart - e.requestStart : -1 }))"""
+  name: e.name, start: e.startTime, end: e.responseEnd, status: e.responseStatus || 0 }))"""
 
 
 @dataclass
@@ -274,12 +273,24 @@ def open_viewer(browser: Any, target: Target, frames: int, results: Results) -> 
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # Time to the first byte of each answer (request sent -> response started), from
+        # the browser's network stack: the server's share of a request.
+        waits: dict[str, float] = {}
+
+        def finished(request: Any) -> None:
+            timing = request.timing
+            if timing["requestStart"] >= 0 and timing["responseStart"] >= 0:
+                waits[request.url] = timing["responseStart"] - timing["requestStart"]
+
+        page.on("requestfinished", finished)
         page.goto(target.viewer_url, wait_until="commit")
         page.wait_for_function("window.__firstImage !== undefined", timeout=600_000,
                                polling=100)  # fmt: skip
         page.wait_for_function(FRAMES_DONE, arg=frames, timeout=600_000, polling=100)
         first = float(page.evaluate("window.__firstImage"))
         entries: list[dict[str, Any]] = page.evaluate(ENTRIES)
+        for entry in entries:
+            entry["wait"] = waits.get(entry["name"], -1.0)
     finally:
         context.close()
     frame_entries = [e for e in entries if "/frames/" in e["name"]]
@@ -364,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512, help="rows and columns per slice")
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3, help="openings per archive")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="uncounted openings per archive first (disk caches, JIT)")  # fmt: skip
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default SQLite)")
     parser.add_argument("--timeline", action="store_true",
                         help="also print every request of each target's last round")  # fmt: skip
@@ -396,14 +409,16 @@ def main(argv: list[str] | None = None) -> int:
                     Target("Orthanc", static_url + viewer_study_url(ORTHANC_SOURCE, study), None),
                 ]  # fmt: skip
                 results = {t.name: Results() for t in targets}
+                warmups = {t.name: Results() for t in targets}
                 with sync_playwright() as playwright:
                     browser = playwright.chromium.launch(
                         executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
                     )
                     try:
-                        for n in range(args.rounds):
+                        for n in range(args.warmup + args.rounds):
+                            kept = results if n >= args.warmup else warmups
                             for target in targets if n % 2 == 0 else targets[::-1]:
-                                open_viewer(browser, target, len(files), results[target.name])
+                                open_viewer(browser, target, len(files), kept[target.name])
                     finally:
                         browser.close()
     db = "PostgreSQL" if args.database_url else "SQLite"
@@ -413,7 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     if args.timeline:
         print(timeline(results))
-    failures = [f"{name}: {f}" for name, r in results.items() for f in r.failures]
+    failures = [
+        f"{name}: {f}"
+        for kept in (warmups, results)
+        for name, r in kept.items()
+        for f in r.failures
+    ]
     print(f"failed checks: {len(failures)}")
     for line in failures[:10]:
         print(f"  {line}")
