@@ -172,7 +172,7 @@ def test_dashboard_and_model_pages_keep_the_project_tabs(
     server.log_in(page, who)
     page.goto(server.url + path)
     tabs = page.locator("nav.tabs[aria-label=Project] a")
-    expect(tabs).to_have_text(["Overview", "Sessions", "Jobs", "Machine Learning"])
+    expect(tabs).to_have_text(["Overview", "Sessions", "Jobs", "Machine Learning", "Viewer"])
     expect(page.get_by_test_id("project-tabs").locator("a.active")).to_have_text("Machine Learning")
     page.click("nav.tabs >> text=Sessions")
     expect(page).to_have_url(f"{server.url}/projects/{PROJECT}/sessions")

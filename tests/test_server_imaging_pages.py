@@ -112,9 +112,12 @@ def test_sessions_tab_lists_sessions_with_their_scans(
     series = page_data.study.series[0]
     cells = _cells(_row(text, "data-series", series.series_instance_uid))
     # session label, subject, date, scan (its id, the series number beside), modality,
-    # description, slices
+    # description, slices, Open in OHIF (plain, and with the mapped model's labels)
     scan = f"Scan {page_data.scan_id} (series 2)"
-    assert cells == ["PAGES_20240102", "PAGES", "2024-01-02", scan, "CT", "Synthetic CT 2", "4"]
+    viewer = "Open in OHIF Open in OHIF with liver-ct&#39;s labels"  # as the HTML has it
+    assert cells == [
+        "PAGES_20240102", "PAGES", "2024-01-02", scan, "CT", "Synthetic CT 2", "4", viewer
+    ]  # fmt: skip
     assert 'data-testid="upload-session"' in text
     # The other project tabs carry the Sessions tab too.
     overview = owner_browser.get("/projects/P").text

@@ -52,6 +52,7 @@ from segmap.server.registry import (
 )
 from segmap.server.settings import SQLITE_FILE, Settings, load_or_create_secret
 from segmap.server.storage import LocalStorage
+from segmap.server.viewer import pages as viewer_pages
 from segmap.server.viewer import routes as viewer_routes
 from segmap.server.viewer.dist import find_dist
 from segmap.server.web import api_docs, disconnects, errors
@@ -88,6 +89,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     datasets_pages.router,
     viewer_routes.router,
     archive_pages.router,
+    viewer_pages.router,
 )
 
 

@@ -13,11 +13,13 @@ job wrote onto a scan (its label names the model).
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     ForeignKey,
     Integer,
@@ -136,6 +138,19 @@ class Instance(Base):
     scan: Mapped[Scan] = relationship(back_populates="instances")
 
 
+class StoredVia(StrEnum):
+    """How an ROI collection reached segmap (``roi_collections.stored_via``).
+
+    ``upload``: the REST API or the session page's Upload ROI Collection (the page calls
+    the API); ``dicomweb``: STOW-RS by a DICOMweb client; ``ohif``: STOW-RS from the OHIF
+    viewer segmap serves (the rule is ``viewer.provenance``).
+    """
+
+    UPLOAD = "upload"
+    DICOMWEB = "dicomweb"
+    OHIF = "ohif"
+
+
 class RoiCollection(Base):
     """An ROI collection (RTSTRUCT or SEG) of a session, drawn on one of its scans.
 
@@ -143,11 +158,18 @@ class RoiCollection(Base):
     ``segmap.imaging.sop_classes.CollectionKind`` value. ``region_names`` lists
     the RTSTRUCT ROI names or SEG segment labels in file order (JSON list of strings).
     ``referenced_series_uid`` is the series the file references; ``scan_id`` the scan of
-    the session that series is.
+    the session that series is. ``uploaded_by`` is who stored it and ``stored_via``
+    (a :class:`StoredVia` value) how; a replacement records its own.
     """
 
     __tablename__ = "roi_collections"
-    __table_args__ = (UniqueConstraint("session_id", "label_key"),)
+    __table_args__ = (
+        UniqueConstraint("session_id", "label_key"),
+        CheckConstraint(
+            "stored_via IN ({})".format(", ".join(f"'{v.value}'" for v in StoredVia)),
+            name="ck_roi_collections_stored_via",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(
@@ -167,6 +189,9 @@ class RoiCollection(Base):
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stored_via: Mapped[str] = mapped_column(
+        String(16), default=StoredVia.UPLOAD.value, server_default=StoredVia.UPLOAD.value
+    )
 
     session: Mapped[ImagingSession] = relationship(back_populates="collections")
     scan: Mapped[Scan] = relationship()

@@ -33,6 +33,7 @@ from segmap.server.dicomweb.stow import Outcome, StowPart, store_parts
 from segmap.server.imaging.events import imaging_events
 from segmap.server.registry.access import require_manage
 from segmap.server.storage import Storage
+from segmap.server.viewer.provenance import stow_route
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_database, get_settings, get_storage
 
@@ -107,7 +108,7 @@ async def _stow(
             with database.session(write=True) as db:
                 return store_parts(
                     db, storage, principal, project_id, received, study=study,
-                    events=events, max_file_bytes=limit,
+                    events=events, max_file_bytes=limit, stored_via=stow_route(request),
                 )  # fmt: skip
 
         outcomes = await run_in_threadpool(store)

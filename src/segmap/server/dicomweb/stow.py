@@ -27,7 +27,7 @@ from segmap.annotations.info import read_annotation_info
 from segmap.errors import AnnotationError
 from segmap.imaging.sop_classes import CollectionKind, collection_kind
 from segmap.server.db.dicomweb import DicomwebInstance
-from segmap.server.db.imaging import ImagingSession, RoiCollection
+from segmap.server.db.imaging import ImagingSession, RoiCollection, StoredVia
 from segmap.server.errors import Conflict, ServiceError
 from segmap.server.imaging.collection_upload import store_staged_collection
 from segmap.server.imaging.collections import find_by_label
@@ -78,11 +78,13 @@ def store_parts(
     study: str | None,
     events: ImagingEvents,
     max_file_bytes: int,
+    stored_via: StoredVia = StoredVia.DICOMWEB,
 ) -> list[Outcome]:
     """Store every part (committed per upload) and say what became of each.
 
     ``study`` is the StudyInstanceUID of ``POST /studies/{study}`` (other studies'
     instances fail), None for ``POST /studies``. Every staged file is consumed.
+    ``stored_via`` is recorded on the ROI collections stored (DICOMweb or OHIF).
     """
     outcomes = {p.number: _identify(p) for p in parts}
     images: list[StowPart] = []
@@ -109,7 +111,9 @@ def store_parts(
     if images:
         _store_images(db, storage, principal, project_id, images, outcomes, max_file_bytes)
     for part, kind in annotations:
-        _store_annotation(db, storage, principal, project_id, part, kind, outcomes, events)
+        _store_annotation(
+            db, storage, principal, project_id, part, kind, outcomes, events, stored_via
+        )
     return [outcomes[p.number] for p in parts]
 
 
@@ -179,10 +183,13 @@ def _store_annotation(
     kind: CollectionKind,
     outcomes: dict[int, Outcome],
     events: ImagingEvents,
+    stored_via: StoredVia,
 ) -> None:
     outcome = outcomes[part.number]
     try:
-        _place_annotation(db, storage, principal, project_id, part, kind, outcome, events)
+        _place_annotation(
+            db, storage, principal, project_id, part, kind, outcome, events, stored_via
+        )
     except ServiceError as exc:
         outcome.failure, outcome.reason = PROCESSING_FAILURE, exc.message
     except AnnotationError as exc:
@@ -201,6 +208,7 @@ def _place_annotation(
     kind: CollectionKind,
     outcome: Outcome,
     events: ImagingEvents,
+    stored_via: StoredVia,
 ) -> None:
     known = db.execute(
         select(DicomwebInstance.collection_id, RoiCollection.sha256)
@@ -241,7 +249,7 @@ def _place_annotation(
         try:
             store_staged_collection(
                 db, storage, principal, project_id, session.id, label, kind.value,
-                part.staged, events=events,
+                part.staged, events=events, stored_via=stored_via,
             )  # fmt: skip
             return
         except Conflict:

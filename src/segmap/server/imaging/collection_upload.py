@@ -35,7 +35,7 @@ from segmap.imaging.instance_check import RejectedFile
 from segmap.imaging.sop_classes import CollectionKind
 from segmap.imaging.uids import MAX_UID_LENGTH, describe_uid, uid_problem
 from segmap.server.db.base import utcnow
-from segmap.server.db.imaging import ImagingSession, RoiCollection
+from segmap.server.db.imaging import ImagingSession, RoiCollection, StoredVia
 from segmap.server.dicomweb.index import index_collection
 from segmap.server.errors import Conflict, Unprocessable
 from segmap.server.imaging.collections import collection_type_of, find_by_label
@@ -168,12 +168,15 @@ def store_staged_collection(
     *,
     events: ImagingEvents,
     limits: UploadLimits | None = None,
+    stored_via: StoredVia = StoredVia.UPLOAD,
 ) -> SavedCollection:
     """Validate and place a fully received collection (committed); consumes ``staged``.
 
     Then tells ``events`` (see the module doc); a failing listener is logged, the stored
     collection stays. ``limits`` bound the header read (a deflated data set's inflated
     size); the defaults when None. UIDs that break the UID grammar are refused (422).
+    ``stored_via`` records the route (STOW-RS passes its own); the caller is recorded as
+    who stored it.
     """
     placed: str | None = None
     try:
@@ -198,6 +201,7 @@ def store_staged_collection(
             "sha256": staged.sha256,
             "storage_key": placed,
             "uploaded_by_id": access.principal.id,
+            "stored_via": stored_via.value,
         }
         row, created, old_key = _point_collection_at(db, session, label, overwrite, fields)
         index_collection(db, storage, row)  # DICOMweb index, same transaction

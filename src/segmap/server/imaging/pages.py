@@ -2,7 +2,9 @@
 
 Paths::
 
-    /projects/{p}/sessions            sessions with their scans; Upload Session (owners)
+    /projects/{p}/sessions            sessions with their scans, Open in OHIF per
+                                      session (with each mapped model's labels);
+                                      Upload Session (owners)
     /projects/{p}/sessions/{s}        scans, ROI collections (region names matched per
                                       model), Upload ROI Collection, and per scan the
                                       derived resources: preview and report figures
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from segmap.server.db.imaging import DerivedFolder
 from segmap.server.imaging import derived, lookup
-from segmap.server.imaging.matching import collection_matches, model_maps
+from segmap.server.imaging.matching import ModelMap, collection_matches, model_maps
 from segmap.server.imaging.presenters import (
     DerivedFolderView,
     ScanView,
@@ -35,7 +37,7 @@ from segmap.server.registry import mlmodels, projects
 from segmap.server.registry.navigation import project_crumbs, project_tabs
 from segmap.server.registry.presenters import present_project
 from segmap.server.storage import LocalStorage
-from segmap.server.viewer.links import study_links
+from segmap.server.viewer.links import ViewerLink, study_links
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_db, get_storage, optional_principal
 from segmap.server.web.forms import logged_in
@@ -47,24 +49,39 @@ router = APIRouter(include_in_schema=False)
 SESSIONS = "/projects/{project}/sessions"
 
 
+def _viewer_links(
+    project_id: str, study_instance_uid: str, maps: list[ModelMap]
+) -> list[ViewerLink]:
+    """Open in OHIF for a study: as OHIF ships, then with each model whose map is usable."""
+    return study_links(
+        project_id, study_instance_uid, [m.label for m in maps if m.region_map is not None]
+    )
+
+
 @router.get(SESSIONS, name="sessions_page")
 def sessions_page(
     request: Request,
     project: str,
     db: Session = Depends(get_db),
+    storage: LocalStorage = Depends(get_storage),
     principal: Principal | None = Depends(optional_principal),
 ) -> Response:
-    """The Sessions tab: every session with subject, date and its scans; Upload Session."""
+    """The Sessions tab: every session with subject, date, its scans and Open in OHIF;
+    Upload Session."""
     who = logged_in(principal)
     access = projects.get_project(db, who, project)
     view = present_project(request, access.project, access.role, who)
+    sessions = [present_session(request, s) for s in lookup.list_sessions(db, who, project)]
+    maps = model_maps(request, db, storage, mlmodels.list_models(db, who, project))
     context = page_context(
         request,
         who,
         project=view,
         project_tabs=project_tabs(request, view.id),
         active_tab="sessions",
-        sessions=[present_session(request, s) for s in lookup.list_sessions(db, who, project)],
+        sessions=sessions,
+        viewer_installed=request.app.state.ohif_dist is not None,
+        viewer_links={s.id: _viewer_links(view.id, s.study_instance_uid, maps) for s in sessions},
         can_manage=access.can_manage,
         upload_api=path_for(request, "api_upload_sessions", project=view.id),
         breadcrumbs=project_crumbs(request, view, Crumb("Sessions")),
@@ -119,9 +136,7 @@ def session_page(
         models=maps,
         results=results,
         viewer_installed=request.app.state.ohif_dist is not None,
-        viewer_links=study_links(
-            view.id, shown.study_instance_uid, [m.label for m in maps if m.region_map is not None]
-        ),
+        viewer_links=_viewer_links(view.id, shown.study_instance_uid, maps),
         preview_name=PREVIEW_NAME,
         can_manage=access.can_manage,
         breadcrumbs=project_crumbs(

@@ -13,7 +13,13 @@ from datetime import date, datetime
 
 from starlette.requests import HTTPConnection
 
-from segmap.server.db.imaging import DerivedFolder, ImagingSession, RoiCollection, Scan
+from segmap.server.db.imaging import (
+    DerivedFolder,
+    ImagingSession,
+    RoiCollection,
+    Scan,
+    StoredVia,
+)
 from segmap.server.imaging.derived import download_name
 from segmap.server.imaging.lookup import sorted_scans
 from segmap.server.registry.presenters import username
@@ -21,6 +27,12 @@ from segmap.server.web.pages import format_time
 from segmap.server.web.urls import path_for
 
 NONE_TEXT = "—"
+# How the pages name each route a collection can arrive by (``StoredVia``).
+STORED_VIA_TEXT = {
+    StoredVia.UPLOAD: "upload",
+    StoredVia.DICOMWEB: "DICOMweb",
+    StoredVia.OHIF: "OHIF",
+}
 
 
 def scan_name(scan_id: int, series_number: int | None) -> str:
@@ -93,7 +105,9 @@ class ScanRef:
 
 @dataclass(frozen=True)
 class CollectionView:
-    """An ROI collection: type, the scan it is drawn on, region names, where to get it."""
+    """An ROI collection: type, the scan it is drawn on, region names, where to get it,
+    and who stored it (``stored_by``, the same as ``uploaded_by``) by which route
+    (``stored_via``, a :class:`StoredVia` value)."""
 
     id: int
     label: str
@@ -108,6 +122,8 @@ class CollectionView:
     sha256: str
     uploaded_by: str | None
     uploaded_at: datetime
+    stored_by: str | None
+    stored_via: str
     url: str
     download: str
 
@@ -115,6 +131,11 @@ class CollectionView:
     def uploaded_at_text(self) -> str:
         """When it was uploaded, in UTC."""
         return format_time(self.uploaded_at)
+
+    @property
+    def stored_via_text(self) -> str:
+        """``upload``, ``DICOMweb`` or ``OHIF``."""
+        return STORED_VIA_TEXT[StoredVia(self.stored_via)]
 
 
 def _scan_text(row: RoiCollection) -> str:
@@ -146,6 +167,8 @@ def present_collection(conn: HTTPConnection, project_id: str, row: RoiCollection
         sha256=row.sha256,
         uploaded_by=username(row.uploaded_by),
         uploaded_at=row.uploaded_at,
+        stored_by=username(row.uploaded_by),
+        stored_via=row.stored_via,
         url=path_for(conn, "api_get_collection", **params),
         download=path_for(conn, "api_download_collection", **params),
     )

@@ -10,6 +10,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segmap.server.db.imaging import StoredVia
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -56,6 +58,11 @@ class CollectionOut(_Out):
     sha256: str
     uploaded_by: str | None
     uploaded_at: datetime
+    stored_by: str | None = Field(description="Who stored it (the same as uploaded_by).")
+    stored_via: StoredVia = Field(
+        description="How it was stored: upload (REST API or page), dicomweb (STOW-RS by a "
+        "client) or ohif (STOW-RS from the viewer segmap serves)."
+    )
     download: str
 
 

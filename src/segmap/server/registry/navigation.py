@@ -21,7 +21,10 @@ PROJECT_TABS = (
     ("sessions", "Sessions", "sessions_page"),
     ("jobs", "Jobs", "jobs_page"),
     ("machine-learning", "Machine Learning", "machine_learning_tab"),
+    ("viewer", "Viewer", "viewer_tab"),
 )
+# The Viewer tab (``viewer.pages``): OHIF's study list on the project, or a note.
+VIEWER_TAB = "viewer"
 # The tab of the Machine Learning tab, the dashboard and every model's pages.
 MODELS_TAB = "machine-learning"
 # A model's own tabs (``dataset_tabs.html``): View Model and its training datasets.

@@ -25,12 +25,23 @@ def viewer_study_url(project_id: str, study_instance_uid: str, model: str | None
     return f"{BASE_PATH}{MODE}/{quote(project_id, safe='')}?{urlencode(query)}"
 
 
+def viewer_study_list_url(project_id: str) -> str:
+    """``/ohif/?dataSources={project}``: OHIF's study list on the project's data source.
+
+    ``dataSources`` takes a data source's ``sourceName`` (OHIF's URL documentation), which
+    ``app_config.data_source`` sets to the project id.
+    """
+    return f"{BASE_PATH}?{urlencode({'dataSources': project_id})}"
+
+
 @dataclass(frozen=True)
 class ViewerLink:
-    """One "Open in OHIF" entry: its words and where it goes."""
+    """One "Open in OHIF" entry: its words, where it goes, the model whose labels it
+    presets (None: OHIF as it ships)."""
 
     text: str
     url: str
+    model: str | None = None
 
 
 def study_links(project_id: str, study_instance_uid: str, models: list[str]) -> list[ViewerLink]:
@@ -38,7 +49,9 @@ def study_links(project_id: str, study_instance_uid: str, models: list[str]) -> 
     links = [ViewerLink("Open in OHIF", viewer_study_url(project_id, study_instance_uid))]
     links += [
         ViewerLink(
-            f"Open in OHIF with {m}'s labels", viewer_study_url(project_id, study_instance_uid, m)
+            f"Open in OHIF with {m}'s labels",
+            viewer_study_url(project_id, study_instance_uid, m),
+            m,
         )
         for m in models
     ]
