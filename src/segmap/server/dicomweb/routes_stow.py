@@ -29,7 +29,7 @@ from segmap.server.dicomweb.auth import check_origin, dicomweb_principal, projec
 from segmap.server.dicomweb.errors import UnsupportedMediaType
 from segmap.server.dicomweb.multipart import ReceivedPart, parse_content_type, read_parts
 from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
-from segmap.server.dicomweb.stow import Outcome, StowPart, store_parts
+from segmap.server.dicomweb.stow import Outcome, StowPart, read_part, store_parts
 from segmap.server.imaging.events import imaging_events
 from segmap.server.registry.access import require_manage
 from segmap.server.storage import Storage
@@ -95,8 +95,10 @@ async def _stow(
                 return await run_in_threadpool(_stage, storage, part, limit)
 
     try:
-        # Parts are staged (written and fsynced) a few at a time while the body still
-        # arrives: the disk's flushes overlap instead of queueing one after another.
+        # Parts are staged (written and fsynced) and read (checked, their index entries
+        # made) a few at a time while the body still arrives: the disk's flushes overlap
+        # instead of queueing one after another, and the storing transaction only
+        # places files and adds rows.
         async for part in read_parts(
             request.stream(), content_type, max_part_bytes=limit, max_parts=MAX_PARTS
         ):
@@ -122,7 +124,12 @@ def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StowPart:
     with storage.stage(limit) as writer:
         part.file.seek(0)
         writer.write_from(part.file)
-        return StowPart(part.number, part.content_type, writer.finish())
+        staged = writer.finish()
+    try:
+        return read_part(part.number, part.content_type, staged, limit)
+    except BaseException:
+        storage.discard(staged)
+        raise
 
 
 def _answer(outcomes: list[Outcome], root: str) -> Response:
