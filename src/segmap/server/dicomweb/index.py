@@ -120,20 +120,33 @@ def _add_rows(
         )
     )
     project = session.project_id
-    series_rows: dict[str, DicomwebSeries] = {}
+    new: list[tuple[Instance, IndexEntry]] = []
     for instance, entry in prepared:
         uid = entry.sop_instance_uid
         if uid in taken:
             log.warning("SOPInstanceUID %s is already indexed in project %s", uid, project)
             continue
         taken.add(uid)
-        _study_row(db, session, entry)
-        series = series_rows.get(entry.series_instance_uid)
-        if series is None:
-            series = _series_row(db, session, scan_id, entry)
-            series_rows[entry.series_instance_uid] = series
-        owner = {"instance_id": instance.id}
-        db.add(_instance_row(session, series, entry, instance.storage_key, instance.size, owner))
+        new.append((instance, entry))
+    if not new:
+        return
+    # The study and series rows first (each look-up would flush rows added before it).
+    _study_row(db, session, new[0][1])
+    series_rows: dict[str, DicomwebSeries] = {}
+    for _instance, entry in new:
+        if entry.series_instance_uid not in series_rows:
+            series_rows[entry.series_instance_uid] = _series_row(db, session, scan_id, entry)
+    db.add_all(
+        _instance_row(
+            session,
+            series_rows[entry.series_instance_uid],
+            entry,
+            instance.storage_key,
+            instance.size,
+            {"instance_id": instance.id},
+        )
+        for instance, entry in new
+    )
     db.flush()  # a concurrent index of the same UID fails here, in the caller's savepoint
 
 

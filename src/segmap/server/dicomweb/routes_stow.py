@@ -32,14 +32,18 @@ from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, 
 from segmap.server.dicomweb.stow import Outcome, StowPart, read_part, store_parts
 from segmap.server.imaging.events import imaging_events
 from segmap.server.registry.access import require_manage
-from segmap.server.storage import Storage
+from segmap.server.storage import StagedFile, Storage
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_database, get_settings, get_storage
 
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
 MAX_PARTS = 100_000
-STAGING_AT_ONCE = 4
+# Parts written (and flushed to disk) at once: the disk serves concurrent flushes
+# together, so several in flight cost little more than one.
+WRITING_AT_ONCE = 8
+# Parts read at once (pydicom, CPU-bound): more than the cores would only queue.
+READING_AT_ONCE = 2
 
 
 @router.post("/studies", name="dicomweb_stow")
@@ -87,12 +91,21 @@ async def _stow(
         )
     received: list[StowPart] = []
     pending: list[asyncio.Task[StowPart]] = []
-    at_once = asyncio.Semaphore(STAGING_AT_ONCE)
+    writing = asyncio.Semaphore(WRITING_AT_ONCE)
+    reading = asyncio.Semaphore(READING_AT_ONCE)
 
     async def stage(part: ReceivedPart) -> StowPart:
         with part:
-            async with at_once:
-                return await run_in_threadpool(_stage, storage, part, limit)
+            async with writing:
+                staged = await run_in_threadpool(_stage, storage, part, limit)
+        try:
+            async with reading:
+                return await run_in_threadpool(
+                    read_part, part.number, part.content_type, staged, limit
+                )
+        except BaseException:
+            storage.discard(staged)
+            raise
 
     try:
         # Parts are staged (written and fsynced) and read (checked, their index entries
@@ -120,16 +133,11 @@ async def _stow(
     return _answer(outcomes, project_root(request, project_id))
 
 
-def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StowPart:
+def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StagedFile:
     with storage.stage(limit) as writer:
         part.file.seek(0)
         writer.write_from(part.file)
-        staged = writer.finish()
-    try:
-        return read_part(part.number, part.content_type, staged, limit)
-    except BaseException:
-        storage.discard(staged)
-        raise
+        return writer.finish()
 
 
 def _answer(outcomes: list[Outcome], root: str) -> Response:
