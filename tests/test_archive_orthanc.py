@@ -86,6 +86,7 @@ def test_orthanc_annotations_become_masks_and_the_seg_goes_back(
     assert_mask_matches_truth(mask_of(world, job), case.series.folder, rois, tmp_path / "rt")
     (only,) = collections(world)
     assert only["type"] == "RTSTRUCT"
+    assert only["stored_via"] == "archive"  # the session page says it came from the archive
 
     # The derived SEG is pushed: QIDO on Orthanc finds it, and it reads back to the mask.
     (pushed,) = wait_for(

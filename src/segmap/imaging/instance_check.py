@@ -94,7 +94,15 @@ def read_image_header(path: Path) -> ImageHeader:
     Class, Frame of Reference), and a NumberOfFrames that is no frame count. Numbers that
     only label (SeriesNumber, InstanceNumber) outside the IS range or not whole are None.
     """
-    ds = _open(path)
+    return image_header_of(_open(path), path)
+
+
+def image_header_of(ds: Dataset, path: Path) -> ImageHeader:
+    """:func:`read_image_header` for a dataset the caller has read from ``path`` already
+    (``pydicom.dcmread`` with ``defer_size``, no value accessed yet), so a store that
+    needs the header for more than this check parses each file once. Same checks,
+    same refusals (a file pydicom cannot read at all is the caller's to refuse).
+    """
     try:
         return _header_of(ds, path)
     except RejectedFile:

@@ -108,8 +108,13 @@ class Storage(Protocol):
         """Start receiving an upload."""
         ...
 
-    def commit(self, staged: StagedFile, key: str) -> None:
-        """Move a staged file to ``key`` atomically."""
+    def commit(self, staged: StagedFile, key: str, *, sync: bool = True) -> None:
+        """Move a staged file to ``key`` atomically (and durably, unless ``sync`` is False:
+        then the caller calls :meth:`sync_folders` before it records the key)."""
+        ...
+
+    def sync_folders(self, keys: Iterable[str]) -> None:
+        """Make the moves of ``commit(..., sync=False)`` to ``keys`` durable."""
         ...
 
     def open(self, key: str) -> BinaryIO:
@@ -166,19 +171,26 @@ class LocalStorage:
         """Start receiving an upload into ``root/staging``."""
         return StagingWriter(self.staging, max_bytes)
 
-    def commit(self, staged: StagedFile, key: str) -> None:
-        """Rename the staged file to the object path and make the rename durable."""
+    def commit(self, staged: StagedFile, key: str, *, sync: bool = True) -> None:
+        """Rename the staged file to the object path and make the rename durable.
+
+        The bytes were flushed when staged; the rename is durable once its folder is
+        flushed. ``sync=False`` leaves that to :meth:`sync_folders`, so a batch of files
+        into one folder costs one folder flush instead of one each.
+        """
         target = self._path(key)
         make_private_dir(target.parent)
         os.replace(staged.path, target)
         # The orphan sweep spares young files: their age counts from now, not from when
         # the bytes were received.
         os.utime(target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if sync:
+            _fsync_folder(target.parent)
+
+    def sync_folders(self, keys: Iterable[str]) -> None:
+        """Flush each folder holding one of ``keys`` once (see :meth:`commit`)."""
+        for folder in sorted({self._path(key).parent for key in keys}):
+            _fsync_folder(folder)
 
     def discard(self, staged: StagedFile) -> None:
         """Delete a staged file."""
@@ -235,6 +247,14 @@ class LocalStorage:
     def close(self) -> None:
         """Release this process's staging folder (swept by the next start-up)."""
         self._staging.close()
+
+
+def _fsync_folder(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def iter_file(handle: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:

@@ -36,8 +36,8 @@ from segmap.server.db.archive import (
 from segmap.server.db.base import utcnow
 from segmap.server.db.dicomweb import DicomwebInstance
 from segmap.server.db.engine import Database
-from segmap.server.db.imaging import ImagingSession, Instance, Scan
-from segmap.server.dicomweb.stow import StowPart, store_parts
+from segmap.server.db.imaging import ImagingSession, Instance, Scan, StoredVia
+from segmap.server.dicomweb.stow import StowPart, read_part, store_parts
 from segmap.server.imaging.events import ImagingEvents
 from segmap.server.storage import LocalStorage, StagedFile
 from segmap.server.web.auth import Principal
@@ -133,7 +133,7 @@ def import_annotation_series(
                 _stage(target, f) for f in client.series_files(first.StudyInstanceUID, series_uid)
             )
         progress(f"storing {len(staged)} instance(s)")
-        parts = [StowPart(n, "application/dicom", s) for n, s in enumerate(staged, 1)]
+        parts = [_part(target, n, s) for n, s in enumerate(staged, 1)]
         staged_count = len(parts)
         with target.database.session(write=True) as db:
             outcomes = store_parts(
@@ -145,6 +145,7 @@ def import_annotation_series(
                 study=None,
                 events=target.events,
                 max_file_bytes=target.max_file_bytes,
+                stored_via=StoredVia.ARCHIVE,
             )
     finally:
         for s in staged:
@@ -166,6 +167,11 @@ def _header(data: bytes) -> Dataset | None:
         return pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
     except Exception:  # pydicom raises many types for what is not DICOM
         return None
+
+
+def _part(target: ImportTarget, number: int, staged: StagedFile) -> StowPart:
+    # Read once, as STOW-RS reads a received part, so storing parses nothing again.
+    return read_part(number, "application/dicom", staged, target.max_file_bytes)
 
 
 def _stage(target: ImportTarget, data: bytes) -> StagedFile:
@@ -255,7 +261,7 @@ def import_image_series(
     staged = [_stage(target, f) for f in client.series_files(ref.study_uid, ref.series_uid)]
     try:
         if staged:
-            parts = [StowPart(n, "application/dicom", s) for n, s in enumerate(staged, 1)]
+            parts = [_part(target, n, s) for n, s in enumerate(staged, 1)]
             with target.database.session(write=True) as db:
                 store_parts(
                     db,
@@ -266,6 +272,7 @@ def import_image_series(
                     study=None,
                     events=target.events,
                     max_file_bytes=target.max_file_bytes,
+                    stored_via=StoredVia.ARCHIVE,
                 )
     finally:
         for s in staged:

@@ -143,12 +143,14 @@ class StoredVia(StrEnum):
 
     ``upload``: the REST API or the session page's Upload ROI Collection (the page calls
     the API); ``dicomweb``: STOW-RS by a DICOMweb client; ``ohif``: STOW-RS from the OHIF
-    viewer segmap serves (the rule is ``viewer.provenance``).
+    viewer segmap serves (the rule is ``viewer.provenance``); ``archive``: imported from
+    the project's connected archive (``server.archive``), followed or by hand.
     """
 
     UPLOAD = "upload"
     DICOMWEB = "dicomweb"
     OHIF = "ohif"
+    ARCHIVE = "archive"
 
 
 class RoiCollection(Base):

@@ -1,11 +1,12 @@
 """Filling the DICOMweb index (``segmap.server.db.dicomweb``) when an instance is stored.
 
-:func:`index_instance` is called by the image upload's transaction for each new image
-instance, :func:`index_collection` by the ROI collection upload for its file (RTSTRUCT
+:func:`index_instances` is called by the image upload's transaction for the new image
+instances of each scan, :func:`index_collection` by the ROI collection upload for its file (RTSTRUCT
 and SEG are instances of a series of their own). Both read the stored file once for its
-header (pydicom, large values deferred) and once for its frame layout
-(:func:`segmap.imaging.frame_index.index_frames`), and add rows in the caller's
-transaction, so the index commits or rolls back with the upload itself.
+header and frame layout (:mod:`.index_entry`), unless the caller made that entry
+already (:func:`index_instances`, given STOW-RS's entries), and add rows in the caller's
+transaction, so the index commits or rolls back with the upload itself. An upload's
+instances of one scan are indexed together: one look-up of UIDs, one flush.
 :func:`backfill` indexes what was stored before the index existed; the service runs it
 at start-up.
 
@@ -17,28 +18,25 @@ left out (logged): a UID names one object.
 from __future__ import annotations
 
 import logging
-from typing import Any, BinaryIO
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pydicom
-from pydicom.dataset import Dataset
 from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from segmap.imaging.frame_index import FrameIndexError, NoPixelData, index_frames_of
+from segmap.imaging.frame_index import FrameIndexError
 from segmap.pipeline.convert import SEG_NAME as DERIVED_SEG_NAME
 from segmap.server.db.dicomweb import DicomwebInstance, DicomwebSeries, DicomwebStudy
 from segmap.server.db.engine import Database
 from segmap.server.db.imaging import DerivedFolder, ImagingSession, Instance, RoiCollection, Scan
-from segmap.server.dicomweb.columns import level_values
-from segmap.server.dicomweb.dicomjson import BULK_DATA_THRESHOLD, level_record
+from segmap.server.dicomweb.index_entry import IndexEntry, read_index_entry
 from segmap.server.dicomweb.levels import Level
-from segmap.server.dicomweb.stored_metadata import metadata_text
 from segmap.server.storage import Storage
 
 log = logging.getLogger("segmap.server.dicomweb")
 
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 _BACKFILL_BATCH = 200
 
 
@@ -46,17 +44,110 @@ def index_instance(
     db: Session, storage: Storage, instance: Instance, scan: Scan, session: ImagingSession
 ) -> None:
     """Index a stored image instance (its row flushed, its file placed); no commit."""
-    if db.scalar(select(DicomwebInstance.id).where(DicomwebInstance.instance_id == instance.id)):
+    index_instances(db, storage, [instance], scan, session)
+
+
+def index_instances(
+    db: Session,
+    storage: Storage,
+    instances: Sequence[Instance],
+    scan: Scan,
+    session: ImagingSession,
+    entries: Mapping[str, IndexEntry] | None = None,
+) -> None:
+    """Index stored image instances of one scan (rows flushed, files placed); no commit.
+
+    ``entries`` (by the file's SHA-256) are what a caller already made from each file's
+    header (:mod:`.index_entry`); the others' files are read here. All rows go in with
+    one flush; if that fails, each instance is tried on its own, so one bad row costs
+    only its own index entry. An instance already indexed is left as it is.
+    """
+    if not instances:
         return
-    _guarded(
-        db,
-        storage,
-        session=session,
-        scan_id=scan.id,
-        storage_key=instance.storage_key,
-        size=instance.size,
-        owner={"instance_id": instance.id},
+    ids = [i.id for i in instances]
+    done = set(
+        db.scalars(
+            select(DicomwebInstance.instance_id).where(DicomwebInstance.instance_id.in_(ids))
+        )
     )
+    todo = [i for i in instances if i.id not in done]
+    prepared: list[tuple[Instance, IndexEntry]] = []
+    for instance in todo:
+        entry = (entries or {}).get(instance.sha256) or _read_entry(storage, instance.storage_key)
+        if entry is not None:
+            prepared.append((instance, entry))
+    try:
+        with db.begin_nested():
+            _add_rows(db, session, scan.id, prepared)
+    except Exception:
+        log.info("indexing %d instances together failed; indexing one by one", len(prepared))
+        for instance, entry in prepared:
+            _guarded(
+                db,
+                storage,
+                session=session,
+                scan_id=scan.id,
+                storage_key=instance.storage_key,
+                size=instance.size,
+                owner={"instance_id": instance.id},
+                entry=entry,
+            )
+
+
+def _read_entry(storage: Storage, storage_key: str) -> IndexEntry | None:
+    try:
+        with storage.open(storage_key) as fp:
+            return read_index_entry(fp)
+    except Exception:
+        log.exception("could not index %s for DICOMweb; it is stored", storage_key)
+        return None
+
+
+def _add_rows(
+    db: Session,
+    session: ImagingSession,
+    scan_id: int | None,
+    prepared: Sequence[tuple[Instance, IndexEntry]],
+) -> None:
+    """The rows of ``prepared`` (same session), with their study and series rows."""
+    uids = [entry.sop_instance_uid for _instance, entry in prepared]
+    taken = set(
+        db.scalars(
+            select(DicomwebInstance.sop_instance_uid).where(
+                DicomwebInstance.project_id == session.project_id,
+                DicomwebInstance.sop_instance_uid.in_(uids),
+            )
+        )
+    )
+    project = session.project_id
+    new: list[tuple[Instance, IndexEntry]] = []
+    for instance, entry in prepared:
+        uid = entry.sop_instance_uid
+        if uid in taken:
+            log.warning("SOPInstanceUID %s is already indexed in project %s", uid, project)
+            continue
+        taken.add(uid)
+        new.append((instance, entry))
+    if not new:
+        return
+    # The study and series rows first (each look-up would flush rows added before it).
+    _study_row(db, session, new[0][1])
+    series_rows: dict[str, DicomwebSeries] = {}
+    for _instance, entry in new:
+        if entry.series_instance_uid not in series_rows:
+            series_rows[entry.series_instance_uid] = _series_row(db, session, scan_id, entry)
+    db.add_all(
+        _instance_row(
+            session,
+            series_rows[entry.series_instance_uid],
+            entry,
+            instance.storage_key,
+            instance.size,
+            {"instance_id": instance.id},
+        )
+        for instance, entry in new
+    )
+    db.flush()  # a concurrent index of the same UID fails here, in the caller's savepoint
 
 
 def index_collection(db: Session, storage: Storage, collection: RoiCollection) -> None:
@@ -110,19 +201,29 @@ def _forget(db: Session, mine: ColumnElement[bool]) -> None:
         _drop_if_empty(db, series_id)
 
 
-def _guarded(db: Session, storage: Storage, *, storage_key: str, **fields: Any) -> None:
+def _guarded(
+    db: Session,
+    storage: Storage,
+    *,
+    storage_key: str,
+    entry: IndexEntry | None = None,
+    **fields: Any,
+) -> None:
     """Index one file in a savepoint; a failure is logged and never fails the upload
     (the instance is stored; :func:`backfill` tries again at the next start)."""
     try:
-        with db.begin_nested(), storage.open(storage_key) as fp:
-            _index_file(db, fp, storage_key=storage_key, **fields)
+        with db.begin_nested():
+            if entry is None:
+                with storage.open(storage_key) as fp:
+                    entry = read_index_entry(fp)
+            _index_file(db, entry, storage_key=storage_key, **fields)
     except Exception:
         log.exception("could not index %s for DICOMweb; it is stored", storage_key)
 
 
 def _index_file(
     db: Session,
-    fp: BinaryIO,
+    entry: IndexEntry,
     *,
     session: ImagingSession,
     scan_id: int | None,
@@ -130,8 +231,7 @@ def _index_file(
     size: int,
     owner: dict[str, int],
 ) -> None:
-    ds = pydicom.dcmread(fp, defer_size=BULK_DATA_THRESHOLD)
-    sop_uid = str(ds.get("SOPInstanceUID", ""))
+    sop_uid = entry.sop_instance_uid
     project_id = session.project_id
     taken = db.scalar(
         select(DicomwebInstance.id).where(
@@ -141,31 +241,37 @@ def _index_file(
     if taken is not None:
         log.warning("SOPInstanceUID %s is already indexed in project %s", sop_uid, project_id)
         return
-    _study_row(db, session, ds)
-    series = _series_row(db, session, scan_id, ds)
-    row = DicomwebInstance(
-        project_id=project_id,
-        series_id=series.id,
-        transfer_syntax_uid=_transfer_syntax(ds),
-        storage_key=storage_key,
-        size=size,
-        number_of_frames=_frames(ds),
-        record=level_record(ds, Level.INSTANCE),
-        metadata_json=_metadata(ds, sop_uid),
-        **level_values(ds, Level.INSTANCE),
-        **owner,
-    )
-    try:
-        row.frame_index = index_frames_of(ds, fp).to_bytes()
-    except NoPixelData:
-        row.frames_refusal = "the instance has no Pixel Data, so no frames"
-    except FrameIndexError as exc:
-        row.frames_refusal = str(exc).replace(str(getattr(fp, "name", "")), "the instance")
-    db.add(row)
+    _study_row(db, session, entry)
+    series = _series_row(db, session, scan_id, entry)
+    db.add(_instance_row(session, series, entry, storage_key, size, owner))
     db.flush()  # a concurrent index of the same UID fails here, in the caller's savepoint
 
 
-def _study_row(db: Session, session: ImagingSession, ds: Dataset) -> DicomwebStudy:
+def _instance_row(
+    session: ImagingSession,
+    series: DicomwebSeries,
+    entry: IndexEntry,
+    storage_key: str,
+    size: int,
+    owner: dict[str, int],
+) -> DicomwebInstance:
+    return DicomwebInstance(
+        project_id=session.project_id,
+        series_id=series.id,
+        transfer_syntax_uid=entry.transfer_syntax_uid,
+        storage_key=storage_key,
+        size=size,
+        number_of_frames=entry.number_of_frames,
+        record=entry.records[Level.INSTANCE],
+        metadata_json=entry.metadata_json,
+        frame_index=entry.frame_index,
+        frames_refusal=entry.frames_refusal,
+        **entry.values[Level.INSTANCE],
+        **owner,
+    )
+
+
+def _study_row(db: Session, session: ImagingSession, entry: IndexEntry) -> DicomwebStudy:
     for _ in range(2):
         found = db.get(DicomwebStudy, session.id)
         if found is not None:
@@ -173,8 +279,8 @@ def _study_row(db: Session, session: ImagingSession, ds: Dataset) -> DicomwebStu
         row = DicomwebStudy(
             session_id=session.id,
             project_id=session.project_id,
-            record=level_record(ds, Level.STUDY),
-            **level_values(ds, Level.STUDY),
+            record=entry.records[Level.STUDY],
+            **entry.values[Level.STUDY],
         )
         row.study_instance_uid = session.study_instance_uid  # the session's, always set
         try:
@@ -187,9 +293,9 @@ def _study_row(db: Session, session: ImagingSession, ds: Dataset) -> DicomwebStu
 
 
 def _series_row(
-    db: Session, session: ImagingSession, scan_id: int | None, ds: Dataset
+    db: Session, session: ImagingSession, scan_id: int | None, entry: IndexEntry
 ) -> DicomwebSeries:
-    uid = str(ds.get("SeriesInstanceUID", ""))
+    uid = entry.series_instance_uid
     for _ in range(2):
         found = db.scalar(
             select(DicomwebSeries).where(
@@ -204,8 +310,8 @@ def _series_row(
             project_id=session.project_id,
             session_id=session.id,
             scan_id=scan_id,
-            record=level_record(ds, Level.SERIES),
-            **level_values(ds, Level.SERIES),
+            record=entry.records[Level.SERIES],
+            **entry.values[Level.SERIES],
         )
         row.series_instance_uid = uid
         try:
@@ -224,27 +330,6 @@ def _drop_if_empty(db: Session, series_id: int) -> None:
             DicomwebSeries.id == series_id, DicomwebSeries.scan_id.is_(None), ~has_instances
         )
     )
-
-
-def _transfer_syntax(ds: Dataset) -> str:
-    meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
-    return str(uid) if uid else IMPLICIT_VR_LITTLE_ENDIAN
-
-
-def _frames(ds: Dataset) -> int:
-    try:
-        return max(1, int(ds.get("NumberOfFrames") or 1))
-    except (TypeError, ValueError):
-        return 1
-
-
-def _metadata(ds: Dataset, sop_uid: str) -> str | None:
-    try:
-        return metadata_text(ds)
-    except Exception:  # pydicom's JSON encoder raises many types on odd values
-        log.warning("no stored metadata for %s; it will be built from the file", sop_uid)
-        return None
 
 
 def backfill(database: Database, storage: Storage) -> int:

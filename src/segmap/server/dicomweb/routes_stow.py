@@ -29,10 +29,10 @@ from segmap.server.dicomweb.auth import check_origin, dicomweb_principal, projec
 from segmap.server.dicomweb.errors import UnsupportedMediaType
 from segmap.server.dicomweb.multipart import ReceivedPart, parse_content_type, read_parts
 from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
-from segmap.server.dicomweb.stow import Outcome, StowPart, store_parts
+from segmap.server.dicomweb.stow import Outcome, StowPart, read_part, store_parts
 from segmap.server.imaging.events import imaging_events
 from segmap.server.registry.access import require_manage
-from segmap.server.storage import Storage
+from segmap.server.storage import StagedFile, Storage
 from segmap.server.viewer.provenance import stow_route
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_database, get_settings, get_storage
@@ -40,7 +40,11 @@ from segmap.server.web.deps import get_database, get_settings, get_storage
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
 MAX_PARTS = 100_000
-STAGING_AT_ONCE = 4
+# Parts written (and flushed to disk) at once: the disk serves concurrent flushes
+# together, so several in flight cost little more than one.
+WRITING_AT_ONCE = 8
+# Parts read at once (pydicom, CPU-bound): more than the cores would only queue.
+READING_AT_ONCE = 2
 
 
 @router.post("/studies", name="dicomweb_stow")
@@ -88,16 +92,27 @@ async def _stow(
         )
     received: list[StowPart] = []
     pending: list[asyncio.Task[StowPart]] = []
-    at_once = asyncio.Semaphore(STAGING_AT_ONCE)
+    writing = asyncio.Semaphore(WRITING_AT_ONCE)
+    reading = asyncio.Semaphore(READING_AT_ONCE)
 
     async def stage(part: ReceivedPart) -> StowPart:
         with part:
-            async with at_once:
-                return await run_in_threadpool(_stage, storage, part, limit)
+            async with writing:
+                staged = await run_in_threadpool(_stage, storage, part, limit)
+        try:
+            async with reading:
+                return await run_in_threadpool(
+                    read_part, part.number, part.content_type, staged, limit
+                )
+        except BaseException:
+            storage.discard(staged)
+            raise
 
     try:
-        # Parts are staged (written and fsynced) a few at a time while the body still
-        # arrives: the disk's flushes overlap instead of queueing one after another.
+        # Parts are staged (written and fsynced) and read (checked, their index entries
+        # made) a few at a time while the body still arrives: the disk's flushes overlap
+        # instead of queueing one after another, and the storing transaction only
+        # places files and adds rows.
         async for part in read_parts(
             request.stream(), content_type, max_part_bytes=limit, max_parts=MAX_PARTS
         ):
@@ -119,11 +134,11 @@ async def _stow(
     return _answer(outcomes, project_root(request, project_id))
 
 
-def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StowPart:
+def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StagedFile:
     with storage.stage(limit) as writer:
         part.file.seek(0)
         writer.write_from(part.file)
-        return StowPart(part.number, part.content_type, writer.finish())
+        return writer.finish()
 
 
 def _answer(outcomes: list[Outcome], root: str) -> Response:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
@@ -152,22 +152,33 @@ def _study_of(row: Any) -> DicomwebStudy:
     return study
 
 
+_FACTS = (
+    select(
+        DicomwebSeries.session_id,
+        DicomwebSeries.id,
+        DicomwebSeries.modality,
+        func.count(DicomwebInstance.id),
+    )
+    .join(DicomwebInstance, DicomwebInstance.series_id == DicomwebSeries.id)
+    .group_by(DicomwebSeries.id)
+)
+# Built once (statements are immutable; building one costs more than running it here).
+_FACTS_OF_ONE = _FACTS.where(DicomwebSeries.session_id == bindparam("session_id"))
+_FACTS_OF_MANY = _FACTS.where(
+    DicomwebSeries.session_id.in_(bindparam("session_ids", expanding=True))
+)
+
+
 def _facts(db: Session, session_ids: Iterable[int]) -> dict[int, _Facts]:
     ids = sorted(session_ids)
     out: dict[int, _Facts] = {i: _Facts() for i in ids}
+    connection = db.connection()  # plain rows: the ORM's per-statement work is not needed
     for start in range(0, len(ids), _IN_BATCH):
         batch = ids[start : start + _IN_BATCH]
-        rows = db.execute(
-            select(
-                DicomwebSeries.session_id,
-                DicomwebSeries.id,
-                DicomwebSeries.modality,
-                func.count(DicomwebInstance.id),
-            )
-            .join(DicomwebInstance, DicomwebInstance.series_id == DicomwebSeries.id)
-            .where(DicomwebSeries.session_id.in_(batch))
-            .group_by(DicomwebSeries.id)
-        )
+        if len(batch) == 1:  # the common case (a study by UID): no list to expand
+            rows = connection.execute(_FACTS_OF_ONE, {"session_id": batch[0]})
+        else:
+            rows = connection.execute(_FACTS_OF_MANY, {"session_ids": batch})
         for session_id, series_id, modality, count in rows:
             facts = out[session_id]
             facts.series += 1

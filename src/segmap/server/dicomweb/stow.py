@@ -25,9 +25,12 @@ from sqlalchemy.orm import Session
 
 from segmap.annotations.info import read_annotation_info
 from segmap.errors import AnnotationError
+from segmap.imaging.dicom_probe import check_inflated_size
+from segmap.imaging.instance_check import ImageHeader, image_header_of
 from segmap.imaging.sop_classes import CollectionKind, collection_kind
 from segmap.server.db.dicomweb import DicomwebInstance
 from segmap.server.db.imaging import ImagingSession, RoiCollection, StoredVia
+from segmap.server.dicomweb.index_entry import IndexEntry, index_entry, read_dataset
 from segmap.server.errors import Conflict, ServiceError
 from segmap.server.imaging.collection_upload import store_staged_collection
 from segmap.server.imaging.collections import find_by_label
@@ -45,15 +48,6 @@ CANNOT_UNDERSTAND = 0xC000
 _MAX_LABEL = 200
 
 
-@dataclass(frozen=True)
-class StowPart:
-    """One received part: its number in the body, media type and staged bytes."""
-
-    number: int
-    content_type: str
-    staged: StagedFile
-
-
 @dataclass
 class Outcome:
     """What became of one part: stored (``failure`` None) or why not."""
@@ -66,6 +60,47 @@ class Outcome:
     modality: str = ""
     failure: int | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class StowPart:
+    """One received part: its number in the body, media type and staged bytes, and what
+    :func:`read_part` found in it (``header`` and ``entry`` only for an image that
+    passed the upload's checks; otherwise the upload reads it again and says why)."""
+
+    number: int
+    content_type: str
+    staged: StagedFile
+    outcome: Outcome
+    header: ImageHeader | None = None
+    entry: IndexEntry | None = None
+
+
+def read_part(number: int, content_type: str, staged: StagedFile, max_file_bytes: int) -> StowPart:
+    """Read a staged part once: its identity, and for an image its checked header and
+    DICOMweb index entry, so storing it parses nothing again.
+
+    Runs outside any transaction (STOW-RS calls it while the body still arrives). A part
+    this quick path cannot read as an image is identified as before and left to the
+    upload's own checks, so its outcome and reason are the upload's.
+    """
+    if content_type not in ("", "application/dicom"):
+        outcome = Outcome(number, failure=CANNOT_UNDERSTAND)
+        outcome.reason = f"the part is {content_type}, not application/dicom"
+        return StowPart(number, content_type, staged, outcome)
+    limits = UploadLimits.for_upload_limit(max_file_bytes)
+    try:
+        # pydicom inflates a deflated data set in memory whole: bound it first (as the
+        # upload does), and leave a refused one to the upload.
+        inflate_cap = max(limits.ratio_grace_bytes, limits.max_ratio * staged.size)
+        check_inflated_size(staged.path, min(inflate_cap, limits.max_file_bytes))
+        with open(staged.path, "rb") as fp:
+            ds = read_dataset(fp)
+            header = image_header_of(ds, staged.path)  # before any value is converted
+            outcome = _identity(number, ds)
+            return StowPart(number, content_type, staged, outcome, header, index_entry(ds, fp))
+    except Exception:  # not an image that passes: the slow path below says why
+        return StowPart(number, content_type, staged, _identify(number, staged))
 
 
 def store_parts(
@@ -86,7 +121,7 @@ def store_parts(
     instances fail), None for ``POST /studies``. Every staged file is consumed.
     ``stored_via`` is recorded on the ROI collections stored (DICOMweb or OHIF).
     """
-    outcomes = {p.number: _identify(p) for p in parts}
+    outcomes = {p.number: p.outcome for p in parts}
     images: list[StowPart] = []
     annotations: list[tuple[StowPart, CollectionKind]] = []
     for part in parts:
@@ -117,18 +152,18 @@ def store_parts(
     return [outcomes[p.number] for p in parts]
 
 
-def _identify(part: StowPart) -> Outcome:
-    outcome = Outcome(part.number)
-    if part.content_type not in ("", "application/dicom"):
-        outcome.failure = CANNOT_UNDERSTAND
-        outcome.reason = f"the part is {part.content_type}, not application/dicom"
-        return outcome
+def _identify(number: int, staged: StagedFile) -> Outcome:
     try:
-        ds = pydicom.dcmread(part.staged.path, stop_before_pixels=True)
+        ds = pydicom.dcmread(staged.path, stop_before_pixels=True)
     except Exception as exc:  # pydicom raises many types for what is not DICOM
-        outcome.failure = CANNOT_UNDERSTAND
+        outcome = Outcome(number, failure=CANNOT_UNDERSTAND)
         outcome.reason = f"the part is not a readable DICOM file ({type(exc).__name__}: {exc})"
         return outcome
+    return _identity(number, ds)
+
+
+def _identity(number: int, ds: Dataset) -> Outcome:
+    outcome = Outcome(number)
     for field, keyword in (
         ("sop_class_uid", "SOPClassUID"),
         ("sop_instance_uid", "SOPInstanceUID"),
@@ -163,6 +198,8 @@ def _store_images(
         project_id,
         [IncomingFile(f"part {p.number}", p.staged) for p in images],
         limits=UploadLimits.for_upload_limit(max_file_bytes),
+        headers={p.staged.sha256: p.header for p in images if p.header is not None},
+        index_entries={p.staged.sha256: p.entry for p in images if p.entry is not None},
     )
     for rejection in result.rejected:
         number = names.get(rejection.file)

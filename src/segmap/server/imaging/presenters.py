@@ -32,6 +32,7 @@ STORED_VIA_TEXT = {
     StoredVia.UPLOAD: "upload",
     StoredVia.DICOMWEB: "DICOMweb",
     StoredVia.OHIF: "OHIF",
+    StoredVia.ARCHIVE: "the lab's archive",
 }
 
 

@@ -17,7 +17,7 @@ Permissions: project owners and site admins upload; members and collaborators re
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from segmap.imaging.instance_check import (
 )
 from segmap.imaging.sop_classes import CollectionKind
 from segmap.server.db.imaging import ImagingSession
+from segmap.server.dicomweb.index_entry import IndexEntry
 from segmap.server.errors import Unprocessable
 from segmap.server.imaging.unzip import expand, local_files, stage_path
 from segmap.server.imaging.upload_rows import Plan, SessionUpload, store_instances
@@ -122,6 +123,8 @@ def upload_dicom(
     limits: UploadLimits | None = None,
     rejected: Sequence[Rejection] = (),
     stop: StopCheck = never_stop,
+    headers: Mapping[str, ImageHeader] | None = None,
+    index_entries: Mapping[str, IndexEntry] | None = None,
 ) -> UploadResult:
     """Store DICOM image files into the project's sessions and scans (committed).
 
@@ -134,7 +137,10 @@ def upload_dicom(
     ``rejected`` carries files refused before this call (e.g. too large) into the result.
     ``stop`` is called between files and pieces of files; the web service passes one that
     raises :class:`~segmap.server.web.transfer.ClientGone` once the client has gone away,
-    which ends the upload with nothing stored.
+    which ends the upload with nothing stored. ``headers`` and ``index_entries`` (by the
+    file's SHA-256) are what a caller that parsed the files already found: the checked
+    header (``instance_check.image_header_of``, after ``check_inflated_size``) and the
+    DICOMweb index entry; those files are not read again.
     """
     staged: list[IncomingFile] = [f for f in files_or_zip if isinstance(f, IncomingFile)]
     plan = Plan(rejected=list(rejected))
@@ -146,10 +152,10 @@ def upload_dicom(
         for path in local_files(paths):
             stop()
             staged.append(IncomingFile(str(path), stage_path(storage, path, limits.max_file_bytes)))
-        accepted = _classify(storage, staged, limits, plan, stop)
+        accepted = _classify(storage, staged, limits, plan, stop, headers or {})
         _drop_duplicates_in_upload(accepted, plan)
         stop()
-        sessions = store_instances(db, storage, access, accepted, plan)
+        sessions = store_instances(db, storage, access, accepted, plan, index_entries)
         result = UploadResult(sessions, plan.rejected, _sent_collections(db, access, plan))
     except ClientGone:
         log.info(
@@ -165,7 +171,12 @@ def upload_dicom(
 
 
 def _classify(
-    storage: Storage, owned: list[IncomingFile], limits: UploadLimits, plan: Plan, stop: StopCheck
+    storage: Storage,
+    owned: list[IncomingFile],
+    limits: UploadLimits,
+    plan: Plan,
+    stop: StopCheck,
+    headers: Mapping[str, ImageHeader],
 ) -> list[tuple[IncomingFile, ImageHeader]]:
     """Read every file's header; refusals go to ``plan``. Unpacked zip entries are
     appended to ``owned`` as they come, so the caller discards whatever is not placed
@@ -180,6 +191,10 @@ def _classify(
         if id(item) not in given:
             owned.append(item)
         stop()
+        known = headers.get(item.staged.sha256)
+        if known is not None:
+            accepted.append((item, known))
+            continue
         try:
             # pydicom inflates a deflated data set in memory whole: bound it first.
             inflate_cap = max(limits.ratio_grace_bytes, limits.max_ratio * item.staged.size)

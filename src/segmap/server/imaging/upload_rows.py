@@ -9,7 +9,7 @@ read again).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from segmap.imaging.instance_check import IS_MAX, ImageHeader, RejectedFile
 from segmap.server.db.imaging import ImagingSession, Instance, Scan
-from segmap.server.dicomweb.index import index_instance
+from segmap.server.dicomweb.index import index_instances
+from segmap.server.dicomweb.index_entry import IndexEntry
 from segmap.server.errors import Conflict
 from segmap.server.imaging.lookup import scan_folder
 from segmap.server.registry.access import ProjectAccess
@@ -85,11 +86,14 @@ def store_instances(
     access: ProjectAccess,
     accepted: list[tuple[IncomingFile, ImageHeader]],
     plan: Plan,
+    index_entries: Mapping[str, IndexEntry] | None = None,
 ) -> list[SessionUpload]:
     """Place the accepted files and insert their rows in one transaction (committed).
 
     Sessions and scans are found or made; a repeat of a stored instance is counted, a
-    clash refused into ``plan``. On any error every placed file is deleted again.
+    clash refused into ``plan``. On any error every placed file is deleted again. The
+    placed files' folders are flushed once each, before the commit. ``index_entries``
+    (by SHA-256) are DICOMweb index entries the caller made already.
     """
     placed: list[str] = []
     touched: dict[int, Scan] = {}
@@ -106,9 +110,10 @@ def store_instances(
                     (header.study_instance_uid, header.series_instance_uid), []
                 ).append((item, header))
         for group in plan.new.values():
-            _store_scan(db, storage, access, group, plan, touched, placed)
+            _store_scan(db, storage, access, group, plan, touched, placed, index_entries)
         for scan in touched.values():
             _recount(db, scan)
+        storage.sync_folders(placed)  # every rename durable before the rows are
         db.commit()
     except BaseException:
         db.rollback()
@@ -152,28 +157,43 @@ def _store_scan(
     plan: Plan,
     touched: dict[int, Scan],
     placed: list[str],
+    index_entries: Mapping[str, IndexEntry] | None,
 ) -> None:
     first = group[0][1]
     session = _session_for(db, access, first)
     scan = _scan_for(db, session, first)
     touched[scan.id] = scan
     tally = plan.tallies.setdefault(scan.id, Tally())
-    for item, header in group:
+    keys = []
+    for item, _header in group:
         key = f"{scan_folder(scan.id)}/{uuid.uuid4().hex}.dcm"
-        storage.commit(item.staged, key)
+        storage.commit(item.staged, key, sync=False)  # the folder is flushed before commit
         placed.append(key)
-        row = Instance(
-            project_id=access.project.id,
-            scan_id=scan.id,
-            sop_instance_uid=header.sop_instance_uid,
-            sop_class_uid=header.sop_class_uid,
-            instance_number=header.instance_number,
-            frames=header.frames,
-            size=item.staged.size,
-            sha256=item.staged.sha256,
-            storage_key=key,
-            uploaded_by_id=access.principal.id,
-        )
+        keys.append(key)
+    try:  # all rows in one flush; a clash with a concurrent upload is sorted out below
+        with db.begin_nested():
+            rows = [_row(access, scan, i, h, k) for (i, h), k in zip(group, keys, strict=True)]
+            db.add_all(rows)
+    except IntegrityError:
+        rows = _insert_one_by_one(db, storage, access, scan, group, keys, plan, touched, placed)
+    tally.added += len(rows)
+    index_instances(db, storage, rows, scan, session, index_entries)  # same transaction
+
+
+def _insert_one_by_one(
+    db: Session,
+    storage: Storage,
+    access: ProjectAccess,
+    scan: Scan,
+    group: list[tuple[IncomingFile, ImageHeader]],
+    keys: list[str],
+    plan: Plan,
+    touched: dict[int, Scan],
+    placed: list[str],
+) -> list[Instance]:
+    rows = []
+    for (item, header), key in zip(group, keys, strict=True):
+        row = _row(access, scan, item, header, key)
         try:
             with db.begin_nested():
                 db.add(row)
@@ -186,8 +206,25 @@ def _store_scan(
                 raise
             _count_existing(db, item, header, stored[header.sop_instance_uid], plan, touched)
             continue
-        tally.added += 1
-        index_instance(db, storage, row, scan, session)  # DICOMweb index, same transaction
+        rows.append(row)
+    return rows
+
+
+def _row(
+    access: ProjectAccess, scan: Scan, item: IncomingFile, header: ImageHeader, key: str
+) -> Instance:
+    return Instance(
+        project_id=access.project.id,
+        scan_id=scan.id,
+        sop_instance_uid=header.sop_instance_uid,
+        sop_class_uid=header.sop_class_uid,
+        instance_number=header.instance_number,
+        frames=header.frames,
+        size=item.staged.size,
+        sha256=item.staged.sha256,
+        storage_key=key,
+        uploaded_by_id=access.principal.id,
+    )
 
 
 def _session_label(header: ImageHeader) -> str:

@@ -28,7 +28,9 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("stored_via", sa.String(16), nullable=False, server_default="upload")
         )
-        batch.create_check_constraint(CHECK, "stored_via IN ('upload', 'dicomweb', 'ohif')")
+        batch.create_check_constraint(
+            CHECK, "stored_via IN ('upload', 'dicomweb', 'ohif', 'archive')"
+        )
 
 
 def downgrade() -> None:
