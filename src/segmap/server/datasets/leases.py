@@ -1,21 +1,18 @@
 """A dataset's row is changed only by the service holding its lease while it freezes.
 
-The same idea as the jobs' leases (:mod:`segmap.server.jobs.leases`), on the datasets
-table: a worker claims the oldest dataset that is queued, or freezing under a lease that
-has expired (its service died), with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL
-and the one-writer transaction on SQLite; the update repeats the claim condition and its
-row count says whether the dataset was won. While freezing, the worker renews the lease;
-every later change is an ``UPDATE ... WHERE runner = <token> AND state = 'freezing'``, so a
-worker that lost its dataset to another service changes nothing.
+The lease itself (claiming with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+renewing, every change ``WHERE runner = <token> AND state = 'freezing'``, taking back the
+datasets of a service that died) is :mod:`segmap.server.db.leases`, on the datasets
+table, as for jobs. Here is what is the datasets' own: a worker claims one dataset at a
+time, one whose services died ``MAX_ATTEMPTS`` times fails, and finishing records the
+frozen store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import select
 
 from segmap.server.db.base import utcnow
 from segmap.server.db.datasets import (
@@ -26,37 +23,18 @@ from segmap.server.db.datasets import (
     Dataset,
 )
 from segmap.server.db.engine import Database
+from segmap.server.db.leases import RELEASED, Lease, LeasedTable
 
 MAX_ATTEMPTS = 3
 """Freezing started this many times without finishing (its service died each time) fails."""
 
+CANDIDATES = 5
+"""Rows read per claim: past any that fail on ``MAX_ATTEMPTS`` to the one that is won."""
 
-@dataclass(frozen=True)
-class Lease:
-    """A worker's claim: its ``token`` and how long a claim lasts unrenewed (seconds)."""
-
-    token: str
-    duration_s: float
-
-    def expiry(self, now: datetime) -> datetime:
-        """When a claim made or renewed at ``now`` lapses."""
-        return now + timedelta(seconds=self.duration_s)
-
-
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        Dataset.state == DATASET_QUEUED,
-        and_(
-            Dataset.state == DATASET_FREEZING,
-            or_(Dataset.lease_expires_at.is_(None), Dataset.lease_expires_at < now),
-        ),
-    )
-
-
-def _owned(dataset_id: int, token: str) -> ColumnElement[bool]:
-    return and_(
-        Dataset.id == dataset_id, Dataset.state == DATASET_FREEZING, Dataset.runner == token
-    )
+DATASETS = LeasedTable(
+    Dataset, queued=DATASET_QUEUED, running=DATASET_FREEZING, failed=DATASET_FAILED
+)
+"""The lease mechanism on the datasets table."""
 
 
 def claim(database: Database, lease: Lease) -> int | None:
@@ -66,45 +44,20 @@ def claim(database: Database, lease: Lease) -> int | None:
     """
     now = utcnow()
     with database.session(write=True) as db:
-        rows = db.execute(
-            select(Dataset.id, Dataset.state, Dataset.attempts)
-            .where(_claimable(now))
-            .order_by(Dataset.id)
-            .limit(5)
-            .with_for_update(skip_locked=True)
-        ).all()
         won = None
-        for dataset_id, state, attempts in rows:
+        for dataset_id, state, _runner, attempts, _expired in DATASETS.candidates(
+            db, now, CANDIDATES
+        ):
             if state == DATASET_FREEZING and attempts >= MAX_ATTEMPTS:
-                db.execute(
-                    update(Dataset)
-                    .where(Dataset.id == dataset_id, _claimable(now))
-                    .values(
-                        state=DATASET_FAILED,
-                        error=f"the service freezing this dataset stopped {attempts} times "
-                        "while it ran (killed, or out of memory?)",
-                        runner=None,
-                        lease_expires_at=None,
-                        finished_at=now,
-                        stage="failed",
-                    )
+                DATASETS.give_up(
+                    db,
+                    dataset_id,
+                    now,
+                    f"the service freezing this dataset stopped {attempts} times "
+                    "while it ran (killed, or out of memory?)",
                 )
                 continue
-            values: dict[str, Any] = {
-                "state": DATASET_FREEZING,
-                "runner": lease.token,
-                "lease_expires_at": lease.expiry(now),
-                "attempts": Dataset.attempts + 1,
-                "started_at": now,
-                "finished_at": None,
-                "progress": 0.0,
-                "stage": "starting",
-                "error": None,
-            }
-            result = db.execute(
-                update(Dataset).where(Dataset.id == dataset_id, _claimable(now)).values(**values)
-            )
-            if getattr(result, "rowcount", 0) == 1:
+            if DATASETS.take(db, dataset_id, lease, now):
                 won = int(dataset_id)
                 break
         db.commit()
@@ -113,28 +66,16 @@ def claim(database: Database, lease: Lease) -> int | None:
 
 def renew(database: Database, lease: Lease, dataset_id: int) -> bool:
     """Extend the lease on ``dataset_id`` (committed); False when it is no longer ours."""
-    with database.session(write=True) as db:
-        result = db.execute(
-            update(Dataset)
-            .where(_owned(dataset_id, lease.token))
-            .values(lease_expires_at=lease.expiry(utcnow()))
-        )
-        db.commit()
-    return getattr(result, "rowcount", 0) == 1
+    return not DATASETS.renew(database, lease, {dataset_id})
 
 
 def report_progress(
     database: Database, dataset_id: int, token: str, stage: str, progress: float
 ) -> bool:
     """Record what freezing is doing (0..1); False when ``token`` no longer holds it."""
-    with database.session(write=True) as db:
-        result = db.execute(
-            update(Dataset)
-            .where(_owned(dataset_id, token))
-            .values(stage=stage[:128], progress=max(0.0, min(1.0, progress)))
-        )
-        db.commit()
-    return getattr(result, "rowcount", 0) == 1
+    return DATASETS.change_owned(
+        database, dataset_id, token, stage=stage[:128], progress=max(0.0, min(1.0, progress))
+    )
 
 
 def finish(
@@ -150,41 +91,31 @@ def finish(
     values: dict[str, Any] = {
         "state": DATASET_FAILED if error else DATASET_READY,
         "error": error,
-        "runner": None,
-        "lease_expires_at": None,
         "finished_at": utcnow(),
         "stage": "failed" if error else "ready",
+        **RELEASED,
     }
     if not error:
         values.update(progress=1.0, case_count=case_count, store_key=store_key)
-    with database.session(write=True) as db:
-        result = db.execute(update(Dataset).where(_owned(dataset_id, token)).values(**values))
-        db.commit()
-    return getattr(result, "rowcount", 0) == 1
+    return DATASETS.change_owned(database, dataset_id, token, **values)
 
 
 def release(database: Database, dataset_id: int, token: str, why: str) -> None:
     """Put a dataset ``token`` holds back in the queue (for any service), saying why."""
-    with database.session(write=True) as db:
-        db.execute(
-            update(Dataset)
-            .where(_owned(dataset_id, token))
-            .values(
-                state=DATASET_QUEUED,
-                runner=None,
-                lease_expires_at=None,
-                progress=0.0,
-                stage=why[:128],
-            )
-        )
-        db.commit()
+    DATASETS.change_owned(
+        database,
+        dataset_id,
+        token,
+        state=DATASET_QUEUED,
+        progress=0.0,
+        stage=why[:128],
+        **RELEASED,
+    )
 
 
 def any_claimable(database: Database) -> bool:
     """Whether some dataset waits to be frozen (a cheap read)."""
-    with database.session() as db:
-        found = db.scalar(select(Dataset.id).where(_claimable(utcnow())).limit(1))
-    return found is not None
+    return DATASETS.any_claimable(database)
 
 
 def live_ids(database: Database) -> set[int]:

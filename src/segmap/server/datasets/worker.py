@@ -31,8 +31,8 @@ from segmap.datasets.errors import DatasetError
 from segmap.server.datasets import leases
 from segmap.server.datasets.conversions import SourcePaths
 from segmap.server.datasets.freezer import freeze_dataset, stores_root
-from segmap.server.datasets.leases import Lease
 from segmap.server.db.engine import Database
+from segmap.server.db.leases import Lease
 from segmap.server.errors import ServiceError
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage

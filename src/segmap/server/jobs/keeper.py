@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 
 from segmap.server.db.engine import Database
+from segmap.server.db.leases import Lease
 from segmap.server.jobs import leases
-from segmap.server.jobs.leases import Lease
 
 log = logging.getLogger("segmap.server.jobs")
 

@@ -1,21 +1,10 @@
 """A job's row is changed only by the runner holding its lease.
 
-Claiming: a runner takes queued jobs, and running jobs whose lease has expired (their
-service died), oldest first. On PostgreSQL the candidates are read with ``SELECT ... FOR
-UPDATE SKIP LOCKED``, so two services claiming at once lock different rows and neither
-waits for the other; each row is then switched to ``running`` with this runner as its
-owner and a lease expiry. On SQLite a write transaction (``BEGIN IMMEDIATE``) admits one
-writer at a time across every process, so the same read and update cannot interleave.
-Either way the update repeats the claim condition, and its row count says whether the
-job was won.
-
-Owning: the runner renews the leases of its jobs on a timer (``renew``); every later
-change (progress, finishing, putting it back in the queue) is an ``UPDATE ... WHERE
-runner = <token> AND state = 'running'``, so a runner that lost a job (it stalled past
-its lease and another service took the job) changes nothing.
-
-Times come from each service's own clock (UTC); services sharing a database need
-synchronised clocks, and the lease should be long against their skew.
+The lease itself (claiming with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+renewing, every change ``WHERE runner = <token> AND state = 'running'``, taking back the
+jobs of a service that died) is :mod:`segmap.server.db.leases`, on the jobs table. Here is
+what is the jobs' own: a job taken over says so in its log; one whose services died
+``MAX_ATTEMPTS`` times fails; finishing, releasing and progress write its log and stage.
 
 Everything written into a job's ``log`` and ``error`` here passes through
 ``redact.public_text``: users read them, server paths are not theirs to see.
@@ -24,19 +13,23 @@ Everything written into a job's ``log`` and ``error`` here passes through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
 from segmap.server.db.jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
+from segmap.server.db.leases import Lease, LeasedTable
 from segmap.server.jobs.redact import public_text, runner_label
 
 MAX_LOG_CHARS = 100_000
 MAX_ATTEMPTS = 3
+
+JOBS = LeasedTable(Job, queued=JOB_QUEUED, running=JOB_RUNNING, failed=JOB_FAILED)
+"""The lease mechanism on the jobs table."""
 
 
 def stamp(line: str) -> str:
@@ -52,18 +45,6 @@ def clip(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Lease:
-    """A runner's claim on its jobs: its ``token`` and how long a claim lasts unrenewed."""
-
-    token: str
-    duration_s: float
-
-    def expiry(self, now: datetime) -> datetime:
-        """When a claim made or renewed at ``now`` lapses."""
-        return now + timedelta(seconds=self.duration_s)
-
-
-@dataclass(frozen=True)
 class Claimed:
     """A job this runner won: its id and attempt number (1 for the first start)."""
 
@@ -71,21 +52,9 @@ class Claimed:
     attempt: int
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        Job.state == JOB_QUEUED,
-        and_(
-            Job.state == JOB_RUNNING,
-            or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now),
-        ),
-    )
-
-
 def any_claimable(database: Database) -> bool:
     """Whether some job waits for a runner (a cheap read before starting an executor)."""
-    with database.session() as db:
-        found = db.scalar(select(Job.id).where(_claimable(utcnow())).limit(1))
-    return found is not None
+    return JOBS.any_claimable(database)
 
 
 def claim(database: Database, lease: Lease, limit: int) -> list[Claimed]:
@@ -99,38 +68,18 @@ def claim(database: Database, lease: Lease, limit: int) -> list[Claimed]:
     now = utcnow()
     won: list[Claimed] = []
     with database.session(write=True) as db:
-        rows = db.execute(
-            select(Job.id, Job.state, Job.runner, Job.attempts, Job.lease_expires_at)
-            .where(_claimable(now))
-            .order_by(Job.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job_id, state, runner, attempts, expired_at in rows:
+        for job_id, state, runner, attempts, expired_at in JOBS.candidates(db, now, limit):
             if state == JOB_RUNNING and attempts >= MAX_ATTEMPTS:
                 _give_up(db, job_id, now, attempts)
                 continue
-            values: dict[str, Any] = {
-                "state": JOB_RUNNING,
-                "runner": lease.token,
-                "lease_expires_at": lease.expiry(now),
-                "attempts": Job.attempts + 1,
-                "started_at": now,
-                "finished_at": None,
-                "progress": 0.0,
-                "stage": "starting",
-                "error": None,
-            }
+            values: dict[str, Any] = {}
             if state == JOB_RUNNING:
                 when = expired_at.strftime("%H:%M:%S UTC") if expired_at else "an older version"
                 values["log"] = Job.log + stamp(
                     f"the service running this job (runner {runner_label(runner)}) stopped "
                     f"while it ran; its lease ran out ({when}), so it runs again"
                 )
-            result = db.execute(
-                update(Job).where(Job.id == job_id, _claimable(now)).values(**values)
-            )
-            if getattr(result, "rowcount", 0) == 1:
+            if JOBS.take(db, job_id, lease, now, **values):
                 won.append(Claimed(job_id, attempts + 1))
         db.commit()
     return won
@@ -141,50 +90,17 @@ def _give_up(db: Session, job_id: int, now: datetime, attempts: int) -> None:
         f"the service running this job stopped {attempts} times while it ran (killed, or "
         "out of memory?); the scan may be too large for one service"
     )
-    db.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state == JOB_RUNNING)
-        .values(
-            state=JOB_FAILED,
-            error=error,
-            runner=None,
-            lease_expires_at=None,
-            finished_at=now,
-            stage="failed",
-            log=Job.log + stamp(f"failed: {error}"),
-        )
-    )
+    JOBS.give_up(db, job_id, now, error, log=Job.log + stamp(f"failed: {error}"))
 
 
 def renew(database: Database, lease: Lease, job_ids: set[int]) -> set[int]:
     """Extend the leases of ``job_ids`` (committed); returns the ones no longer ours."""
-    if not job_ids:
-        return set()
-    now = utcnow()
-    with database.session(write=True) as db:
-        db.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.runner == lease.token, Job.state == JOB_RUNNING)
-            .values(lease_expires_at=lease.expiry(now))
-        )
-        ours = set(
-            db.scalars(
-                select(Job.id).where(
-                    Job.id.in_(job_ids), Job.runner == lease.token, Job.state == JOB_RUNNING
-                )
-            )
-        )
-        db.commit()
-    return set(job_ids) - ours
-
-
-def _owned(job_id: int, token: str) -> ColumnElement[bool]:
-    return and_(Job.id == job_id, Job.state == JOB_RUNNING, Job.runner == token)
+    return JOBS.renew(database, lease, job_ids)
 
 
 def owns(db: Session, job_id: int, token: str, *, lock: bool = False) -> bool:
     """Whether ``token`` holds the job now (``lock``: and keep its row locked till commit)."""
-    query = select(Job.id).where(_owned(job_id, token))
+    query = select(Job.id).where(JOBS.owned(job_id, token))
     if lock:
         query = query.with_for_update()
     return db.scalar(query) is not None
@@ -194,17 +110,14 @@ def update_running(
     database: Database, job_id: int, token: str, *, stage: str, progress: float, log_text: str
 ) -> None:
     """Record a running job's stage, progress (0..1) and log, if ``token`` still holds it."""
-    with database.session(write=True) as db:
-        db.execute(
-            update(Job)
-            .where(_owned(job_id, token))
-            .values(
-                stage=public_text(stage)[:128],
-                progress=max(0.0, min(1.0, progress)),
-                log=public_text(log_text),
-            )
-        )
-        db.commit()
+    JOBS.change_owned(
+        database,
+        job_id,
+        token,
+        stage=public_text(stage)[:128],
+        progress=max(0.0, min(1.0, progress)),
+        log=public_text(log_text),
+    )
 
 
 def finish(
@@ -220,7 +133,7 @@ def finish(
 ) -> bool:
     """Mark a job succeeded or failed and release it; False when ``token`` no longer holds it."""
     with database.session(write=True) as db:
-        job = db.scalar(select(Job).where(_owned(job_id, token)).with_for_update())
+        job = JOBS.held(db, job_id, token)
         if job is None:
             return False
         text = log_text if log_text is not None else (job.log or "")
@@ -249,7 +162,7 @@ def release(
 ) -> None:
     """Put a job ``token`` holds back in the queue (for any runner), saying why in its log."""
     with database.session(write=True) as db:
-        job = db.scalar(select(Job).where(_owned(job_id, token)).with_for_update())
+        job = JOBS.held(db, job_id, token)
         if job is None:
             return
         job.state = JOB_QUEUED

@@ -38,11 +38,12 @@ from segmap.errors import SegmapError
 from segmap.pipeline.executors import Executor, make_executor
 from segmap.server.db.engine import Database
 from segmap.server.db.jobs import JOB_FAILED, JOB_SUCCEEDED
+from segmap.server.db.leases import Lease
 from segmap.server.errors import ServiceError
 from segmap.server.jobs import leases
 from segmap.server.jobs.flight import InFlight, store_outputs
 from segmap.server.jobs.keeper import LeaseKeeper
-from segmap.server.jobs.leases import MAX_ATTEMPTS, Claimed, Lease, clip, stamp
+from segmap.server.jobs.leases import MAX_ATTEMPTS, Claimed, clip, stamp
 from segmap.server.jobs.prepare import prepare, sweep_work_folders
 from segmap.server.jobs.task import STAGE_DELAY_ENV, JobOutcome, run_job_task
 from segmap.server.settings import Settings

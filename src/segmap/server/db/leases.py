@@ -1,0 +1,195 @@
+"""Rows worked on by one service at a time: claimed with a lease, renewed, taken back.
+
+A feature whose rows are worked on in the background (jobs, datasets) keeps on each row
+its ``state``, the ``runner`` token of the service holding it and a ``lease_expires_at``.
+This module is that mechanism for any such table (:class:`LeasedTable`); what a claim
+selects beyond it, and what happens to a row whose services kept dying, stay in the
+feature (``jobs.leases``, ``datasets.leases``).
+
+Claiming: a service takes queued rows, and running rows whose lease has expired (their
+service died), oldest first. On PostgreSQL the candidates are read with ``SELECT ... FOR
+UPDATE SKIP LOCKED``, so two services claiming at once lock different rows and neither
+waits for the other; each row is then switched to the running state with this service as
+its owner and a lease expiry. On SQLite a write transaction (``BEGIN IMMEDIATE``) admits
+one writer at a time across every process, so the same read and update cannot
+interleave. Either way the update repeats the claim condition, and its row count says
+whether the row was won.
+
+Owning: the service renews its leases on a timer (:meth:`LeasedTable.renew`); every later
+change is an ``UPDATE ... WHERE runner = <token> AND state = <running>``, so a service
+that lost a row (it stalled past its lease and another took the row) changes nothing.
+
+Times come from each service's own clock (UTC); services sharing a database need
+synchronised clocks, and the lease should be long against their skew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, Row, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from segmap.server.db.base import utcnow
+from segmap.server.db.engine import Database
+
+
+class LeasedRow(Protocol):
+    """The columns a leased table has (``jobs``, ``datasets``), as its rows read them."""
+
+    id: int
+    state: str
+    runner: str | None
+    lease_expires_at: datetime | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: float
+    stage: str
+    error: str | None
+
+
+RowT = TypeVar("RowT", bound=LeasedRow)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A service's claim on its rows: its ``token`` and how long a claim lasts unrenewed (s)."""
+
+    token: str
+    duration_s: float
+
+    def expiry(self, now: datetime) -> datetime:
+        """When a claim made or renewed at ``now`` lapses."""
+        return now + timedelta(seconds=self.duration_s)
+
+
+RELEASED: dict[str, Any] = {"runner": None, "lease_expires_at": None}
+"""The values that end a lease (the row finished, failed or back in the queue)."""
+
+
+def _won(result: Any) -> bool:
+    return getattr(result, "rowcount", 0) == 1
+
+
+@dataclass(frozen=True)
+class LeasedTable(Generic[RowT]):
+    """The lease mechanism on one table: its mapped class and its state names."""
+
+    model: type[RowT]
+    queued: str
+    running: str
+    failed: str
+
+    @property
+    def _columns(self) -> Any:
+        # The mapped class, for its columns in SQL expressions: typed through the protocol
+        # its rows read as values, the class-level attributes are columns only at run time.
+        return self.model
+
+    def claimable(self, now: datetime) -> ColumnElement[bool]:
+        """Queued, or running under a lease that lapsed before ``now`` (or never had one)."""
+        m = self._columns
+        return or_(
+            m.state == self.queued,
+            and_(
+                m.state == self.running,
+                or_(m.lease_expires_at.is_(None), m.lease_expires_at < now),
+            ),
+        )
+
+    def owned(self, row_id: int, token: str) -> ColumnElement[bool]:
+        """Row ``row_id``, running and held by ``token``."""
+        m = self._columns
+        return and_(m.id == row_id, m.state == self.running, m.runner == token)
+
+    def any_claimable(self, database: Database) -> bool:
+        """Whether some row waits for a service (a cheap read before claiming)."""
+        with database.session() as db:
+            found = db.scalar(select(self._columns.id).where(self.claimable(utcnow())).limit(1))
+        return found is not None
+
+    def candidates(
+        self, db: Session, now: datetime, limit: int
+    ) -> Sequence[Row[int, str, str | None, int, datetime | None]]:
+        """Up to ``limit`` claimable rows, oldest first, locked (skipping locked ones).
+
+        Each is ``(id, state, runner, attempts, lease_expires_at)``.
+        """
+        m = self._columns
+        return db.execute(
+            select(m.id, m.state, m.runner, m.attempts, m.lease_expires_at)
+            .where(self.claimable(now))
+            .order_by(m.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+
+    def take(self, db: Session, row_id: int, lease: Lease, now: datetime, **values: Any) -> bool:
+        """Switch a candidate to running under ``lease`` (with ``values``); whether it was won.
+
+        Its attempts count one more; started now, progress 0, stage "starting", no error.
+        """
+        m = self._columns
+        claim: dict[str, Any] = {
+            "state": self.running,
+            "runner": lease.token,
+            "lease_expires_at": lease.expiry(now),
+            "attempts": m.attempts + 1,
+            "started_at": now,
+            "finished_at": None,
+            "progress": 0.0,
+            "stage": "starting",
+            "error": None,
+        }
+        result = db.execute(
+            update(m).where(m.id == row_id, self.claimable(now)).values(**claim, **values)
+        )
+        return _won(result)
+
+    def give_up(self, db: Session, row_id: int, now: datetime, error: str, **values: Any) -> None:
+        """Fail a candidate instead of claiming it (its services kept dying), with ``error``."""
+        m = self._columns
+        db.execute(
+            update(m)
+            .where(m.id == row_id, self.claimable(now))
+            .values(
+                state=self.failed,
+                error=error,
+                finished_at=now,
+                stage="failed",
+                **RELEASED,
+                **values,
+            )
+        )
+
+    def renew(self, database: Database, lease: Lease, row_ids: set[int]) -> set[int]:
+        """Extend the leases of ``row_ids`` (committed); returns the ones no longer ours."""
+        if not row_ids:
+            return set()
+        m = self._columns
+        ours_now = and_(m.id.in_(row_ids), m.runner == lease.token, m.state == self.running)
+        with database.session(write=True) as db:
+            db.execute(update(m).where(ours_now).values(lease_expires_at=lease.expiry(utcnow())))
+            ours = {int(i) for i in db.scalars(select(m.id).where(ours_now))}
+            db.commit()
+        return set(row_ids) - ours
+
+    def change_owned(self, database: Database, row_id: int, token: str, **values: Any) -> bool:
+        """Set ``values`` on the row if ``token`` holds it (committed); whether it did."""
+        with database.session(write=True) as db:
+            result = db.execute(
+                update(self.model).where(self.owned(row_id, token)).values(**values)
+            )
+            db.commit()
+        return _won(result)
+
+    def held(self, db: Session, row_id: int, token: str, *, lock: bool = True) -> RowT | None:
+        """The row if ``token`` holds it (``lock``: kept locked till commit), else None."""
+        query = select(self.model).where(self.owned(row_id, token))
+        if lock:
+            query = query.with_for_update()
+        return db.scalar(query)
