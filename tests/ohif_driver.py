@@ -44,6 +44,15 @@ _PAGE_TO_LPS = f"""points => {{
   const box = vp.element.getBoundingClientRect();
   return points.map(([x, y]) => Array.from(vp.canvasToWorld([x - box.left, y - box.top])));
 }}"""
+# The camera is on the current image's plane (the new slice has been set up).
+_PLANE_SHOWN = f"""() => {{
+  const vp = {VIEWPORT};
+  const ipp = window.cornerstone.metaData.get('imagePlaneModule', vp.getCurrentImageId())
+    .imagePositionPatient;
+  const w = vp.canvasToWorld([vp.canvas.clientWidth / 2, vp.canvas.clientHeight / 2]);
+  const n = vp.getCamera().viewPlaneNormal;
+  return Math.abs((w[0] - ipp[0]) * n[0] + (w[1] - ipp[1]) * n[1] + (w[2] - ipp[2]) * n[2]) < 0.01;
+}}"""
 _LPS_TO_PAGE = f"""points => {{
   const vp = {VIEWPORT};
   const box = vp.element.getBoundingClientRect();
@@ -185,6 +194,7 @@ class Viewer:
                 f"c => {VIEWPORT}.getCurrentImageIdIndex() !== c", arg=current
             )
             current = self.slice_index()
+        self.page.wait_for_function(_PLANE_SHOWN)
 
     def paint(
         self, label: str, value: int, radius_mm: float, page_points: list[tuple[int, int]]
@@ -192,7 +202,12 @@ class Viewer:
         """Drag the brush through ``page_points`` (whole CSS px) on the slice on screen;
         returns the stroke with its positions in LPS as the viewport maps them."""
         first, *rest = page_points
-        self.page.mouse.move(*first)
+        # Move onto the start as a hand does (the brush tool takes the slice it paints
+        # from the pointer's hover), and let the slice just scrolled to be drawn.
+        self.page.mouse.move(*first, steps=4)
+        self.page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
         self.page.mouse.down()
         for point in rest:
             self.page.mouse.move(*point, steps=6)

@@ -10,7 +10,8 @@ So a voxel centre at in-plane distance ``d`` from a stroke of radius ``r`` is pa
 when ``d <= r``. Voxels with ``|d - r| <= tolerance`` are not judged: the mouse positions
 are whole CSS pixels (0.12 mm each at the zoom the tests use), the NIfTI affine is float32,
 and an RTSTRUCT export traces the painted voxels with contours that the conversion
-rasterises again (see the tolerances in the tests that call this).
+rasterises again (see the tolerances in the tests that call this). Every stroke must
+still leave voxels that are judged painted.
 
 The strokes are saved beside the generated fixtures (``strokes.json``) so the fast tests
 judge the fixtures with the same rule.
@@ -22,8 +23,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import numpy.typing as npt
+
+from test_convert_truth import dicom_voxel_to_lps
 
 
 @dataclass(frozen=True)
@@ -129,3 +133,29 @@ def load_strokes(path: Path) -> tuple[list[Stroke], str]:
         for s in payload["strokes"]
     ]
     return strokes, str(payload["region_map"])
+
+
+def assert_painted(
+    mask_nii: bytes, series_folder: Path, strokes: list[Stroke], tolerance_mm: float
+) -> dict[int, int]:
+    """Assert a NIfTI mask (uncompressed bytes) on the scan in ``series_folder`` holds each
+    stroke's value where it painted and 0 everywhere else judged; returns the voxel count
+    of each stroke value. The grid comes from the DICOM headers, not from segmap."""
+    image = nib.Nifti1Image.from_bytes(mask_nii)
+    data = np.asarray(image.dataobj)
+    dicom_lps, shape = dicom_voxel_to_lps(series_folder)
+    assert data.shape == shape
+    nifti_lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ image.affine
+    assert np.allclose(nifti_lps, dicom_lps, atol=1e-3), "the mask is not on the scan's grid"
+    expected = expected_labels(dicom_lps, shape, strokes, tolerance_mm)
+    wrong = np.argwhere((data != expected.labels) & ~expected.ambiguous)
+    assert wrong.size == 0, (
+        f"{len(wrong)} voxels differ from where the brush went, e.g. (i,j,k)="
+        f"{wrong[:5].tolist()}: mask {data[tuple(wrong[0])]}, "
+        f"brush {expected.labels[tuple(wrong[0])]}"
+    )
+    counts = {s.value: int((data == s.value).sum()) for s in strokes}
+    for value, count in counts.items():
+        sure = int((expected.labels == value).sum())
+        assert sure > 0 and count >= sure, (value, count, sure)
+    return counts
