@@ -288,6 +288,13 @@ def test_annotate_in_ohif_and_get_the_mask(
     assert viewer.settled_segment_rows(MAP_SEGMENTS) == MAP_SEGMENTS
     viewer.shot("viewer-3-labels.png")
 
+    if kind == "labelmap":
+        # A name outside the map does not stick: the map's name comes back, with a notice.
+        viewer.rename_segment("Left Kidney", "Kidney")
+        tab.get_by_text('"Kidney" is not in the region map').first.wait_for()
+        viewer.shot("viewer-3b-not-in-map.png")
+        assert viewer.settled_segment_rows(MAP_SEGMENTS) == MAP_SEGMENTS
+
     # Paint Liver and Spleen with the brush, slice by slice.
     assert viewer.choose_brush(BRUSH_MM) == BRUSH_MM
     strokes: list[Stroke] = []
