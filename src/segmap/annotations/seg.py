@@ -32,6 +32,7 @@ from segmap.annotations.seg_placement import (
     resample_frame,
     seg_slice_spacing,
 )
+from segmap.annotations.seg_rle_bits import is_rle_bit_packed, iter_rle_bit_frames
 from segmap.annotations.types import AnnotationInfo, MaskRegion
 from segmap.errors import AnnotationError
 from segmap.imaging.boxmask import BoxMask
@@ -183,7 +184,8 @@ def _decoded_frames(path: Path, header: SegHeader) -> Iterator[tuple[int, npt.ND
     expected = (header.rows, header.columns)
     index = -1
     try:
-        for index, frame in enumerate(iter_pixels(path)):
+        frames = _frame_source(path)
+        for index, frame in enumerate(frames):
             if frame.shape != expected:
                 raise AnnotationError(
                     f"{path}: frame {index + 1} decodes to shape {frame.shape}, not Rows x "
@@ -202,6 +204,13 @@ def _decoded_frames(path: Path, header: SegHeader) -> Iterator[tuple[int, npt.ND
             f"{path}: {describe_tag('PixelData')} holds {index + 1} frames but NumberOfFrames "
             f"says {len(header.frames)}; the file is damaged, export the segmentation again"
         )
+
+
+def _frame_source(path: Path) -> Iterator[npt.NDArray[np.generic]]:
+    """pydicom's frames, or ours for 1-bit RLE (what OHIF writes for a BINARY SEG)."""
+    if is_rle_bit_packed(open_dataset(path, stop_before_pixels=True)):
+        return iter_rle_bit_frames(open_dataset(path, stop_before_pixels=False))
+    return iter_pixels(path)
 
 
 def _segment_masks(
