@@ -98,6 +98,7 @@ def open_connection(
         principal,
         parts.max_file_bytes,
         dict(row.filter or {}),
+        row.prefetch_images,
     )
     return target, client_for(row.kind, row.url, row.username, password)
 
