@@ -185,3 +185,27 @@ def test_orthanc_stopped_and_started_again_loses_no_change(
         "contact again", lambda: (s := archive_state(world))["last_error"] is None and s
     )
     assert state["last_contact_at"] is not None
+
+
+def test_prefetched_images_are_not_fetched_again_with_the_annotation(
+    automated: World, orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    world = automated
+    connect(world, {"kind": "orthanc", "url": orthanc.url, "prefetch_images": True})
+    case = small_case(tmp_path / "case", 44)
+    orthanc.store_files(list(case.series.files))
+
+    def scan() -> Any:
+        sessions = world.client.get("/api/v1/projects/P/sessions", headers=world.h("owner")).json()
+        return sessions and sessions[0]["scans"][0]["slice_count"] == len(case.series.files)
+
+    wait_for("the prefetched CT (StableSeries)", scan)
+    assert collections(world) == []
+    orthanc.store_files([case.rtstruct_path])
+    (job,) = wait_for_jobs(world, 1)
+    (tmp_path / "rt").mkdir()
+    assert_mask_matches_truth(
+        mask_of(world, job), case.series.folder, truth_rois(case), tmp_path / "rt"
+    )
+    (event,) = [e for e in archive_state(world)["recent"] if e["event"] == "imported"]
+    assert event["instances"] == 1 and "0 image instance(s)" in event["detail"], event

@@ -40,7 +40,13 @@ def box_of(request: Request) -> SecretBox:
 
 def _settings(body: ConnectionIn) -> ConnectionSettings:
     return ConnectionSettings(
-        body.kind, body.url, body.username, body.password, body.push_masks, body.filter
+        body.kind,
+        body.url,
+        body.username,
+        body.password,
+        body.push_masks,
+        body.filter,
+        body.prefetch_images,
     )
 
 

@@ -42,13 +42,15 @@ class ArchiveAnswerError(ArchiveError):
 
 @dataclass(frozen=True)
 class SeriesRef:
-    """A series of the archive: its UIDs, modality, and Orthanc's id (Orthanc only)."""
+    """A series of the archive: its UIDs, modality, Orthanc's id (Orthanc only) and how
+    many instances it holds (0: not said)."""
 
     study_uid: str
     series_uid: str
     modality: str
     orthanc_id: str = ""
     series_date: str = ""
+    instances: int = 0
 
 
 class _Http:
@@ -164,6 +166,7 @@ class OrthancClient:
             modality=str(tags.get("Modality", "")),
             orthanc_id=orthanc_id,
             series_date=str(tags.get("SeriesDate", "")),
+            instances=len(series.get("Instances", [])),
         )
         return ref, [str(i) for i in series.get("Instances", [])]
 
@@ -273,7 +276,7 @@ class DicomwebClient:
             "GET",
             "/series",
             headers={"Accept": DICOM_JSON},
-            params={"SeriesInstanceUID": series_uid, "includefield": "0020000D"},
+            params={"SeriesInstanceUID": series_uid, "includefield": "0020000D,00201209"},
         )
         refs = [_series_ref(r) for r in found if isinstance(r, dict)]
         return refs[0] if refs else None
@@ -329,6 +332,9 @@ def _series_ref(record: dict[str, Any], study_uid: str = "") -> SeriesRef:
         series_uid=_value(record, "0020000E"),
         modality=_value(record, "00080060"),
         series_date=_value(record, "00080021"),
+        instances=int(_value(record, "00201209") or 0)
+        if _value(record, "00201209").isdigit()
+        else 0,
     )
 
 

@@ -47,6 +47,7 @@ class ConnectionSettings:
     password: str | None = None
     push_masks: bool = False
     filter: dict[str, Any] | None = None
+    prefetch_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class ConnectionView:
     username: str
     has_password: bool
     push_masks: bool
+    prefetch_images: bool
     filter: dict[str, Any]
     connected_by: str | None
     connected_at: datetime
@@ -135,6 +137,7 @@ def set_connection(
         row.password_encrypted = None  # a password belongs to one account of one archive
     row.kind, row.url, row.username = new.kind, url, new.username.strip()
     row.push_masks = new.push_masks
+    row.prefetch_images = new.prefetch_images
     row.filter = normalised(new.filter or {})
     row.connected_by_id = access.principal.id
     row.generation = (row.generation or 0) + 1
@@ -205,6 +208,7 @@ def present_connection(db: Session, row: ArchiveConnection) -> ConnectionView:
         username=row.username,
         has_password=row.password_encrypted is not None,
         push_masks=row.push_masks,
+        prefetch_images=row.prefetch_images,
         filter=dict(row.filter or {}),
         connected_by=user.username if user else None,
         connected_at=row.connected_at,

@@ -4,7 +4,9 @@ A filter maps DICOM keywords of the annotation's header to a pattern or a list o
 patterns (``{"StudyDescription": "LIVER*", "Modality": ["SEG"]}``); an annotation is
 imported when every keyword matches one of its patterns. Patterns match the whole value,
 case-sensitively as DICOM matching does, with ``*`` (any run) and ``?`` (one character).
-An empty filter imports every RTSTRUCT and SEG.
+An empty filter imports every RTSTRUCT and SEG. Image series prefetched before any
+annotation (``prefetch_images``) are judged by the study-level keys only
+(:data:`STUDY_KEYWORDS`): ``Modality`` and the other series keys name annotations.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ FILTER_KEYWORDS = (
     "InstitutionName",
     "ReferringPhysicianName",
     "Manufacturer",
+    "AccessionNumber",
+)
+
+STUDY_KEYWORDS = (
+    "StudyDescription",
+    "PatientID",
+    "InstitutionName",
+    "ReferringPhysicianName",
     "AccessionNumber",
 )
 
@@ -46,9 +56,14 @@ def normalised(value: dict[str, Any]) -> dict[str, list[str]]:
     return {k: (v if isinstance(v, list) else [v]) for k, v in value.items()}
 
 
-def matches(value: dict[str, list[str]], ds: Dataset) -> str | None:
-    """None when ``ds`` passes the filter, else a sentence naming the keyword that failed."""
+def matches(
+    value: dict[str, list[str]], ds: Dataset, keys: tuple[str, ...] = FILTER_KEYWORDS
+) -> str | None:
+    """None when ``ds`` passes the filter (its ``keys``), else a sentence naming the keyword
+    that failed."""
     for key, patterns in value.items():
+        if key not in keys:
+            continue
         found = str(ds.get(key, "") or "")
         if not any(fnmatch.fnmatchcase(found, p) for p in patterns):
             return f"its {key} {found!r} matches none of {patterns} (the connection's filter)"

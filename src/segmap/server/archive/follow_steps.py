@@ -3,7 +3,9 @@
 :func:`orthanc_step` reads Orthanc's ``/changes`` from the stored sequence number: a
 ``NewSeries`` or ``StableSeries`` of modality SEG or RTSTRUCT imports that annotation
 with the series it references; a ``StableSeries`` of images completes a scan segmap
-holds with fewer instances (the annotation came while its images were still arriving).
+holds with fewer instances (the annotation came while its images were still arriving),
+and with ``prefetch_images`` imports an image series segmap does not hold yet, so a later
+annotation finds its scan here and only the annotation is fetched.
 The cursor is stored after each change, so a restart resumes after the last one done and
 a change that was done is never done again (an import that finished just before a crash
 is recorded, and found so, by the importer).
@@ -30,6 +32,7 @@ from segmap.server.archive.importer import (
     holds_series,
     import_annotation_series,
     import_image_series,
+    prefetch_image_series,
 )
 
 log = logging.getLogger("segmap.server.archive")
@@ -92,10 +95,12 @@ def _orthanc_series(
     if ref.modality in ANNOTATION_MODALITIES:
         done = import_annotation_series(target, client, ref)
         return 1 if done.event == "imported" else 0
-    if stable:
+    if stable and instance_ids:
         held = holds_series(target, ref.series_uid)
         if 0 < held < len(instance_ids):
             import_image_series(target, client, ref)
+        elif held == 0 and target.prefetch_images:
+            prefetch_image_series(target, client, ref, client.instance_file(instance_ids[0]))
     return 0
 
 

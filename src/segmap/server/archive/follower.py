@@ -47,7 +47,7 @@ log = logging.getLogger("segmap.server.archive")
 class FollowerTiming:
     """How often followers look (seconds); tests and benchmarks make them short."""
 
-    poll_s: float = 2.0
+    poll_s: float = 1.0
     dicomweb_poll_s: float = 10.0
     sweep_s: float = 600.0
     overlap_days: int = 1
@@ -98,6 +98,7 @@ def open_connection(
         principal,
         parts.max_file_bytes,
         dict(row.filter or {}),
+        row.prefetch_images,
     )
     return target, client_for(row.kind, row.url, row.username, password)
 

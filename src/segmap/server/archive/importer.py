@@ -24,7 +24,7 @@ from segmap.annotations.info import read_annotation_info
 from segmap.errors import AnnotationError
 from segmap.pipeline.derived_seg import MANUFACTURER as SEGMAP_MANUFACTURER
 from segmap.server.archive.clients import ArchiveClient, SeriesRef
-from segmap.server.archive.filters import matches
+from segmap.server.archive.filters import STUDY_KEYWORDS, matches
 from segmap.server.db.archive import (
     EVENT_IMPORTED,
     EVENT_PUSHED,
@@ -58,6 +58,7 @@ class ImportTarget:
     principal: Principal
     max_file_bytes: int
     filter: dict[str, list[str]] = field(default_factory=dict)
+    prefetch_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def import_annotation_series(
     try:
         references = _referenced_series(staged)
         for series_uid in references:
+            if _held_whole(target, client, series_uid):
+                continue  # stored before (prefetched, or another annotation's)
             progress(f"fetching referenced series {series_uid}")
             staged.extend(
                 _stage(target, f) for f in client.series_files(first.StudyInstanceUID, series_uid)
@@ -160,6 +163,15 @@ def import_annotation_series(
         f"{len(references)} referenced series"
     )
     return _record(target, ref, EVENT_IMPORTED, detail, staged_count, sop)
+
+
+def _held_whole(target: ImportTarget, client: ArchiveClient, series_uid: str) -> bool:
+    """Whether the project holds every instance the archive has of an image series."""
+    held = holds_series(target, series_uid)
+    if held == 0:
+        return False
+    found = client.find_series(series_uid)
+    return found is not None and 0 < found.instances <= held
 
 
 def _header(data: bytes) -> Dataset | None:
@@ -278,6 +290,17 @@ def import_image_series(
         for s in staged:
             target.storage.discard(s)
     return len(staged)
+
+
+def prefetch_image_series(
+    target: ImportTarget, client: ArchiveClient, ref: SeriesRef, first_file: bytes
+) -> int:
+    """Import a stable image series before any annotation asks for it, when the study
+    passes the filter's study-level keys; how many instances were sent (0: filtered)."""
+    header = _header(first_file)
+    if header is None or matches(target.filter, header, STUDY_KEYWORDS) is not None:
+        return 0
+    return import_image_series(target, client, ref)
 
 
 def holds_series(target: ImportTarget, series_uid: str) -> int:

@@ -55,7 +55,14 @@ def _page(
     view = present_project(request, access.project, access.role, who)
     state = connections.present_connection(db, row) if row is not None else None
     if form is None:
-        form = {"kind": "orthanc", "url": "", "username": "", "filter": "", "push_masks": ""}
+        form = {
+            "kind": "orthanc",
+            "url": "",
+            "username": "",
+            "filter": "",
+            "push_masks": "",
+            "prefetch_images": "",
+        }
         if state is not None:
             form = {
                 "kind": state.kind,
@@ -63,6 +70,7 @@ def _page(
                 "username": state.username,
                 "filter": json.dumps(state.filter) if state.filter else "",
                 "push_masks": "on" if state.push_masks else "",
+                "prefetch_images": "on" if state.prefetch_images else "",
             }
     urls = {
         name: path_for(request, f"archive_{name}", project=view.id)
@@ -101,6 +109,7 @@ def archive_page(
 def _form_settings(form: Any) -> tuple[dict[str, str], ConnectionSettings]:
     fields = {k: field(form, k).strip() for k in ("kind", "url", "username", "filter")}
     fields["push_masks"] = "on" if field(form, "push_masks") else ""
+    fields["prefetch_images"] = "on" if field(form, "prefetch_images") else ""
     text = fields["filter"]
     try:
         parsed = json.loads(text) if text else {}
@@ -117,6 +126,7 @@ def _form_settings(form: Any) -> tuple[dict[str, str], ConnectionSettings]:
         password or None,
         bool(fields["push_masks"]),
         parsed,
+        bool(fields["prefetch_images"]),
     )
     return fields, new
 

@@ -29,6 +29,11 @@ class ConnectionIn(_In):
     username: str = Field(default="", max_length=255)
     password: str | None = Field(default=None, max_length=1024)
     push_masks: bool = False
+    prefetch_images: bool = Field(
+        default=False,
+        description="orthanc: import image series when Orthanc reports them stable, so an "
+        "annotation arriving later finds its scan already here",
+    )
     filter: dict[str, Any] = Field(
         default_factory=dict, examples=[{"StudyDescription": "LIVER*", "Modality": "RTSTRUCT"}]
     )
@@ -55,6 +60,7 @@ class ConnectionOut(_Out):
     username: str
     has_password: bool
     push_masks: bool
+    prefetch_images: bool
     filter: dict[str, Any]
     connected_by: str | None
     connected_at: datetime

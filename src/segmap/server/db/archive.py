@@ -2,9 +2,10 @@
 
 - ``archive_connections``: at most one per project — the archive's kind (``orthanc`` or
   ``dicomweb``), URL, credentials (the password encrypted, see
-  ``segmap.server.archive.secrets``), ``push_masks``, the import filter, the account the
-  follower acts as, and the follower's state: its cursor (Orthanc's last ``/changes``
-  sequence number, or the last SeriesDate a DICOMweb poll saw), last contact, last error.
+  ``segmap.server.archive.secrets``), ``push_masks``, ``prefetch_images``, the import
+  filter, the account the follower acts as, and the follower's state: its cursor
+  (Orthanc's last ``/changes`` sequence number, or the last SeriesDate a DICOMweb poll
+  saw), last contact, last error.
   ``generation`` goes up with each change of the settings, so a running follower knows
   to start again with them.
 - ``archive_events``: what happened, one row per series: an annotation series
@@ -55,6 +56,7 @@ class ArchiveConnection(Base):
     username: Mapped[str] = mapped_column(String(255), default="")
     password_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
     push_masks: Mapped[bool] = mapped_column(Boolean, default=False)
+    prefetch_images: Mapped[bool] = mapped_column(Boolean, default=False)
     filter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     connected_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(255), nullable=False),
         sa.Column("password_encrypted", sa.Text(), nullable=True),
         sa.Column("push_masks", sa.Boolean(), nullable=False),
+        sa.Column("prefetch_images", sa.Boolean(), nullable=False),
         sa.Column("filter", sa.JSON(), nullable=False),
         sa.Column("connected_by_id", sa.Integer(), nullable=True),
         sa.Column("generation", sa.Integer(), nullable=False),
