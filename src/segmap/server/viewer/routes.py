@@ -81,10 +81,11 @@ def viewer_config_js(
 
 
 @router.get("/ohif/{path:path}", name="viewer")
-def viewer_file(
-    request: Request, path: str, principal: Principal | None = Depends(optional_principal)
-) -> Response:
-    """A file of the dist, or ``index.html`` for OHIF's own routes (see the module)."""
+def viewer_file(request: Request, path: str) -> Response:
+    """A file of the dist, or ``index.html`` for OHIF's own routes (see the module).
+
+    The caller is looked up only for ``index.html``: the dist's files are the same for
+    everyone, and a viewer loads hundreds of them, each once paying a database lookup."""
     dist = installed_dist(request)
     if dist is None:
         return error_page(request, 503, NOT_INSTALLED)
@@ -93,7 +94,7 @@ def viewer_file(
         return FileResponse(found, headers={"Cache-Control": cache_control(found)})
     if PurePosixPath(path).suffix:
         return error_page(request, 404, f"The viewer has no file {path!r}.")
-    if principal is None:
+    if optional_principal(request) is None:
         return login_redirect(request)
     return FileResponse(
         dist.index_html, media_type="text/html", headers={"Cache-Control": REVALIDATE}
