@@ -37,7 +37,7 @@ from segmap.server.db.base import utcnow
 from segmap.server.db.dicomweb import DicomwebInstance
 from segmap.server.db.engine import Database
 from segmap.server.db.imaging import ImagingSession, Instance, Scan, StoredVia
-from segmap.server.dicomweb.stow import StowPart, read_part, store_parts
+from segmap.server.dicomweb.stow import Outcome, read_part, store_parts
 from segmap.server.imaging.events import ImagingEvents
 from segmap.server.storage import LocalStorage, StagedFile
 from segmap.server.web.auth import Principal
@@ -136,20 +136,8 @@ def import_annotation_series(
                 _stage(target, f) for f in client.series_files(first.StudyInstanceUID, series_uid)
             )
         progress(f"storing {len(staged)} instance(s)")
-        parts = [_part(target, n, s) for n, s in enumerate(staged, 1)]
-        staged_count = len(parts)
-        with target.database.session(write=True) as db:
-            outcomes = store_parts(
-                db,
-                target.storage,
-                target.principal,
-                target.project_id,
-                parts,
-                study=None,
-                events=target.events,
-                max_file_bytes=target.max_file_bytes,
-                stored_via=StoredVia.ARCHIVE,
-            )
+        staged_count = len(staged)
+        outcomes = _store(target, staged)
     finally:
         for s in staged:
             target.storage.discard(s)  # a no-op for what was stored
@@ -181,9 +169,26 @@ def _header(data: bytes) -> Dataset | None:
         return None
 
 
-def _part(target: ImportTarget, number: int, staged: StagedFile) -> StowPart:
-    # Read once, as STOW-RS reads a received part, so storing parses nothing again.
-    return read_part(number, "application/dicom", staged, target.max_file_bytes)
+def _store(target: ImportTarget, staged: list[StagedFile]) -> list[Outcome]:
+    """Store staged instances as one STOW-RS request would, in one transaction; each
+    part's outcome (stored, already held, or refused with the reason)."""
+    # Each part is read once, as STOW-RS reads a received part, so storing parses nothing
+    # again.
+    parts = [
+        read_part(n, "application/dicom", s, target.max_file_bytes) for n, s in enumerate(staged, 1)
+    ]
+    with target.database.session(write=True) as db:
+        return store_parts(
+            db,
+            target.storage,
+            target.principal,
+            target.project_id,
+            parts,
+            study=None,
+            events=target.events,
+            max_file_bytes=target.max_file_bytes,
+            stored_via=StoredVia.ARCHIVE,
+        )
 
 
 def _stage(target: ImportTarget, data: bytes) -> StagedFile:
@@ -273,19 +278,7 @@ def import_image_series(
     staged = [_stage(target, f) for f in client.series_files(ref.study_uid, ref.series_uid)]
     try:
         if staged:
-            parts = [_part(target, n, s) for n, s in enumerate(staged, 1)]
-            with target.database.session(write=True) as db:
-                store_parts(
-                    db,
-                    target.storage,
-                    target.principal,
-                    target.project_id,
-                    parts,
-                    study=None,
-                    events=target.events,
-                    max_file_bytes=target.max_file_bytes,
-                    stored_via=StoredVia.ARCHIVE,
-                )
+            _store(target, staged)
     finally:
         for s in staged:
             target.storage.discard(s)
