@@ -21,7 +21,7 @@ from segmap.server.archive.diagnose import Diagnosis, test_connection
 from segmap.server.archive.schemas import ConnectionIn, ConnectionOut, ImportIn, ImportOut, TestOut
 from segmap.server.archive.secrets import SecretBox, secret_box
 from segmap.server.db.archive import ArchiveImport
-from segmap.server.errors import NotFound, Unprocessable
+from segmap.server.errors import NotFound
 from segmap.server.names import numeric_id
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import api_principal, get_db, get_settings
@@ -130,19 +130,7 @@ def _test_settings(
         found = row.kind, row.url, row.username, connections.password_of(row, box)
         db.rollback()  # no lock held while the archive is called
         return found
-    problem = connections.url_problem(body.url)
-    if problem is not None:
-        raise Unprocessable(problem)
-    password = body.password
-    if password is None:
-        same = (
-            row is not None
-            and row.url == body.url.strip().rstrip("/")
-            and row.username == body.username.strip()
-        )
-        password = connections.password_of(row, box) if same and row is not None else ""
-    db.rollback()
-    return body.kind, body.url.strip().rstrip("/"), body.username.strip(), password
+    return connections.settings_to_test(db, principal, project, _settings(body), box)
 
 
 def import_out(request: Request, row: ArchiveImport) -> ImportOut:

@@ -185,6 +185,27 @@ def password_of(row: ArchiveConnection, box: SecretBox) -> str:
     return box.decrypt(row.password_encrypted) if row.password_encrypted else ""
 
 
+def settings_to_test(
+    db: Session, principal: Principal | None, project: str, new: ConnectionSettings, box: SecretBox
+) -> tuple[str, str, str, str]:
+    """``(kind, url, username, password)`` for Test connection with ``new``'s values.
+
+    A password left out (None) means the stored one, but only while the URL and username
+    are the stored ones: a changed URL must never be sent the old archive's password.
+    The session is rolled back, so no lock is held while the archive is called.
+    """
+    _, row = find_connection(db, principal, project)
+    if (problem := url_problem(new.url)) is not None:
+        raise Unprocessable(problem)
+    url, username = new.url.strip().rstrip("/"), new.username.strip()
+    password = new.password
+    if password is None:
+        same = row is not None and row.url == url and row.username == username
+        password = password_of(row, box) if same and row is not None else ""
+    db.rollback()
+    return new.kind, url, username, password
+
+
 def present_connection(db: Session, row: ArchiveConnection) -> ConnectionView:
     """The view of a connection with its follower's state and recent events."""
     counts = dict(

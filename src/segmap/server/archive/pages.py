@@ -171,22 +171,8 @@ async def test(
     fields: dict[str, str] = {}
     try:
         fields, new = _form_settings(form)
-        _, row = connections.find_connection(db, who, project)
-        problem = connections.url_problem(new.url)
-        if problem is not None:
-            raise Unprocessable(problem)
-        password = new.password
-        if (
-            password is None
-            and row is not None
-            and row.url == new.url.rstrip("/")
-            and row.username == new.username
-        ):
-            password = connections.password_of(row, box_of(request))
-        db.rollback()  # no lock held while the archive is called
-        found = await run_in_threadpool(
-            test_connection, new.kind, new.url.rstrip("/"), new.username, password or ""
-        )
+        target = connections.settings_to_test(db, who, project, new, box_of(request))
+        found = await run_in_threadpool(test_connection, *target)
     except ServiceError as exc:
         take_back(db, exc)
         return _page(
