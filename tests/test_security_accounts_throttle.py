@@ -201,8 +201,9 @@ def test_dicomweb_basic_guesses_are_throttled_like_any_log_in(api: Api, from_add
         assert r.status_code == 401, r.text
         assert r.headers["WWW-Authenticate"].startswith("Basic")
     # Over the limit even the right password is not checked, so guessing on cannot win.
-    assert_throttled(attacker.get(studies, headers=_basic("alice", PASSWORD)))
-    assert r.headers["content-type"].startswith("application/json")
+    throttled = attacker.get(studies, headers=_basic("alice", PASSWORD))
+    assert_throttled(throttled)
+    assert throttled.headers["content-type"].startswith("application/json")
     # Another address still logs in as alice: one machine cannot lock the account out.
     r = from_address("198.51.100.4").get(studies, headers=_basic("alice", PASSWORD))
     assert r.status_code == 404, r.text  # alice is no member of "lab": it does not exist for her
