@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import errno
 import logging
 import socket
@@ -216,6 +217,19 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return listener
 
 
+def freeze_startup_objects() -> None:
+    """Exempt everything made during start-up from Python's full garbage collections.
+
+    Start-up leaves a few million long-lived objects (modules, the ORM's mappers, the
+    routes); each full collection would walk all of them, and the first one, which a
+    request's allocations trigger, took 170 ms inside a STOW request. Frozen, they are
+    never collected (they live as long as the process anyway) and a full collection
+    walks only what requests made.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _announcing_server(config: Any, host: str, note: str) -> Any:
     """A uvicorn server that prints ``segmap: serving URL`` once it accepts connections.
 
@@ -229,6 +243,7 @@ def _announcing_server(config: Any, host: str, note: str) -> Any:
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
+                freeze_startup_objects()
                 port = self.servers[0].sockets[0].getsockname()[1]
                 shown = f"[{host}]" if ":" in host else host
                 print(f"segmap: serving http://{shown}:{port}/ {note}", file=sys.stderr, flush=True)
