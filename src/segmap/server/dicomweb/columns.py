@@ -10,14 +10,13 @@ the study's series.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from sqlalchemy.orm import InstrumentedAttribute
 
 from segmap.server.db.dicomweb import DicomwebInstance, DicomwebSeries, DicomwebStudy
-from segmap.server.dicomweb.levels import MATCHABLE, Level
+from segmap.server.dicomweb.levels import MATCHABLE, STORED, Level
 from segmap.server.dicomweb.query import normalise_time
 
 STUDY_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
@@ -56,23 +55,24 @@ COLUMNS: dict[Level, dict[str, InstrumentedAttribute[Any]]] = {
 COMPUTED = frozenset({"ModalitiesInStudy"})
 
 _DATE = re.compile(r"[0-9]{8}")
+_KEYS = {keyword: f"{attribute.tag:08X}" for keyword, attribute in MATCHABLE.items()}
+_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 
 
-def column_value(ds: Dataset, keyword: str) -> str | int | None:
-    """The value of ``keyword`` in ``ds`` as its index column holds it (None: absent/empty).
+def column_value(element: Mapping[str, Any] | None, keyword: str) -> str | int | None:
+    """The value of ``keyword`` as its index column holds it (None: absent or empty),
+    from its DICOM JSON ``element`` (as in a level record, :mod:`.dicomjson`).
 
-    Dates that are not ``YYYYMMDD``, times that are not TM, numbers that are not whole
-    are kept out (None) rather than stored in a form no query compares correctly.
+    The text is the element's values joined by ``\\`` (a person name's groups by
+    ``=``), as DICOM writes them. Dates that are not ``YYYYMMDD``, times that are not TM,
+    numbers that are not whole are kept out (None) rather than stored in a form no query
+    compares correctly.
     """
-    value = ds.get(keyword)
-    if value is None or value == "":
+    values = element.get("Value") if element else None
+    if not values:
         return None
     vr = MATCHABLE[keyword].vr
-    if isinstance(value, MultiValue | list | tuple):
-        text = "\\".join(str(v) for v in value)
-    else:
-        text = str(value)
-    text = text.strip()
+    text = "\\".join(_value_text(v) for v in values).strip()
     if not text:
         return None
     if vr == "DA":
@@ -90,9 +90,25 @@ def column_value(ds: Dataset, keyword: str) -> str | int | None:
     return text
 
 
-def level_values(ds: Dataset, level: Level) -> dict[str, Any]:
-    """Column name → value for every matchable column of ``level``, from one instance."""
-    return {column.key: column_value(ds, kw) for kw, column in COLUMNS[level].items()}
+def level_values(record: Mapping[str, Any], level: Level) -> dict[str, Any]:
+    """Column name → value for every matchable column of ``level``, from the level's
+    record of one instance (:func:`.dicomjson.level_record`, which keeps every
+    matchable attribute of its level)."""
+    return {
+        column.key: column_value(record.get(_KEYS[kw]), kw) for kw, column in COLUMNS[level].items()
+    }
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):  # PN: its groups, the empty ones between kept
+        return "=".join(value.get(g, "") for g in _PN_GROUPS[: _pn_groups(value)])
+    return str(value)
+
+
+def _pn_groups(value: Mapping[str, Any]) -> int:
+    return max((i + 1 for i, g in enumerate(_PN_GROUPS) if g in value), default=0)
 
 
 def _check_complete() -> None:
@@ -101,6 +117,10 @@ def _check_complete() -> None:
     missing = set(MATCHABLE) - mapped
     if missing:
         raise RuntimeError(f"matchable attributes without an index column: {sorted(missing)}")
+    unrecorded = [kw for level, cols in COLUMNS.items() for kw in cols
+                  if MATCHABLE[kw].tag not in STORED[level]]  # fmt: skip
+    if unrecorded:  # level_values reads the columns from the level's record
+        raise RuntimeError(f"index columns missing from their level's record: {unrecorded}")
 
 
 _check_complete()

@@ -32,15 +32,18 @@ from segmap.server.dicomweb.levels import (
     STORED,
     Level,
 )
+from segmap.server.dicomweb.raw_json import character_set_codec, element_json
 
 BULK_DATA_THRESHOLD = 1024
 """Binary values longer than this many bytes are sent as a BulkDataURI."""
 
 INSTANCE_AVAILABILITY = 0x00080056
+SPECIFIC_CHARACTER_SET = 0x00080005
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
 JsonObject = dict[str, Any]
+_STORED_KEYS = {level: tuple(f"{tag:08X}" for tag in tags) for level, tags in STORED.items()}
 UriFor = Callable[[BulkPath], str]
 
 
@@ -49,9 +52,17 @@ def instance_metadata(ds: Dataset, instance_url: str) -> JsonObject:
     return dataset_json(ds, lambda path: bulk_uri(instance_url, path))
 
 
-def dataset_json(ds: Dataset, uri_for: UriFor, prefix: BulkPath = ()) -> JsonObject:
-    """DICOM JSON of ``ds``; ``uri_for(path)`` names each bulk value (see :mod:`.bulkdata`)."""
+def dataset_json(
+    ds: Dataset, uri_for: UriFor, prefix: BulkPath = (), codec: str | None = None
+) -> JsonObject:
+    """DICOM JSON of ``ds``; ``uri_for(path)`` names each bulk value (see :mod:`.bulkdata`).
+
+    ``codec`` is the text codec of the enclosing dataset (:func:`.raw_json.character_set_codec`)
+    for a sequence item without a Specific Character Set of its own.
+    """
     out: JsonObject = {}
+    if prefix == () or SPECIFIC_CHARACTER_SET in ds:
+        codec = character_set_codec(ds.get("SpecificCharacterSet"))
     for tag in sorted(map(int, ds.keys())):  # keys: iterating a Dataset reads deferred values
         if tag & 0xFFFF == 0 or tag >> 16 == 0x0002:
             continue  # group lengths are never encoded (F.2.2); file meta is not the dataset
@@ -63,9 +74,16 @@ def dataset_json(ds: Dataset, uri_for: UriFor, prefix: BulkPath = ()) -> JsonObj
         if tag in PIXEL_DATA_TAGS or (vr in _BINARY_VRS and _length(raw) > BULK_DATA_THRESHOLD):
             out[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": uri_for(path)}
             continue
+        fast = element_json(raw, codec)
+        if fast is not None:
+            out[f"{tag:08X}"] = fast
+            continue
         element = ds[tag]
         if element.VR == "SQ":
-            items = [dataset_json(it, uri_for, (*path, i)) for i, it in enumerate(element.value)]
+            items = [
+                dataset_json(item, uri_for, (*path, i), codec)
+                for i, item in enumerate(element.value)
+            ]
             out[f"{tag:08X}"] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
         else:  # small binary values inline: no handler, so pydicom never makes a URI
             out[f"{tag:08X}"] = element.to_json_dict(None, 0)
@@ -79,6 +97,14 @@ def level_record(ds: Dataset, level: Level) -> JsonObject:
         if tag in ds:
             present[tag] = ds[tag]
     return dataset_json(present, _no_bulk)
+
+
+def level_records(full: JsonObject) -> dict[Level, JsonObject]:
+    """:func:`level_record` of every level, taken from the instance's whole DICOM JSON
+    (:func:`dataset_json`) instead of from its dataset again."""
+    return {
+        level: {key: full[key] for key in _STORED_KEYS[level] if key in full} for level in Level
+    }
 
 
 def qido_result(
@@ -124,8 +150,10 @@ def _vr_of(raw: DataElement | RawDataElement, tag: int, ds: Dataset) -> str:
             vr = dictionary_VR(tag)
         except KeyError:
             return "UN"
-        if tag in PIXEL_DATA_TAGS and " or " in vr:
-            return "OW" if int(ds.get("BitsAllocated") or 16) > 8 else "OB"
+    if tag in PIXEL_DATA_TAGS and " or " in vr:
+        # PS3.5 A.1: Pixel Data in Implicit VR Little Endian is OW; encapsulated is OB
+        undefined = isinstance(raw, RawDataElement) and raw.length == 0xFFFFFFFF
+        return "OB" if undefined else "OW"
     return str(vr)
 
 

@@ -21,9 +21,14 @@ from pydicom.dataset import Dataset
 
 from segmap.imaging.frame_index import FrameIndexError, NoPixelData, index_frames_of
 from segmap.server.dicomweb.columns import level_values
-from segmap.server.dicomweb.dicomjson import BULK_DATA_THRESHOLD, JsonObject, level_record
+from segmap.server.dicomweb.dicomjson import (
+    BULK_DATA_THRESHOLD,
+    JsonObject,
+    level_record,
+    level_records,
+)
 from segmap.server.dicomweb.levels import Level
-from segmap.server.dicomweb.stored_metadata import metadata_text
+from segmap.server.dicomweb.stored_metadata import metadata_text, stored_json
 
 log = logging.getLogger("segmap.server.dicomweb")
 
@@ -54,6 +59,8 @@ def index_entry(ds: Dataset, fp: BinaryIO) -> IndexEntry:
     """The entry of ``ds``, read from ``fp`` by :func:`read_dataset` (its Pixel Data not
     accessed: its recorded position locates the frames). Reads ``fp`` only for that."""
     sop_uid = str(ds.get("SOPInstanceUID", ""))
+    full = _metadata(ds, sop_uid)
+    records = level_records(full) if full is not None else _records(ds)
     try:
         frame_index: bytes | None = index_frames_of(ds, fp).to_bytes()
         refusal = None
@@ -67,9 +74,9 @@ def index_entry(ds: Dataset, fp: BinaryIO) -> IndexEntry:
         series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
         transfer_syntax_uid=_transfer_syntax(ds),
         number_of_frames=_frames(ds),
-        values={level: level_values(ds, level) for level in Level},
-        records={level: level_record(ds, level) for level in Level},
-        metadata_json=_metadata(ds, sop_uid),
+        values={level: level_values(records[level], level) for level in Level},
+        records=records,
+        metadata_json=metadata_text(full) if full is not None else None,
         frame_index=frame_index,
         frames_refusal=refusal,
     )
@@ -93,9 +100,14 @@ def _frames(ds: Dataset) -> int:
         return 1
 
 
-def _metadata(ds: Dataset, sop_uid: str) -> str | None:
+def _metadata(ds: Dataset, sop_uid: str) -> JsonObject | None:
     try:
-        return metadata_text(ds)
+        return stored_json(ds)
     except Exception:  # pydicom's JSON encoder raises many types on odd values
         log.warning("no stored metadata for %s; it will be built from the file", sop_uid)
         return None
+
+
+def _records(ds: Dataset) -> dict[Level, JsonObject]:
+    """The level records when the whole JSON could not be made (fewer attributes)."""
+    return {level: level_record(ds, level) for level in Level}

@@ -20,17 +20,22 @@ from collections.abc import Iterable
 from pydicom.dataset import Dataset
 
 from segmap.server.dicomweb.bulkdata import bulk_path_text
-from segmap.server.dicomweb.dicomjson import dataset_json
+from segmap.server.dicomweb.dicomjson import JsonObject, dataset_json
 
 _KEY = '"BulkDataURI":"'
 
 
-def metadata_text(ds: Dataset) -> str:
-    """The DICOM JSON of ``ds`` as compact text, Bulk Data URIs as bare bulk paths.
+def stored_json(ds: Dataset) -> JsonObject:
+    """The DICOM JSON of ``ds``, Bulk Data URIs as bare bulk paths.
 
     ``ds`` may have been read with ``defer_size`` (large values stay unread).
     """
-    return json.dumps(dataset_json(ds, bulk_path_text), separators=(",", ":"))
+    return dataset_json(ds, bulk_path_text)
+
+
+def metadata_text(stored: JsonObject) -> str:
+    """:func:`stored_json`'s output as the compact text the index keeps."""
+    return json.dumps(stored, separators=(",", ":"))
 
 
 def with_urls(text: str, instance_url: str) -> str:
