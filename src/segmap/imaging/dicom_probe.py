@@ -25,7 +25,12 @@ from pathlib import Path
 from pydicom.dataelem import RawDataElement
 from pydicom.filereader import data_element_generator
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+)
 
 from segmap.imaging.instance_check import NOT_DICOM, RejectedFile
 from segmap.imaging.uids import describe_uid, uid_problem
@@ -174,6 +179,9 @@ def _walk_data_set(fp: _Prefix, syntax: UID) -> None:
         raise RejectedFile("the file is incomplete: it holds file meta information only")
 
 
+_DEFLATED_UID = DeflatedExplicitVRLittleEndian.encode("ascii")
+
+
 def check_inflated_size(path: Path, max_bytes: int) -> None:
     """Refuse a Deflated-transfer-syntax file whose data set inflates past ``max_bytes``.
 
@@ -184,7 +192,10 @@ def check_inflated_size(path: Path, max_bytes: int) -> None:
         head = f.read(SNIFF_BYTES)
         if not has_dicom_marker(head):
             return
-        fp = _Prefix(head + f.read(64 * 1024), complete=False)
+        window = head + f.read(64 * 1024)
+        if _DEFLATED_UID not in window:
+            return  # the file meta (read below from this window too) cannot name it
+        fp = _Prefix(window, complete=False)
         fp.seek(SNIFF_BYTES)
         try:
             meta = _read_meta(fp)
