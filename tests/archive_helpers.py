@@ -51,10 +51,10 @@ def require_orthanc() -> None:
         pytest.skip(reason)
 
 
-def fast_app(settings: Settings) -> Iterator[Any]:
-    """The real application with short follower waits."""
+def fast_app(settings: Settings, timing: FollowerTiming = FAST) -> Iterator[Any]:
+    """The real application with short follower waits (``timing``)."""
     application = create_app(settings)
-    application.state.archive_timing = FAST
+    application.state.archive_timing = timing
     yield application
     application.state.database.dispose()
 

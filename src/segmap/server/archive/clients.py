@@ -22,6 +22,12 @@ import httpx
 TIMEOUT_S = 30.0
 DICOM_JSON = "application/dicom+json"
 MULTIPART_DICOM = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+STUDY_UID_TAG = "0020000D"
+SERIES_DATE_TAG = "00080021"
+SERIES_INSTANCES_TAG = "00201209"  # NumberOfSeriesRelatedInstances
+# QIDO's includefield is sent once per attribute: PS3.18 allows that and a comma-separated
+# list alike, but Orthanc's DICOMweb plugin (1.7) ignores a list and returns no SeriesDate,
+# which left the DICOMweb follower without a cursor (every poll a full search).
 
 
 class ArchiveError(Exception):
@@ -259,11 +265,11 @@ class DicomwebClient:
         self, modality: str, since_date: str = "", offset: int = 0, limit: int = 500
     ) -> list[SeriesRef]:
         """QIDO series of ``modality``, with SeriesDate on or after ``since_date`` (YYYYMMDD)."""
-        params = {
+        params: dict[str, str | list[str]] = {
             "Modality": modality,
             "offset": str(offset),
             "limit": str(limit),
-            "includefield": "0020000D,00080021",
+            "includefield": [STUDY_UID_TAG, SERIES_DATE_TAG],
         }
         if since_date:
             params["SeriesDate"] = f"{since_date}-"
@@ -276,7 +282,10 @@ class DicomwebClient:
             "GET",
             "/series",
             headers={"Accept": DICOM_JSON},
-            params={"SeriesInstanceUID": series_uid, "includefield": "0020000D,00201209"},
+            params={
+                "SeriesInstanceUID": series_uid,
+                "includefield": [STUDY_UID_TAG, SERIES_INSTANCES_TAG],
+            },
         )
         refs = [_series_ref(r) for r in found if isinstance(r, dict)]
         return refs[0] if refs else None
@@ -327,14 +336,13 @@ def _value(record: dict[str, Any], tag: str) -> str:
 
 
 def _series_ref(record: dict[str, Any], study_uid: str = "") -> SeriesRef:
+    instances = _value(record, SERIES_INSTANCES_TAG)
     return SeriesRef(
-        study_uid=_value(record, "0020000D") or study_uid,
+        study_uid=_value(record, STUDY_UID_TAG) or study_uid,
         series_uid=_value(record, "0020000E"),
         modality=_value(record, "00080060"),
-        series_date=_value(record, "00080021"),
-        instances=int(_value(record, "00201209") or 0)
-        if _value(record, "00201209").isdigit()
-        else 0,
+        series_date=_value(record, SERIES_DATE_TAG),
+        instances=int(instances) if instances.isdigit() else 0,
     )
 
 

@@ -14,7 +14,10 @@ is recorded, and found so, by the importer).
 ``SeriesDate`` from the last one seen less an overlap window (series dated the same day
 as the last poll, or sent late with an older date, are seen again and skipped when
 known), and a full search without a date at start and every ``sweep_s``, which also finds
-annotations that carry no SeriesDate.
+annotations that carry no SeriesDate, or were sent late with a date older than the window.
+A SeriesDate after tomorrow (UTC) is imported but does not move the cursor: one mis-dated
+series (a 2099) would otherwise shut the window on everything sent today until the next
+sweep.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from segmap.server.archive.clients import DicomwebClient, OrthancClient, SeriesRef
 from segmap.server.archive.importer import (
@@ -38,6 +41,7 @@ from segmap.server.archive.importer import (
 log = logging.getLogger("segmap.server.archive")
 
 CHANGE_BATCH = 100
+QIDO_PAGE = 500  # series asked for per QIDO search; a shorter answer is the last page
 SERIES_CHANGES = ("NewSeries", "StableSeries")
 
 
@@ -122,18 +126,22 @@ def dicomweb_step(
     save_cursor: Callable[[str], None],
 ) -> StepResult:
     """One QIDO poll (a full sweep when due); the cursor is the newest SeriesDate seen."""
-    sweep = poll.last_sweep is None or now - poll.last_sweep >= poll.sweep_s
-    since = "" if sweep or not cursor else _minus_days(cursor, poll.overlap_days)
-    newest, imported = cursor or "", 0
+    latest = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y%m%d")
+    # No cursor, or one no longer plausible (stored before mis-dated series were kept out
+    # of it): a full search, which sets it again.
+    known = cursor if cursor and _plausible(cursor, latest) else ""
+    sweep = poll.last_sweep is None or now - poll.last_sweep >= poll.sweep_s or not known
+    since = "" if sweep else _minus_days(known, poll.overlap_days)
+    newest, imported = known, 0
     for modality in ANNOTATION_MODALITIES:
         offset = 0
         while True:
-            page = client.search_series(modality, since, offset)
+            page = client.search_series(modality, since, offset, QIDO_PAGE)
             for ref in page:
                 imported += _dicomweb_series(target, client, ref)
-                if ref.series_date.isdigit() and ref.series_date > newest:
+                if _plausible(ref.series_date, latest) and ref.series_date > newest:
                     newest = ref.series_date
-            if len(page) < 500:
+            if len(page) < QIDO_PAGE:
                 break
             offset += len(page)
     if sweep:
@@ -148,6 +156,11 @@ def _dicomweb_series(target: ImportTarget, client: DicomwebClient, ref: SeriesRe
         return 0
     done = import_annotation_series(target, client, ref)
     return 1 if done.event == "imported" else 0
+
+
+def _plausible(day: str, latest: str) -> bool:
+    """Whether a SeriesDate may be the cursor: a DICOM date (YYYYMMDD) not after ``latest``."""
+    return len(day) == 8 and day.isdigit() and day <= latest
 
 
 def _minus_days(day: str, days: int) -> str:

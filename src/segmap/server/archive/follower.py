@@ -1,8 +1,9 @@
 """The follower of one connected project: a thread of ``segmap serve``.
 
 Each round it reads the connection (a changed ``generation`` or a deleted row ends the
-thread; :mod:`.lifespan` starts a new one for new settings), runs the imports asked for
-by hand, one step of following (:mod:`.follow_steps`), and, with ``push_masks``, the
+thread; :mod:`.lifespan` starts a new one for new settings), claims and runs the imports
+asked for by hand (:mod:`.manual`, leased so that of several services on one database
+one runs each), one step of following (:mod:`.follow_steps`), and, with ``push_masks``, the
 pushes (:mod:`.push`). Then it notes the contact and waits ``poll_s`` (none while Orthanc
 says more changes wait). When the archive cannot be reached or refuses, the error is
 stored on the connection (the project's Archive page shows it) and the follower waits
@@ -29,6 +30,7 @@ from segmap.server.archive.clients import (
 )
 from segmap.server.archive.connections import password_of
 from segmap.server.archive.follow_steps import DicomwebPoll, dicomweb_step, orthanc_step
+from segmap.server.archive.import_leases import holder_token
 from segmap.server.archive.importer import ImportTarget
 from segmap.server.archive.push import pending_pushes, push_one
 from segmap.server.archive.secrets import SecretBox, SecretKeyError
@@ -36,7 +38,9 @@ from segmap.server.db.accounts import User
 from segmap.server.db.archive import ArchiveConnection
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
+from segmap.server.db.leases import Lease
 from segmap.server.imaging.events import ImagingEvents
+from segmap.server.settings import DEFAULT_JOB_LEASE_S
 from segmap.server.storage import LocalStorage
 from segmap.server.web.auth import principal_of
 
@@ -56,9 +60,14 @@ class FollowerTiming:
     watch_s: float = 1.0  # how often the manager looks for changed connections
 
 
+def _new_lease() -> Lease:
+    return Lease(holder_token(), DEFAULT_JOB_LEASE_S)
+
+
 @dataclass(frozen=True)
 class ServiceParts:
-    """What a follower uses of the service."""
+    """What a follower uses of the service; ``lease``: the service's claim on the
+    imports by hand it runs (one token for all its followers)."""
 
     database: Database
     storage: LocalStorage
@@ -66,6 +75,7 @@ class ServiceParts:
     box: SecretBox
     max_file_bytes: int
     timing: FollowerTiming = field(default_factory=FollowerTiming)
+    lease: Lease = field(default_factory=_new_lease)
 
 
 class Unusable(ArchiveError):
@@ -118,6 +128,11 @@ class Follower(threading.Thread):
         """Ask the thread to end after what it is doing."""
         self._halt.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether it was asked to end (an import it runs goes back to the queue)."""
+        return self._halt.is_set()
+
     def run(self) -> None:
         timing = self.parts.timing
         backoff = timing.backoff_min_s
@@ -155,7 +170,7 @@ class Follower(threading.Thread):
     def _round(self, row: ArchiveConnection) -> bool:
         target, client = open_connection(self.parts, row)
         try:
-            manual.run_queued(target, client, stop=self._halt)
+            manual.run_queued(target, client, self._halt, self.parts.lease)
             if isinstance(client, OrthancClient):
                 step = orthanc_step(target, client, row.cursor, self._save_cursor)
             else:

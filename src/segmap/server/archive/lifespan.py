@@ -5,7 +5,10 @@ with its connection.
 connection (or a changed one: its ``generation`` went up) gets a new
 :class:`~.follower.Follower`; a follower whose connection is gone or changed ends by
 itself. :func:`followers_lifespan` starts it with the app and stops every follower with
-it. Imports left running by a stopped service go back to the queue at start.
+it. The followers of one service claim imports by hand with one lease
+(``Settings.job_lease_s`` long, as for jobs): an import a stopping service was running
+goes back to the queue, one whose service died is taken over when its lease expires,
+and a service starting leaves alone what the others run.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from segmap.server.archive.follower import Follower, FollowerTiming, ServiceParts
+from segmap.server.archive.import_leases import holder_token
 from segmap.server.archive.secrets import secret_box
-from segmap.server.db.archive import IMPORT_QUEUED, IMPORT_RUNNING, ArchiveConnection, ArchiveImport
+from segmap.server.db.archive import ArchiveConnection
+from segmap.server.db.leases import Lease
 
 
 class Followers(threading.Thread):
@@ -64,17 +69,6 @@ class Followers(threading.Thread):
             follower.join(timeout_s)
 
 
-def requeue_running_imports(parts: ServiceParts) -> None:
-    """Imports a stopped service left running go back to the queue."""
-    with parts.database.session(write=True) as db:
-        db.execute(
-            update(ArchiveImport)
-            .where(ArchiveImport.state == IMPORT_RUNNING)
-            .values(state=IMPORT_QUEUED, stage="queued again after a restart")
-        )
-        db.commit()
-
-
 @asynccontextmanager
 async def followers_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Run the followers while the app runs (``app.state.archive_timing`` if set)."""
@@ -87,8 +81,8 @@ async def followers_lifespan(app: FastAPI) -> AsyncIterator[None]:
         box=secret_box(settings.data_dir),
         max_file_bytes=settings.max_upload_bytes,
         timing=timing,
+        lease=Lease(holder_token(), settings.job_lease_s),
     )
-    await run_in_threadpool(requeue_running_imports, parts)
     followers = Followers(parts)
     followers.start()
     app.state.archive_followers = followers

@@ -1,25 +1,33 @@
 """Imports asked for by hand: ``POST .../archive/import`` and ``segmap archive import``.
 
 :func:`queue_import` checks the caller (owners and site admins) and the UIDs, and queues
-an ``archive_imports`` row; the project's follower runs queued rows first in each round
-(:func:`run_queued`), and the command line runs its own row at once
-(:func:`run_import`). A study is imported whole: its annotations with the series they
-reference, and its other image series. Progress is the share of series done; the
-follower's rules hold (a series imported before is not fetched again, segmap's own SEGs
-are not imported).
+an ``archive_imports`` row; the project's follower claims queued rows first in each round
+(:func:`run_queued`), and the command line makes its row already claimed and runs it at
+once (:func:`start_import`, :func:`run_import`). A study is imported whole: its
+annotations with the series they reference, and its other image series. Progress is the
+share of series done; the follower's rules hold (a series imported before is not fetched
+again, segmap's own SEGs are not imported).
+
+A running import is leased (:mod:`.import_leases`): only its holder changes its row, so
+services sharing a database run each import once. A service stopping puts the import it
+runs back in the queue; one that died leaves it to be taken over when its lease expires.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from segmap.imaging.uids import uid_problem
+from segmap.server.archive import import_leases
 from segmap.server.archive.clients import ArchiveClient, ArchiveError, SeriesRef
 from segmap.server.archive.connections import managed
+from segmap.server.archive.import_leases import holder_token
 from segmap.server.archive.importer import (
     ANNOTATION_MODALITIES,
     ImportTarget,
@@ -35,8 +43,12 @@ from segmap.server.db.archive import (
     ArchiveImport,
 )
 from segmap.server.db.base import utcnow
+from segmap.server.db.leases import Lease
 from segmap.server.errors import Conflict, NotFound, Unprocessable
+from segmap.server.settings import DEFAULT_JOB_LEASE_S
 from segmap.server.web.auth import Principal
+
+log = logging.getLogger("segmap.server.archive")
 
 
 def queue_import(
@@ -56,18 +68,37 @@ def queue_import(
     return _add(db, access.project.id, studies, series, access.principal.id, IMPORT_QUEUED)
 
 
-def start_import(db: Session, project_id: str, studies: list[str], series: list[str]) -> int:
+def start_import(
+    db: Session,
+    project_id: str,
+    studies: list[str],
+    series: list[str],
+    lease: Lease | None = None,
+) -> int:
     """A running import row for the command line, which runs it itself; its id.
 
-    No caller to check: whoever can open the data folder and database may (as with
-    ``segmap users``). The project must be connected (``Conflict`` otherwise).
+    The row is made already claimed, under ``lease`` (by default a new one of this
+    process, ``DEFAULT_JOB_LEASE_S`` long), so no service's follower takes it while
+    :func:`run_import` renews it; if the command dies, a follower takes it over once the
+    lease runs out. No caller to check: whoever can open the data folder and database
+    may (as with ``segmap users``). The project must be connected (``Conflict``
+    otherwise).
     """
     if db.get(ArchiveConnection, project_id) is None:
         raise Conflict(
             f"project {project_id!r} is not connected to an archive; connect it "
             "on its Archive page or with PUT /api/v1/projects/{project}/archive"
         )
-    return _add(db, project_id, studies, series, None, IMPORT_RUNNING).id
+    lease = lease or Lease(holder_token(), DEFAULT_JOB_LEASE_S)
+    now = utcnow()
+    claimed = {
+        "runner": lease.token,
+        "lease_expires_at": lease.expiry(now),
+        "attempts": 1,
+        "started_at": now,
+        "stage": "starting",
+    }
+    return _add(db, project_id, studies, series, None, IMPORT_RUNNING, **claimed).id
 
 
 def _add(
@@ -77,6 +108,7 @@ def _add(
     series: list[str],
     user_id: int | None,
     state: str,
+    **claimed: Any,
 ) -> ArchiveImport:
     studies = [u.strip() for u in studies]
     series = [u.strip() for u in series]
@@ -96,6 +128,7 @@ def _add(
         series=list(dict.fromkeys(series)),
         created_by_id=user_id,
         state=state,
+        **claimed,
     )
     db.add(row)
     db.commit()
@@ -113,36 +146,15 @@ def get_import(
     return row
 
 
-def run_queued(target: ImportTarget, client: ArchiveClient, stop: threading.Event) -> None:
-    """Run the project's queued imports, oldest first, until none is left or ``stop``."""
+def run_queued(
+    target: ImportTarget, client: ArchiveClient, stop: threading.Event, lease: Lease
+) -> None:
+    """Claim and run the project's imports, oldest first, until none is left or ``stop``."""
     while not stop.is_set():
-        with target.database.session() as db:
-            next_id = db.scalar(
-                select(ArchiveImport.id)
-                .where(
-                    ArchiveImport.project_id == target.project_id,
-                    ArchiveImport.state == IMPORT_QUEUED,
-                )
-                .order_by(ArchiveImport.id)
-                .limit(1)
-            )
-        if next_id is None or not _claim(target, next_id):
+        import_id = import_leases.claim(target.database, lease, target.project_id)
+        if import_id is None:
             return
-        run_import(target, client, next_id)
-
-
-def _claim(target: ImportTarget, import_id: int) -> bool:
-    with target.database.session(write=True) as db:
-        done = db.execute(
-            update(ArchiveImport)
-            .where(
-                ArchiveImport.id == import_id,
-                ArchiveImport.state == IMPORT_QUEUED,
-            )
-            .values(state=IMPORT_RUNNING, stage="starting")
-        )
-        db.commit()
-        return bool(done.rowcount)  # type: ignore[attr-defined]
+        run_import(target, client, import_id, lease=lease, stop=stop)
 
 
 def run_import(
@@ -150,25 +162,102 @@ def run_import(
     client: ArchiveClient,
     import_id: int,
     report: Callable[[str, float], None] = lambda _stage, _done: None,
+    *,
+    lease: Lease | None = None,
+    stop: threading.Event | None = None,
 ) -> ArchiveImport:
-    """Run one claimed (running) import to its end; the finished row.
+    """Run one claimed (running) import to its end under ``lease``; the row as it ends.
 
-    The archive failing midway fails the import with the reason (what was stored
-    stays); the follower then backs off as usual.
+    ``lease`` None: the import's current holder, as :func:`start_import` made it in this
+    process (the command line). The lease is renewed on a thread meanwhile. The archive
+    failing midway fails the import with the reason (what was stored stays); the
+    follower then backs off as usual. ``stop`` set (the service stops) puts the import
+    back in the queue at its next step; an import lost to another service (this one
+    stalled past its lease) is left to it, unchanged.
     """
     with target.database.session() as db:
         row = db.get(ArchiveImport, import_id)
         assert row is not None
-        studies, series_uids = list(row.studies), list(row.series)
-    imported = 0
+        studies, series_uids, holder = list(row.studies), list(row.series), row.runner
+    if lease is None:
+        assert holder is not None, f"archive import {import_id} is not held"
+        lease = Lease(holder, DEFAULT_JOB_LEASE_S)
+    held = _Held(
+        target,
+        import_id,
+        lease.token,
+        import_leases.Renewer(target.database, lease, import_id),
+        stop,
+    )
     try:
-        _set(target, import_id, stage="listing series")
+        _run(held, client, studies, series_uids, report)
+    except _Interrupted:
+        if held.renewer.lost.is_set():
+            log.warning("archive import %s was taken over by another service", import_id)
+        else:
+            import_leases.release(
+                target.database,
+                import_id,
+                held.token,
+                "queued again: the service stopped while it ran",
+            )
+    finally:
+        held.renewer.stop()
+    with target.database.session() as db:
+        finished = db.get(ArchiveImport, import_id)
+        assert finished is not None
+        db.expunge(finished)
+        return finished
+
+
+@dataclass(frozen=True)
+class _Held:
+    """An import this process holds while it runs it."""
+
+    target: ImportTarget
+    import_id: int
+    token: str
+    renewer: import_leases.Renewer
+    stop: threading.Event | None
+
+    def change(self, **values: Any) -> None:
+        """Record progress; ``_Interrupted`` when stopping or no longer the holder."""
+        if (self.stop is not None and self.stop.is_set()) or self.renewer.lost.is_set():
+            raise _Interrupted
+        if not import_leases.change(self.target.database, self.import_id, self.token, **values):
+            self.renewer.lost.set()
+            raise _Interrupted
+
+    def finish(self, state: str, stage: str, imported: int, error: str | None = None) -> None:
+        """Record how it ended, and release it."""
+        import_leases.finish(
+            self.target.database,
+            self.import_id,
+            self.token,
+            state=state,
+            stage=stage,
+            imported=imported,
+            error=error,
+            **({"progress": 1.0} if state == IMPORT_SUCCEEDED else {}),
+        )
+
+
+def _run(
+    held: _Held,
+    client: ArchiveClient,
+    studies: list[str],
+    series_uids: list[str],
+    report: Callable[[str, float], None],
+) -> None:
+    target, imported = held.target, 0
+    try:
+        held.change(stage="listing series")
         refs = _series_to_import(client, studies, series_uids)
         for n, ref in enumerate(refs):
 
             def say(stage: str, n: int = n) -> None:
                 share = n / max(1, len(refs))
-                _set(target, import_id, stage=stage[:255], progress=share)
+                held.change(stage=stage[:255], progress=share)
                 report(stage, share)
 
             if ref.modality in ANNOTATION_MODALITIES:
@@ -176,25 +265,24 @@ def run_import(
                 imported += done.event == "imported"
             else:
                 imported += import_image_series(target, client, ref, say) > 0
-        state, error = IMPORT_SUCCEEDED, None
-        stage = f"done: {imported} series imported of {len(refs)} found"
+    except _Interrupted:
+        raise
     except ArchiveError as exc:
-        state, error, stage = IMPORT_FAILED, str(exc), "failed"
-    _set(
-        target,
-        import_id,
-        state=state,
-        error=error,
-        stage=stage,
-        imported=imported,
-        progress=1.0 if state == IMPORT_SUCCEEDED else None,
-        finished_at=utcnow(),
+        held.finish(IMPORT_FAILED, "failed", imported, str(exc))
+        return
+    except Exception as exc:
+        # Failed, not left to be run again by the next service: it would fail the same
+        # way. The follower logs the traceback.
+        error = f"internal error ({type(exc).__name__}); the service log has the details"
+        held.finish(IMPORT_FAILED, "failed", imported, error)
+        raise
+    held.finish(
+        IMPORT_SUCCEEDED, f"done: {imported} series imported of {len(refs)} found", imported
     )
-    with target.database.session() as db:
-        finished = db.get(ArchiveImport, import_id)
-        assert finished is not None
-        db.expunge(finished)
-        return finished
+
+
+class _Interrupted(Exception):
+    """The import stops here: the service is stopping, or the import is not ours now."""
 
 
 def _series_to_import(
@@ -218,14 +306,3 @@ def _series_to_import(
 
 class _Missing(ArchiveError):
     """A UID asked for that the archive does not hold."""
-
-
-def _set(target: ImportTarget, import_id: int, **values: object) -> None:
-    with target.database.session(write=True) as db:
-        row = db.get(ArchiveImport, import_id)
-        if row is None:
-            return
-        for key, value in values.items():
-            if value is not None or key == "error":
-                setattr(row, key, value)
-        db.commit()

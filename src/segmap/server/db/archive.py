@@ -13,8 +13,12 @@
   a derived SEG ``pushed``. The follower reads
   them so a series is imported once and segmap's own pushed SEGs are never imported.
 - ``archive_imports``: imports asked for by hand (API or CLI), run as jobs with progress.
+  While one runs it is leased like a job (``runner`` names the service or command that
+  claimed it, ``lease_expires_at`` until when, ``attempts`` how often it was started), so
+  services sharing the database run each once (``segmap.server.archive.import_leases``).
 
-Revision ``migrations/versions/0009_archive.py`` creates these tables.
+Revision ``migrations/versions/0009_archive.py`` creates these tables;
+``0011_archive_import_leases.py`` adds the lease to ``archive_imports``.
 """
 
 from __future__ import annotations
@@ -112,3 +116,7 @@ class ArchiveImport(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    runner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

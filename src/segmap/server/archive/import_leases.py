@@ -1,0 +1,138 @@
+"""An import by hand is run by one service at a time: claimed with a lease, renewed.
+
+The lease itself (claiming with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+renewing, every change ``WHERE runner = <token> AND state = 'running'``, taking back an
+import whose service died once its lease expired) is :mod:`segmap.server.db.leases`, on
+the ``archive_imports`` table, as for jobs and datasets. Here is what is the imports'
+own: a project's follower claims that project's imports only (it holds the connection
+they are fetched through), one whose services died ``MAX_ATTEMPTS`` times fails, and
+:class:`Renewer` keeps the lease alive on a thread while the import runs.
+
+So several services on one database (each with its followers) never run one import
+twice, and a service starting does not disturb an import another one is running; an
+import left by a service that died is taken over when its lease runs out. The command
+line (``segmap archive import``) holds its import the same way, with a lease of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from segmap.server.db.archive import IMPORT_FAILED, IMPORT_QUEUED, IMPORT_RUNNING, ArchiveImport
+from segmap.server.db.base import utcnow
+from segmap.server.db.engine import Database
+from segmap.server.db.leases import RELEASED, Lease, LeasedTable
+
+log = logging.getLogger("segmap.server.archive")
+
+MAX_ATTEMPTS = 3
+"""An import started this many times without finishing (its service died each time) fails."""
+
+CANDIDATES = 5
+"""Rows read per claim: past any that fail on ``MAX_ATTEMPTS`` to the one that is won."""
+
+IMPORTS = LeasedTable(
+    ArchiveImport, queued=IMPORT_QUEUED, running=IMPORT_RUNNING, failed=IMPORT_FAILED
+)
+"""The lease mechanism on the ``archive_imports`` table."""
+
+
+def holder_token() -> str:
+    """A token naming this process as a holder: host, process id, a random part (≤ 48)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim(database: Database, lease: Lease, project_id: str) -> int | None:
+    """Claim the project's oldest claimable import (committed); its id, or None.
+
+    Claimable: queued, or running under a lease that ran out. One whose services died
+    ``MAX_ATTEMPTS`` times while running it fails instead, saying so.
+    """
+    now = utcnow()
+    m = ArchiveImport
+    with database.session(write=True) as db:
+        rows = db.execute(
+            select(m.id, m.state, m.attempts)
+            .where(m.project_id == project_id, IMPORTS.claimable(now))
+            .order_by(m.id)
+            .limit(CANDIDATES)
+            .with_for_update(skip_locked=True)
+        ).all()
+        won = None
+        for import_id, state, attempts in rows:
+            if state == IMPORT_RUNNING and attempts >= MAX_ATTEMPTS:
+                IMPORTS.give_up(
+                    db,
+                    import_id,
+                    now,
+                    f"the service running this import stopped {attempts} times while it "
+                    "ran (killed, or out of memory?); ask for it again",
+                )
+                continue
+            if IMPORTS.take(db, import_id, lease, now):
+                won = int(import_id)
+                break
+        db.commit()
+    return won
+
+
+def change(database: Database, import_id: int, token: str, **values: Any) -> bool:
+    """Set ``values`` on a running import ``token`` holds (committed); False when lost."""
+    return IMPORTS.change_owned(database, import_id, token, **values)
+
+
+def finish(database: Database, import_id: int, token: str, **values: Any) -> bool:
+    """Set the final ``values`` (its state among them) and release it; False when lost."""
+    return IMPORTS.change_owned(
+        database, import_id, token, finished_at=utcnow(), **RELEASED, **values
+    )
+
+
+def release(database: Database, import_id: int, token: str, why: str) -> None:
+    """Put an import ``token`` holds back in the queue (for any service), saying why."""
+    IMPORTS.change_owned(
+        database,
+        import_id,
+        token,
+        state=IMPORT_QUEUED,
+        progress=0.0,
+        stage=why[:255],
+        **RELEASED,
+    )
+
+
+class Renewer:
+    """Renews one import's lease every third of it until stopped; ``lost`` once it is
+    not ours any more (this process stalled past the lease and another took it)."""
+
+    def __init__(self, database: Database, lease: Lease, import_id: int) -> None:
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop,
+            args=(database, lease, import_id),
+            name=f"segmap-archive-import-{import_id}-lease",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _loop(self, database: Database, lease: Lease, import_id: int) -> None:
+        while not self._done.wait(lease.duration_s / 3):
+            try:
+                if IMPORTS.renew(database, lease, {import_id}):
+                    self.lost.set()
+                    return
+            except Exception:  # the database away for a moment: try at the next turn
+                log.exception("renewing the lease of archive import %s failed", import_id)
+
+    def stop(self) -> None:
+        """Stop renewing (the import finished, was released or lost)."""
+        self._done.set()
+        self._thread.join(timeout=30)
