@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from segmap.server.dicomweb.auth import project_reading
+from segmap.server.dicomweb.auth import reading
 from segmap.server.dicomweb.levels import Level
 from segmap.server.dicomweb.query import parse_query
 from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
@@ -22,10 +22,10 @@ router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 def _answer(request: Request, project: str, level: Level, scope: Scope) -> Response:
     # One read session and one worker thread for the whole request (no dependencies):
     # searches are small and frequent, so the per-request overhead is what counts.
-    with project_reading(request, project) as (db, access):
+    with reading(request, project) as (connection, reader):
         query = parse_query(request.query_params.multi_items(), level)
-        root = project_root(request, access.project.id)
-        results = search(db, access.project.id, query, scope, root)
+        root = project_root(request, reader.project_id)
+        results = search(connection, reader.project_id, query, scope, root)
     return dicom_json(results, warning=query.warning())
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Connection, Row, bindparam, exists, func, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from segmap.server.db.dicomweb import DicomwebInstance, DicomwebSeries, DicomwebStudy
@@ -37,8 +37,8 @@ from segmap.server.dicomweb.matching import condition_clause, conditions
 from segmap.server.dicomweb.query import Condition, Query
 
 _IN_BATCH = 500  # ids per IN (...) list
-# The series of a study, as a correlated subquery sees them; made once (an alias is an
-# immutable description of the table, and a fresh one per query costs more than the query).
+# The series of a study, as a correlated subquery sees them (an alias is an immutable
+# description of the table, made once like the statements below).
 _OTHER_SERIES = aliased(DicomwebSeries, name="other_series")
 
 
@@ -67,61 +67,89 @@ class _Facts:
     per_series: dict[int, int] = field(default_factory=dict)
 
 
-def search(db: Session, project_id: str, query: Query, scope: Scope, root: str) -> list[JsonObject]:
-    """The QIDO results (DICOM JSON objects) of ``query`` in project ``project_id``.
+def search(
+    connection: Connection, project_id: str, query: Query, scope: Scope, root: str
+) -> list[JsonObject]:
+    """The QIDO results (DICOM JSON objects) of ``query`` in project ``project_id``,
+    read through ``connection`` (in the caller's transaction).
 
     ``root`` is the project's DICOMweb root URL, for the RetrieveURLs.
     """
-    stmt = _statement(project_id, query, scope)
+    stmt = _BASES[query.level, scope.study_uid is not None, scope.series_uid is not None]
+    where = conditions(query, _TARGETS[query.level])
+    if where:
+        stmt = stmt.where(*where)
     if query.offset:
         stmt = stmt.offset(query.offset)
     if query.limit is not None:
         stmt = stmt.limit(query.limit)
-    rows = db.execute(stmt).all()
-    facts = _facts(db, {_study_of(row).session_id for row in rows})
+    params = {"project_id": project_id}
+    if scope.study_uid is not None:
+        params["scope_study"] = scope.study_uid
+    if scope.series_uid is not None:
+        params["scope_series"] = scope.series_uid
+    # Plain rows of the few columns a result needs: the ORM's objects are not needed.
+    rows = connection.execute(stmt, params).all()
+    facts = _facts(connection, {row.session_id for row in rows})
     tags = query.return_tags(scope.level)
     return [_result(row, query.level, facts, tags, root) for row in rows]
 
 
-def _statement(project_id: str, query: Query, scope: Scope) -> Select[*tuple[Any, ...]]:
-    targets: dict[str, Any] = {"ModalitiesInStudy": _modalities_in_study}
-    for level in query.level.above:
-        targets.update(COLUMNS[level])
-    where = conditions(query, targets)
-    if scope.study_uid is not None:
-        where.append(DicomwebStudy.study_instance_uid == scope.study_uid)
-    if scope.series_uid is not None:
-        where.append(DicomwebSeries.series_instance_uid == scope.series_uid)
-    if query.level is Level.STUDY:
+# What a result is made of, per level, named as _result reads them.
+_STUDY_COLUMNS = (
+    DicomwebStudy.session_id.label("session_id"),
+    DicomwebStudy.study_instance_uid.label("study_uid"),
+    DicomwebStudy.record.label("study_record"),
+)
+_SERIES_COLUMNS = (
+    DicomwebSeries.id.label("series_id"),
+    DicomwebSeries.series_instance_uid.label("series_uid"),
+    DicomwebSeries.record.label("series_record"),
+)
+_INSTANCE_COLUMNS = (
+    DicomwebInstance.sop_instance_uid.label("sop_uid"),
+    DicomwebInstance.record.label("instance_record"),
+)
+
+
+def _base(level: Level, study_scoped: bool, series_scoped: bool) -> Select[Any]:
+    """The search at ``level`` in one project (parameter ``project_id``) within the path's
+    UIDs (``scope_study``, ``scope_series``), before the query's own conditions."""
+    if level is Level.STUDY:
         series = _OTHER_SERIES
-        return (
-            select(DicomwebStudy)
+        stmt = (
+            select(*_STUDY_COLUMNS)
             .where(
-                DicomwebStudy.project_id == project_id,
+                DicomwebStudy.project_id == bindparam("project_id"),
                 exists().where(series.session_id == DicomwebStudy.session_id, _has(series)),
-                *where,
             )
             .order_by(DicomwebStudy.session_id)
         )
-    if query.level is Level.SERIES:
-        return (
-            select(DicomwebSeries, DicomwebStudy)
+    elif level is Level.SERIES:
+        stmt = (
+            select(*_SERIES_COLUMNS, *_STUDY_COLUMNS)
             .join(DicomwebStudy, DicomwebStudy.session_id == DicomwebSeries.session_id)
-            .where(DicomwebSeries.project_id == project_id, _has(DicomwebSeries), *where)
+            .where(DicomwebSeries.project_id == bindparam("project_id"), _has(DicomwebSeries))
             .order_by(*_series_order())
         )
-    return (
-        select(DicomwebInstance, DicomwebSeries, DicomwebStudy)
-        .join(DicomwebSeries, DicomwebSeries.id == DicomwebInstance.series_id)
-        .join(DicomwebStudy, DicomwebStudy.session_id == DicomwebSeries.session_id)
-        .where(DicomwebInstance.project_id == project_id, *where)
-        .order_by(
-            *_series_order(),
-            DicomwebInstance.instance_number.is_(None),
-            DicomwebInstance.instance_number,
-            DicomwebInstance.id,
+    else:
+        stmt = (
+            select(*_INSTANCE_COLUMNS, *_SERIES_COLUMNS, *_STUDY_COLUMNS)
+            .join(DicomwebSeries, DicomwebSeries.id == DicomwebInstance.series_id)
+            .join(DicomwebStudy, DicomwebStudy.session_id == DicomwebSeries.session_id)
+            .where(DicomwebInstance.project_id == bindparam("project_id"))
+            .order_by(
+                *_series_order(),
+                DicomwebInstance.instance_number.is_(None),
+                DicomwebInstance.instance_number,
+                DicomwebInstance.id,
+            )
         )
-    )
+    if study_scoped:
+        stmt = stmt.where(DicomwebStudy.study_instance_uid == bindparam("scope_study"))
+    if series_scoped:
+        stmt = stmt.where(DicomwebSeries.series_instance_uid == bindparam("scope_series"))
+    return stmt
 
 
 def _series_order() -> tuple[Any, ...]:
@@ -147,9 +175,23 @@ def _modalities_in_study(condition: Condition) -> ColumnElement[bool]:
     )
 
 
-def _study_of(row: Any) -> DicomwebStudy:
-    study: DicomwebStudy = row[-1]
-    return study
+def _targets(level: Level) -> dict[str, Any]:
+    """What each matching key of a search at ``level`` is matched on (:mod:`.matching`)."""
+    targets: dict[str, Any] = {"ModalitiesInStudy": _modalities_in_study}
+    for each in level.above:
+        targets.update(COLUMNS[each])
+    return targets
+
+
+# Built once: statements are immutable, and building one costs more than running it
+# here. Every value is a bound parameter, so SQLAlchemy also compiles each shape once.
+# A path names a series only within a study (/studies/{study}/series/{series}/...).
+_BASES: dict[tuple[Level, bool, bool], Select[Any]] = {
+    (level, study, series): _base(level, study, series)
+    for level in Level
+    for study, series in ((False, False), (True, False), (True, True))
+}
+_TARGETS: dict[Level, dict[str, Any]] = {level: _targets(level) for level in Level}
 
 
 _FACTS = (
@@ -169,10 +211,9 @@ _FACTS_OF_MANY = _FACTS.where(
 )
 
 
-def _facts(db: Session, session_ids: Iterable[int]) -> dict[int, _Facts]:
+def _facts(connection: Connection, session_ids: Iterable[int]) -> dict[int, _Facts]:
     ids = sorted(session_ids)
     out: dict[int, _Facts] = {i: _Facts() for i in ids}
-    connection = db.connection()  # plain rows: the ORM's per-statement work is not needed
     for start in range(0, len(ids), _IN_BATCH):
         batch = ids[start : start + _IN_BATCH]
         if len(batch) == 1:  # the common case (a study by UID): no list to expand
@@ -190,25 +231,22 @@ def _facts(db: Session, session_ids: Iterable[int]) -> dict[int, _Facts]:
 
 
 def _result(
-    row: Any, level: Level, facts: dict[int, _Facts], tags: Sequence[int], root: str
+    row: Row[Any], level: Level, facts: dict[int, _Facts], tags: Sequence[int], root: str
 ) -> JsonObject:
-    study: DicomwebStudy = row[-1]
-    study_facts = facts[study.session_id]
+    study_facts = facts[row.session_id]
     counts = {
         NUMBER_OF_STUDY_RELATED_SERIES: study_facts.series,
         NUMBER_OF_STUDY_RELATED_INSTANCES: study_facts.instances,
     }
-    url = f"{root}/studies/{quote(study.study_instance_uid)}"
-    records: list[dict[str, Any]] = [study.record]
+    url = f"{root}/studies/{quote(row.study_uid)}"
+    records: list[dict[str, Any]] = [row.study_record]
     if level is not Level.STUDY:
-        series: DicomwebSeries = row[1] if level is Level.INSTANCE else row[0]
-        counts[NUMBER_OF_SERIES_RELATED_INSTANCES] = study_facts.per_series.get(series.id, 0)
-        url += f"/series/{quote(series.series_instance_uid)}"
-        records.append(series.record)
+        counts[NUMBER_OF_SERIES_RELATED_INSTANCES] = study_facts.per_series.get(row.series_id, 0)
+        url += f"/series/{quote(row.series_uid)}"
+        records.append(row.series_record)
     if level is Level.INSTANCE:
-        instance: DicomwebInstance = row[0]
-        url += f"/instances/{quote(instance.sop_instance_uid)}"
-        records.append(instance.record)
+        url += f"/instances/{quote(row.sop_uid)}"
+        records.append(row.instance_record)
     return qido_result(
         records,
         tags,
