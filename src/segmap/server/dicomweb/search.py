@@ -15,12 +15,22 @@ to that order.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, Connection, Row, bindparam, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    bindparam,
+    exists,
+    func,
+    select,
+)
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
@@ -75,24 +85,88 @@ def search(
 
     ``root`` is the project's DICOMweb root URL, for the RetrieveURLs.
     """
-    stmt = _BASES[query.level, scope.study_uid is not None, scope.series_uid is not None]
-    where = conditions(query, _TARGETS[query.level])
-    if where:
-        stmt = stmt.where(*where)
-    if query.offset:
-        stmt = stmt.offset(query.offset)
-    if query.limit is not None:
-        stmt = stmt.limit(query.limit)
-    params = {"project_id": project_id}
-    if scope.study_uid is not None:
-        params["scope_study"] = scope.study_uid
-    if scope.series_uid is not None:
-        params["scope_series"] = scope.series_uid
+    stmt, params = _statement(connection, query, scope)
+    params["project_id"] = project_id
     # Plain rows of the few columns a result needs: the ORM's objects are not needed.
     rows = connection.execute(stmt, params).all()
     facts = _facts(connection, {row.session_id for row in rows})
     tags = query.return_tags(scope.level)
     return [_result(row, query.level, facts, tags, root) for row in rows]
+
+
+def _statement(
+    connection: Connection, query: Query, scope: Scope
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The SELECT of a search (bar ``project_id``) and its parameters.
+
+    Building a statement and its cache key costs more than running it, so the one built
+    for a query is kept (per pooled connection, in ``Connection.info``) and run again for
+    a later query of the same shape: the same level and path scope, and conditions with
+    equal SQLAlchemy cache keys — which equal SQL and parameter names (every value is a
+    named parameter, see :mod:`.matching`), so only the parameters differ. A condition
+    without a cache key, or with an unnamed parameter, is built afresh each time.
+    """
+    base = (query.level, scope.study_uid is not None, scope.series_uid is not None)
+    where = conditions(query, _TARGETS[query.level])
+    params: dict[str, Any] = {}
+    if scope.study_uid is not None:
+        params["scope_study"] = scope.study_uid
+    if scope.series_uid is not None:
+        params["scope_series"] = scope.series_uid
+    if query.offset:
+        params["offset"] = query.offset
+    if query.limit is not None:
+        params["limit"] = query.limit
+    shape = _shape(where)
+    if shape is None:
+        return _build(base, where, params), params
+    key = (base, "offset" in params, "limit" in params, shape[0])
+    kept: OrderedDict[Any, Select[Any]]
+    kept = connection.info.setdefault(KEPT_STATEMENTS, OrderedDict())
+    stmt = kept.get(key)
+    if stmt is None:
+        stmt = kept[key] = _build(base, where, params)
+        if len(kept) > _MAX_KEPT:
+            kept.popitem(last=False)
+    else:
+        kept.move_to_end(key)
+    params.update(shape[1])
+    return stmt, params
+
+
+KEPT_STATEMENTS = "segmap.dicomweb.search statements"
+"""The key in ``Connection.info`` of the statements kept by shape (see :func:`_statement`)."""
+_MAX_KEPT = 64  # shapes kept per connection; clients use a handful
+
+
+def _shape(where: list[ColumnElement[bool]]) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The cache keys of ``where`` and the values of their parameters by name; None
+    when a statement holding them cannot be run again with other values."""
+    keys = []
+    values: dict[str, Any] = {}
+    for clause in where:
+        cache_key = clause._generate_cache_key()
+        if cache_key is None:
+            return None
+        for bind in cache_key.bindparams:
+            if bind.unique:  # an anonymous name: its value could not be passed again
+                return None
+            values[bind.key] = bind.effective_value
+        keys.append(cache_key.key)
+    return tuple(keys), values
+
+
+def _build(
+    base: tuple[Level, bool, bool], where: list[ColumnElement[bool]], params: dict[str, Any]
+) -> Select[Any]:
+    stmt = _BASES[base]
+    if where:
+        stmt = stmt.where(*where)
+    if "offset" in params:
+        stmt = stmt.offset(bindparam("offset", type_=Integer))
+    if "limit" in params:
+        stmt = stmt.limit(bindparam("limit", type_=Integer))
+    return stmt
 
 
 # What a result is made of, per level, named as _result reads them.
@@ -166,11 +240,11 @@ def _has(series: Any) -> ColumnElement[bool]:
     return exists().where(DicomwebInstance.series_id == series.id)
 
 
-def _modalities_in_study(condition: Condition) -> ColumnElement[bool]:
+def _modalities_in_study(condition: Condition, name: str) -> ColumnElement[bool]:
     series = _OTHER_SERIES
     return exists().where(
         series.session_id == DicomwebStudy.session_id,
-        condition_clause(series.modality, condition),
+        condition_clause(series.modality, condition, name=name),
         _has(series),
     )
 
