@@ -7,10 +7,13 @@ come from the files written and stored by the test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 import requests
+from sqlalchemy import event
+from sqlalchemy.engine.default import CACHE_HIT
 
 from dicomweb_helpers import Stored, client_for, store_study
 from imaging_data import multipart, write_study
@@ -206,3 +209,27 @@ def test_a_kept_search_statement_answers_each_query_with_its_own_values(
         # with and without an offset are two): each statement was built once, so most
         # answers above came from a statement kept for another query's values.
         assert len(connection.info[KEPT_STATEMENTS]) == 6
+
+
+def test_the_first_search_after_start_up_runs_compiled_statements(world: World) -> None:
+    """Start-up compiled the caller check and the usual searches, so the first study
+    QIDO compiles nothing (compiling them took ~15 ms of the first request)."""
+    engine = world.api.app.state.database.engine
+    cache: dict[str, object] = {}
+
+    def record(_conn: Any, _cursor: Any, statement: str, *rest: Any) -> None:
+        if statement.startswith("SELECT"):  # not SQLite's BEGIN, which is plain text
+            cache[statement] = rest[1].cache_hit  # rest: parameters, context, many
+
+    event.listen(engine, "after_cursor_execute", record)
+    try:
+        r = world.client.get(
+            "/dicomweb/projects/P/studies",
+            params={"StudyInstanceUID": "1.2.3"},
+            headers=world.h("member"),
+        )
+    finally:
+        event.remove(engine, "after_cursor_execute", record)
+    assert r.status_code == 200 and r.json() == []
+    assert len(cache) == 2  # the caller with their role; the search (no rows: no counts)
+    assert set(cache.values()) == {CACHE_HIT}, cache

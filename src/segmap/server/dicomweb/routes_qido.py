@@ -9,17 +9,42 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from segmap.server.db.engine import Database
+from segmap.server.dicomweb import auth
+from segmap.server.dicomweb import search as searches
 from segmap.server.dicomweb.auth import reading
 from segmap.server.dicomweb.levels import Level
 from segmap.server.dicomweb.query import parse_query
 from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
 from segmap.server.dicomweb.search import Scope, search
 
-router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
+
+@asynccontextmanager
+async def _prepared(app: Any) -> AsyncIterator[None]:
+    """At start-up (FastAPI runs an included router's lifespan with the app's), compile
+    the statements of the caller check and of the usual searches: else the first search
+    after a restart pays ~15 ms for it."""
+    database: Database | None = getattr(app.state, "database", None)
+    if database is not None:
+        await run_in_threadpool(_prepare, database)
+    yield
+
+
+def _prepare(database: Database) -> None:
+    with database.engine.connect() as connection:
+        auth.prepare(connection)
+        searches.prepare(connection)
+
+
+router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"], lifespan=_prepared)
 
 
 async def _answer(request: Request, project: str, level: Level, scope: Scope) -> Response:

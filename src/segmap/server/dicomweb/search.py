@@ -44,7 +44,7 @@ from segmap.server.dicomweb.levels import (
     Level,
 )
 from segmap.server.dicomweb.matching import condition_clause, conditions
-from segmap.server.dicomweb.query import Condition, Query
+from segmap.server.dicomweb.query import Condition, Query, parse_query
 
 _IN_BATCH = 500  # ids per IN (...) list
 # The series of a study, as a correlated subquery sees them (an alias is an immutable
@@ -92,6 +92,18 @@ def search(
     facts = _facts(connection, {row.session_id for row in rows})
     tags = query.return_tags(scope.level)
     return [_result(row, query.level, facts, tags, root) for row in rows]
+
+
+def prepare(connection: Connection) -> None:
+    """Run the searches viewers ask most once, in a project that does not exist, so
+    SQLAlchemy has compiled them (a few milliseconds each) before the first request:
+    a study by UID, the series of a study, the instances of a series, and the counts."""
+    by_uid = parse_query([("StudyInstanceUID", "0")], Level.STUDY)
+    search(connection, "", by_uid, Scope(), "")
+    search(connection, "", Query(Level.SERIES), Scope("0"), "")
+    search(connection, "", Query(Level.INSTANCE), Scope("0", "0"), "")
+    _facts(connection, [0])
+    _facts(connection, [0, 1])
 
 
 def _statement(
