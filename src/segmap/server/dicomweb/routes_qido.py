@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from segmap.server.db.engine import Database
 from segmap.server.dicomweb import auth
@@ -31,10 +30,11 @@ from segmap.server.dicomweb.search import Scope, search
 async def _prepared(app: Any) -> AsyncIterator[None]:
     """At start-up (FastAPI runs an included router's lifespan with the app's), compile
     the statements of the caller check and of the usual searches: else the first search
-    after a restart pays ~15 ms for it."""
+    after a restart pays ~15 ms for it. Run on the executor searches use, which so
+    starts its first thread too."""
     database: Database | None = getattr(app.state, "database", None)
     if database is not None:
-        await run_in_threadpool(_prepare, database)
+        await asyncio.get_running_loop().run_in_executor(None, _prepare, database)
     yield
 
 
