@@ -180,6 +180,8 @@ def test_a_kept_search_statement_answers_each_query_with_its_own_values(
     root = "http://testserver/dicomweb/projects/P"
     date = pydicom.dcmread(stored.study.files[0], stop_before_pixels=True).StudyDate
     with world.api.app.state.database.engine.connect() as connection:
+        # The start-up warm-up may have kept a few shapes on this pooled connection.
+        before = set(connection.info.get(KEPT_STATEMENTS, ()))
 
         def patients(params: list[tuple[str, str]]) -> list[str]:
             query = parse_query(params, Level.STUDY)
@@ -208,7 +210,7 @@ def test_a_kept_search_statement_answers_each_query_with_its_own_values(
         # Six shapes were asked (``*`` alone matches everything: no condition; a page
         # with and without an offset are two): each statement was built once, so most
         # answers above came from a statement kept for another query's values.
-        assert len(connection.info[KEPT_STATEMENTS]) == 6
+        assert len(set(connection.info[KEPT_STATEMENTS]) - before) == 6
 
 
 def test_the_first_search_after_start_up_runs_compiled_statements(world: World) -> None:

@@ -11,6 +11,10 @@ from one grouped query over their studies' series. Only series with instances co
 Order: studies as stored; series by study, SeriesNumber (unnumbered last), then as
 stored; instances by series, InstanceNumber, then as stored. ``offset``/``limit`` apply
 to that order.
+
+Speed (a study QIDO is frequent and small): each search is a statement built once per
+level, path scope and shape of conditions, with every value a bound parameter, run as
+Core on the caller's connection, reading only the columns a result needs.
 """
 
 from __future__ import annotations
@@ -157,6 +161,8 @@ def _shape(where: list[ColumnElement[bool]]) -> tuple[tuple[Any, ...], dict[str,
     keys = []
     values: dict[str, Any] = {}
     for clause in where:
+        # SQLAlchemy's own key for reusing compiled SQL (what it computes for every
+        # execution): the structure and parameter names, with the bound values beside.
         cache_key = clause._generate_cache_key()
         if cache_key is None:
             return None
