@@ -27,12 +27,12 @@ from starlette.concurrency import run_in_threadpool
 
 from segmap.server.dicomweb.auth import check_origin, dicomweb_principal, project_reader
 from segmap.server.dicomweb.errors import UnsupportedMediaType
-from segmap.server.dicomweb.multipart import ReceivedPart, parse_content_type, read_parts
+from segmap.server.dicomweb.multipart import ReceivedPart, parse_content_type, read_parts_into
 from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
 from segmap.server.dicomweb.stow import Outcome, StowPart, read_part, store_parts
 from segmap.server.imaging.events import imaging_events
 from segmap.server.registry.access import require_manage
-from segmap.server.storage import StagedFile, Storage
+from segmap.server.storage import StagingWriter
 from segmap.server.viewer.provenance import stow_route
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_database, get_settings, get_storage
@@ -95,10 +95,10 @@ async def _stow(
     writing = asyncio.Semaphore(WRITING_AT_ONCE)
     reading = asyncio.Semaphore(READING_AT_ONCE)
 
-    async def stage(part: ReceivedPart) -> StowPart:
-        with part:
+    async def stage(part: ReceivedPart[StagingWriter]) -> StowPart:
+        with part:  # discards the file if it was not finished
             async with writing:
-                staged = await run_in_threadpool(_stage, storage, part, limit)
+                staged = await run_in_threadpool(part.file.finish)
         try:
             async with reading:
                 return await run_in_threadpool(
@@ -109,13 +109,16 @@ async def _stow(
             raise
 
     try:
-        # Parts are staged (written and fsynced) and read (checked, their index entries
-        # made) a few at a time while the body still arrives: the disk's flushes overlap
-        # instead of queueing one after another, and the storing transaction only
-        # places files and adds rows.
-        async for part in read_parts(
-            request.stream(), content_type, max_part_bytes=limit, max_parts=MAX_PARTS
-        ):
+        # Each part's bytes go straight into its staging file (hashed on the way) as
+        # they arrive; then parts are flushed to disk and read (checked, their index
+        # entries made) a few at a time while the body still arrives: the disk's
+        # flushes overlap instead of queueing one after another, and the storing
+        # transaction only places files and adds rows.
+        parts = read_parts_into(
+            request.stream(), content_type, lambda: storage.stage(limit),
+            max_part_bytes=limit, max_parts=MAX_PARTS,
+        )  # fmt: skip
+        async for part in parts:
             pending.append(asyncio.ensure_future(stage(part)))
         received = list(await asyncio.gather(*pending))
 
@@ -132,13 +135,6 @@ async def _stow(
             if isinstance(done, StowPart):
                 storage.discard(done.staged)  # a no-op for what was stored
     return _answer(outcomes, project_root(request, project_id))
-
-
-def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StagedFile:
-    with storage.stage(limit) as writer:
-        part.file.seek(0)
-        writer.write_from(part.file)
-        return writer.finish()
 
 
 def _answer(outcomes: list[Outcome], root: str) -> Response:
