@@ -274,7 +274,7 @@ async def _apply(
             if state.pending_size >= _WRITE_BATCH:
                 await _flush(state)
         elif kind == "end" and state.current is not None:
-            await _flush(state)
+            _write_rest(state)
             state.parts_done.append(state.current)
             state.current = None
         elif kind == "finished":
@@ -284,11 +284,21 @@ async def _apply(
 
 
 async def _flush(state: _State[Any]) -> None:
+    """Write the part's pending bytes (a batch of :data:`_WRITE_BATCH`) from a thread."""
     if state.current is None or not state.pending:
         return
     data = b"".join(state.pending)
     state.pending, state.pending_size = [], 0
     await anyio.to_thread.run_sync(state.current.file.write, data)  # may be a disk write
+
+
+def _write_rest(state: _State[Any]) -> None:
+    """Write a finished part's last bytes, less than a batch, here: handing them to a
+    thread cost more than writing them (into the page cache or memory)."""
+    if state.current is not None and state.pending:
+        data = b"".join(state.pending)
+        state.pending, state.pending_size = [], 0
+        state.current.file.write(data)
 
 
 # --- writing -------------------------------------------------------------------------

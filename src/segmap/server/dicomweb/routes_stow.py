@@ -40,11 +40,10 @@ from segmap.server.web.deps import get_database, get_settings, get_storage
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
 MAX_PARTS = 100_000
-# Parts written (and flushed to disk) at once: the disk serves concurrent flushes
-# together, so several in flight cost little more than one.
-WRITING_AT_ONCE = 8
-# Parts read at once (pydicom, CPU-bound): more than the cores would only queue.
-READING_AT_ONCE = 2
+# Parts flushed to disk and read at once. A flush waits on the disk (without the GIL),
+# a read is pydicom (CPU, with it): a few in flight overlap the flushes with the reads
+# and with the body still arriving; more would only queue for the GIL.
+PARTS_AT_ONCE = 4
 
 
 @router.post("/studies", name="dicomweb_stow")
@@ -92,21 +91,12 @@ async def _stow(
         )
     received: list[StowPart] = []
     pending: list[asyncio.Task[StowPart]] = []
-    writing = asyncio.Semaphore(WRITING_AT_ONCE)
-    reading = asyncio.Semaphore(READING_AT_ONCE)
+    at_once = asyncio.Semaphore(PARTS_AT_ONCE)
 
     async def stage(part: ReceivedPart[StagingWriter]) -> StowPart:
         with part:  # discards the file if it was not finished
-            async with writing:
-                staged = await run_in_threadpool(part.file.finish)
-        try:
-            async with reading:
-                return await run_in_threadpool(
-                    read_part, part.number, part.content_type, staged, limit
-                )
-        except BaseException:
-            storage.discard(staged)
-            raise
+            async with at_once:
+                return await run_in_threadpool(_flush_and_read, part, limit)
 
     try:
         # Each part's bytes go straight into its staging file (hashed on the way) as
@@ -135,6 +125,17 @@ async def _stow(
             if isinstance(done, StowPart):
                 storage.discard(done.staged)  # a no-op for what was stored
     return _answer(outcomes, project_root(request, project_id))
+
+
+def _flush_and_read(part: ReceivedPart[StagingWriter], limit: int) -> StowPart:
+    """Flush a received part's staging file to disk, then read it (one worker-thread
+    call: each hand-over between the event loop and a thread costs more than the call)."""
+    staged = part.file.finish()
+    try:
+        return read_part(part.number, part.content_type, staged, limit)
+    except BaseException:
+        part.file.discard()  # the staged file: finish() made it ours
+        raise
 
 
 def _answer(outcomes: list[Outcome], root: str) -> Response:
