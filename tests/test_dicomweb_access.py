@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pydicom
 import pytest
 import requests
 from fastapi.testclient import TestClient
 from requests import HTTPError
+from sqlalchemy import update
 
 from dicomweb_helpers import Stored, basic_client, client_for, store_study
 from imaging_data import multipart, write_study
 from segmap.server.accounts.service import set_password
 from segmap.server.app import create_app
+from segmap.server.db.accounts import ApiToken, User
+from segmap.server.db.base import utcnow
+from segmap.server.db.registry import ROLES, Project
+from segmap.server.dicomweb.auth import may_read
+from segmap.server.registry.access import ProjectAccess
 from segmap.server.settings import Settings
+from segmap.server.web.auth import Principal
 from server_fixtures import PASSWORD, Api, ThreadedServer, World
 
 
@@ -188,3 +197,56 @@ def test_cors_is_off_by_default_and_follows_the_setting(
             assert "access-control-allow-origin" not in api_call.headers  # only DICOMweb
     finally:
         app.state.database.dispose()
+
+
+def test_each_search_checks_the_caller_again(world: World, stored: Stored) -> None:
+    """Nothing of one request's caller check is kept for the next: a revoked token, a
+    disabled account, a removed member and an expired token are refused at once."""
+    url = "/dicomweb/projects/P/studies"
+    client = world.client
+
+    def search(headers: dict[str, str]) -> httpx.Response:
+        return client.get(url, params={"StudyInstanceUID": stored.study_uid}, headers=headers)
+
+    member = world.h("member")
+    assert search(member).status_code == 200
+    assert client.delete("/api/v1/auth/token", headers=member).status_code == 204
+    r = search(member)
+    assert r.status_code == 401 and "not valid" in r.json()["detail"]
+
+    collab = world.h("collab")  # disabled in the table alone: its token row stays
+    assert search(collab).status_code == 200
+    with world.api.app.state.database.session(write=True) as db:
+        db.execute(update(User).where(User.username == "collab").values(is_active=False))
+        db.commit()
+    assert search(collab).status_code == 401
+
+    dana = Api.auth(world.api.make_user("dana"))
+    owner = world.h("owner")
+    r = client.post("/api/v1/projects/P/members", json={"username": "dana", "role": "member"},
+                    headers=owner)  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert len(search(dana).json()) == 1
+    assert client.delete("/api/v1/projects/P/members/dana", headers=owner).status_code == 204
+    r = search(dana)
+    assert r.status_code == 404 and r.json()["detail"] == "there is no project 'P'"
+
+    assert search(owner).status_code == 200
+    max_age = world.api.app.state.settings.token_max_age_s
+    with world.api.app.state.database.session(write=True) as db:
+        aged = utcnow() - timedelta(seconds=max_age + 60)
+        db.execute(update(ApiToken).values(created_at=aged))
+        db.commit()
+    r = search(owner)
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("role", [*ROLES, None])
+@pytest.mark.parametrize("is_admin", [False, True])
+def test_the_dicomweb_read_rule_is_the_registrys(role: str | None, is_admin: bool) -> None:
+    """DICOMweb decides who may read from a plain role (no Project row is loaded); it
+    must agree with the registry's rule for every role."""
+    principal = Principal(id=1, username="u", is_admin=is_admin)
+    project = Project(id="P", id_key="p", name="P")
+    expected = ProjectAccess(project=project, principal=principal, role=role).can_read
+    assert may_read(principal, role) is expected

@@ -60,9 +60,9 @@ SERIES = [(1, 1, "CT", 2), (2, 1, "SEG", 3101), (3, 2, "CT", 2), (4, 3, "MR", 5)
           (5, 3, "SR", 6), (6, 4, "SEG", 3102), (7, 5, "PT", 1), (8, 5, "CT", 2)]  # fmt: skip
 
 
-def _modality_exists(condition: Condition) -> ColumnElement[bool]:
+def _modality_exists(condition: Condition, name: str) -> ColumnElement[bool]:
     """ModalitiesInStudy answered from the series table, as the real index may do."""
-    match = condition_clause(series.c.modality, condition)
+    match = condition_clause(series.c.modality, condition, name=name)
     return exists().where(series.c.study_id == studies.c.id, match)
 
 

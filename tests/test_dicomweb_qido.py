@@ -7,13 +7,19 @@ come from the files written and stored by the test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 import requests
+from sqlalchemy import event
+from sqlalchemy.engine.default import CACHE_HIT
 
 from dicomweb_helpers import Stored, client_for, store_study
 from imaging_data import multipart, write_study
+from segmap.server.dicomweb.levels import Level
+from segmap.server.dicomweb.query import parse_query
+from segmap.server.dicomweb.search import KEPT_STATEMENTS, Scope, search
 from server_fixtures import ThreadedServer, World
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -164,3 +170,66 @@ def test_unsupported_keys_are_ignored_with_a_warning(
     assert r.status_code == 200 and len(r.json()) == 1
     assert r.headers["content-type"] == "application/dicom+json"
     assert "InstitutionName" in r.headers["warning"]
+
+
+def test_a_kept_search_statement_answers_each_query_with_its_own_values(
+    world: World, stored: Stored
+) -> None:
+    """Searches on one connection keep the statement of each query shape and run it
+    again for the next query of that shape: each answer still follows its own values."""
+    root = "http://testserver/dicomweb/projects/P"
+    date = pydicom.dcmread(stored.study.files[0], stop_before_pixels=True).StudyDate
+    with world.api.app.state.database.engine.connect() as connection:
+
+        def patients(params: list[tuple[str, str]]) -> list[str]:
+            query = parse_query(params, Level.STUDY)
+            results = _ds(search(connection, "P", query, Scope(), root))
+            return sorted(d.PatientID for d in results)
+
+        assert patients([("PatientID", "DW1")]) == ["DW1"]
+        assert patients([("PatientID", "OTHER")]) == ["OTHER"]
+        assert patients([("PatientID", "NOBODY")]) == []
+        # A case-insensitive wildcard, a multi-valued column behind an EXISTS, a range.
+        assert patients([("PatientName", "synth*"), ("ModalitiesInStudy", "SEG")]) == ["DW1"]
+        assert patients([("PatientName", "synth*"), ("ModalitiesInStudy", "CT")]) == [
+            "DW1",
+            "OTHER",
+        ]
+        assert patients([("PatientName", "nobody*"), ("ModalitiesInStudy", "CT")]) == []
+        assert patients([("StudyDate", f"{date}-{date}")]) == ["DW1", "OTHER"]
+        assert patients([("StudyDate", "19000101-19000102")]) == []
+        # Case-sensitive wildcards (GLOB on SQLite, LIKE elsewhere) and pages.
+        assert patients([("PatientID", "D*")]) == ["DW1"]
+        assert patients([("PatientID", "d*")]) == []
+        assert patients([("PatientID", "O?HER")]) == ["OTHER"]
+        first = patients([("PatientID", "*"), ("limit", "1")])
+        second = patients([("PatientID", "*"), ("limit", "1"), ("offset", "1")])
+        assert sorted(first + second) == ["DW1", "OTHER"]
+        # Six shapes were asked (``*`` alone matches everything: no condition; a page
+        # with and without an offset are two): each statement was built once, so most
+        # answers above came from a statement kept for another query's values.
+        assert len(connection.info[KEPT_STATEMENTS]) == 6
+
+
+def test_the_first_search_after_start_up_runs_compiled_statements(world: World) -> None:
+    """Start-up compiled the caller check and the usual searches, so the first study
+    QIDO compiles nothing (compiling them took ~15 ms of the first request)."""
+    engine = world.api.app.state.database.engine
+    cache: dict[str, object] = {}
+
+    def record(_conn: Any, _cursor: Any, statement: str, *rest: Any) -> None:
+        if statement.startswith("SELECT"):  # not SQLite's BEGIN, which is plain text
+            cache[statement] = rest[1].cache_hit  # rest: parameters, context, many
+
+    event.listen(engine, "after_cursor_execute", record)
+    try:
+        r = world.client.get(
+            "/dicomweb/projects/P/studies",
+            params={"StudyInstanceUID": "1.2.3"},
+            headers=world.h("member"),
+        )
+    finally:
+        event.remove(engine, "after_cursor_execute", record)
+    assert r.status_code == 200 and r.json() == []
+    assert len(cache) == 2  # the caller with their role; the search (no rows: no counts)
+    assert set(cache.values()) == {CACHE_HIT}, cache

@@ -15,13 +15,23 @@ to that order.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    bindparam,
+    exists,
+    func,
+    select,
+)
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from segmap.server.db.dicomweb import DicomwebInstance, DicomwebSeries, DicomwebStudy
@@ -34,11 +44,11 @@ from segmap.server.dicomweb.levels import (
     Level,
 )
 from segmap.server.dicomweb.matching import condition_clause, conditions
-from segmap.server.dicomweb.query import Condition, Query
+from segmap.server.dicomweb.query import Condition, Query, parse_query
 
 _IN_BATCH = 500  # ids per IN (...) list
-# The series of a study, as a correlated subquery sees them; made once (an alias is an
-# immutable description of the table, and a fresh one per query costs more than the query).
+# The series of a study, as a correlated subquery sees them (an alias is an immutable
+# description of the table, made once like the statements below).
 _OTHER_SERIES = aliased(DicomwebSeries, name="other_series")
 
 
@@ -67,61 +77,165 @@ class _Facts:
     per_series: dict[int, int] = field(default_factory=dict)
 
 
-def search(db: Session, project_id: str, query: Query, scope: Scope, root: str) -> list[JsonObject]:
-    """The QIDO results (DICOM JSON objects) of ``query`` in project ``project_id``.
+def search(
+    connection: Connection, project_id: str, query: Query, scope: Scope, root: str
+) -> list[JsonObject]:
+    """The QIDO results (DICOM JSON objects) of ``query`` in project ``project_id``,
+    read through ``connection`` (in the caller's transaction).
 
     ``root`` is the project's DICOMweb root URL, for the RetrieveURLs.
     """
-    stmt = _statement(project_id, query, scope)
-    if query.offset:
-        stmt = stmt.offset(query.offset)
-    if query.limit is not None:
-        stmt = stmt.limit(query.limit)
-    rows = db.execute(stmt).all()
-    facts = _facts(db, {_study_of(row).session_id for row in rows})
+    stmt, params = _statement(connection, query, scope)
+    params["project_id"] = project_id
+    # Plain rows of the few columns a result needs: the ORM's objects are not needed.
+    rows = connection.execute(stmt, params).all()
+    facts = _facts(connection, {row.session_id for row in rows})
     tags = query.return_tags(scope.level)
     return [_result(row, query.level, facts, tags, root) for row in rows]
 
 
-def _statement(project_id: str, query: Query, scope: Scope) -> Select[*tuple[Any, ...]]:
-    targets: dict[str, Any] = {"ModalitiesInStudy": _modalities_in_study}
-    for level in query.level.above:
-        targets.update(COLUMNS[level])
-    where = conditions(query, targets)
+def prepare(connection: Connection) -> None:
+    """Run the searches viewers ask most once, in a project that does not exist, so
+    SQLAlchemy has compiled them (a few milliseconds each) before the first request:
+    a study by UID, the series of a study, the instances of a series, and the counts."""
+    by_uid = parse_query([("StudyInstanceUID", "0")], Level.STUDY)
+    search(connection, "", by_uid, Scope(), "")
+    search(connection, "", Query(Level.SERIES), Scope("0"), "")
+    search(connection, "", Query(Level.INSTANCE), Scope("0", "0"), "")
+    _facts(connection, [0])
+    _facts(connection, [0, 1])
+
+
+def _statement(
+    connection: Connection, query: Query, scope: Scope
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The SELECT of a search (bar ``project_id``) and its parameters.
+
+    Building a statement and its cache key costs more than running it, so the one built
+    for a query is kept (per pooled connection, in ``Connection.info``) and run again for
+    a later query of the same shape: the same level and path scope, and conditions with
+    equal SQLAlchemy cache keys — which equal SQL and parameter names (every value is a
+    named parameter, see :mod:`.matching`), so only the parameters differ. A condition
+    without a cache key, or with an unnamed parameter, is built afresh each time.
+    """
+    base = (query.level, scope.study_uid is not None, scope.series_uid is not None)
+    where = conditions(query, _TARGETS[query.level])
+    params: dict[str, Any] = {}
     if scope.study_uid is not None:
-        where.append(DicomwebStudy.study_instance_uid == scope.study_uid)
+        params["scope_study"] = scope.study_uid
     if scope.series_uid is not None:
-        where.append(DicomwebSeries.series_instance_uid == scope.series_uid)
-    if query.level is Level.STUDY:
+        params["scope_series"] = scope.series_uid
+    if query.offset:
+        params["offset"] = query.offset
+    if query.limit is not None:
+        params["limit"] = query.limit
+    shape = _shape(where)
+    if shape is None:
+        return _build(base, where, params), params
+    key = (base, "offset" in params, "limit" in params, shape[0])
+    kept: OrderedDict[Any, Select[Any]]
+    kept = connection.info.setdefault(KEPT_STATEMENTS, OrderedDict())
+    stmt = kept.get(key)
+    if stmt is None:
+        stmt = kept[key] = _build(base, where, params)
+        if len(kept) > _MAX_KEPT:
+            kept.popitem(last=False)
+    else:
+        kept.move_to_end(key)
+    params.update(shape[1])
+    return stmt, params
+
+
+KEPT_STATEMENTS = "segmap.dicomweb.search statements"
+"""The key in ``Connection.info`` of the statements kept by shape (see :func:`_statement`)."""
+_MAX_KEPT = 64  # shapes kept per connection; clients use a handful
+
+
+def _shape(where: list[ColumnElement[bool]]) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The cache keys of ``where`` and the values of their parameters by name; None
+    when a statement holding them cannot be run again with other values."""
+    keys = []
+    values: dict[str, Any] = {}
+    for clause in where:
+        cache_key = clause._generate_cache_key()
+        if cache_key is None:
+            return None
+        for bind in cache_key.bindparams:
+            if bind.unique:  # an anonymous name: its value could not be passed again
+                return None
+            values[bind.key] = bind.effective_value
+        keys.append(cache_key.key)
+    return tuple(keys), values
+
+
+def _build(
+    base: tuple[Level, bool, bool], where: list[ColumnElement[bool]], params: dict[str, Any]
+) -> Select[Any]:
+    stmt = _BASES[base]
+    if where:
+        stmt = stmt.where(*where)
+    if "offset" in params:
+        stmt = stmt.offset(bindparam("offset", type_=Integer))
+    if "limit" in params:
+        stmt = stmt.limit(bindparam("limit", type_=Integer))
+    return stmt
+
+
+# What a result is made of, per level, named as _result reads them.
+_STUDY_COLUMNS = (
+    DicomwebStudy.session_id.label("session_id"),
+    DicomwebStudy.study_instance_uid.label("study_uid"),
+    DicomwebStudy.record.label("study_record"),
+)
+_SERIES_COLUMNS = (
+    DicomwebSeries.id.label("series_id"),
+    DicomwebSeries.series_instance_uid.label("series_uid"),
+    DicomwebSeries.record.label("series_record"),
+)
+_INSTANCE_COLUMNS = (
+    DicomwebInstance.sop_instance_uid.label("sop_uid"),
+    DicomwebInstance.record.label("instance_record"),
+)
+
+
+def _base(level: Level, study_scoped: bool, series_scoped: bool) -> Select[Any]:
+    """The search at ``level`` in one project (parameter ``project_id``) within the path's
+    UIDs (``scope_study``, ``scope_series``), before the query's own conditions."""
+    if level is Level.STUDY:
         series = _OTHER_SERIES
-        return (
-            select(DicomwebStudy)
+        stmt = (
+            select(*_STUDY_COLUMNS)
             .where(
-                DicomwebStudy.project_id == project_id,
+                DicomwebStudy.project_id == bindparam("project_id"),
                 exists().where(series.session_id == DicomwebStudy.session_id, _has(series)),
-                *where,
             )
             .order_by(DicomwebStudy.session_id)
         )
-    if query.level is Level.SERIES:
-        return (
-            select(DicomwebSeries, DicomwebStudy)
+    elif level is Level.SERIES:
+        stmt = (
+            select(*_SERIES_COLUMNS, *_STUDY_COLUMNS)
             .join(DicomwebStudy, DicomwebStudy.session_id == DicomwebSeries.session_id)
-            .where(DicomwebSeries.project_id == project_id, _has(DicomwebSeries), *where)
+            .where(DicomwebSeries.project_id == bindparam("project_id"), _has(DicomwebSeries))
             .order_by(*_series_order())
         )
-    return (
-        select(DicomwebInstance, DicomwebSeries, DicomwebStudy)
-        .join(DicomwebSeries, DicomwebSeries.id == DicomwebInstance.series_id)
-        .join(DicomwebStudy, DicomwebStudy.session_id == DicomwebSeries.session_id)
-        .where(DicomwebInstance.project_id == project_id, *where)
-        .order_by(
-            *_series_order(),
-            DicomwebInstance.instance_number.is_(None),
-            DicomwebInstance.instance_number,
-            DicomwebInstance.id,
+    else:
+        stmt = (
+            select(*_INSTANCE_COLUMNS, *_SERIES_COLUMNS, *_STUDY_COLUMNS)
+            .join(DicomwebSeries, DicomwebSeries.id == DicomwebInstance.series_id)
+            .join(DicomwebStudy, DicomwebStudy.session_id == DicomwebSeries.session_id)
+            .where(DicomwebInstance.project_id == bindparam("project_id"))
+            .order_by(
+                *_series_order(),
+                DicomwebInstance.instance_number.is_(None),
+                DicomwebInstance.instance_number,
+                DicomwebInstance.id,
+            )
         )
-    )
+    if study_scoped:
+        stmt = stmt.where(DicomwebStudy.study_instance_uid == bindparam("scope_study"))
+    if series_scoped:
+        stmt = stmt.where(DicomwebSeries.series_instance_uid == bindparam("scope_series"))
+    return stmt
 
 
 def _series_order() -> tuple[Any, ...]:
@@ -138,18 +252,32 @@ def _has(series: Any) -> ColumnElement[bool]:
     return exists().where(DicomwebInstance.series_id == series.id)
 
 
-def _modalities_in_study(condition: Condition) -> ColumnElement[bool]:
+def _modalities_in_study(condition: Condition, name: str) -> ColumnElement[bool]:
     series = _OTHER_SERIES
     return exists().where(
         series.session_id == DicomwebStudy.session_id,
-        condition_clause(series.modality, condition),
+        condition_clause(series.modality, condition, name=name),
         _has(series),
     )
 
 
-def _study_of(row: Any) -> DicomwebStudy:
-    study: DicomwebStudy = row[-1]
-    return study
+def _targets(level: Level) -> dict[str, Any]:
+    """What each matching key of a search at ``level`` is matched on (:mod:`.matching`)."""
+    targets: dict[str, Any] = {"ModalitiesInStudy": _modalities_in_study}
+    for each in level.above:
+        targets.update(COLUMNS[each])
+    return targets
+
+
+# Built once: statements are immutable, and building one costs more than running it
+# here. Every value is a bound parameter, so SQLAlchemy also compiles each shape once.
+# A path names a series only within a study (/studies/{study}/series/{series}/...).
+_BASES: dict[tuple[Level, bool, bool], Select[Any]] = {
+    (level, study, series): _base(level, study, series)
+    for level in Level
+    for study, series in ((False, False), (True, False), (True, True))
+}
+_TARGETS: dict[Level, dict[str, Any]] = {level: _targets(level) for level in Level}
 
 
 _FACTS = (
@@ -169,10 +297,9 @@ _FACTS_OF_MANY = _FACTS.where(
 )
 
 
-def _facts(db: Session, session_ids: Iterable[int]) -> dict[int, _Facts]:
+def _facts(connection: Connection, session_ids: Iterable[int]) -> dict[int, _Facts]:
     ids = sorted(session_ids)
     out: dict[int, _Facts] = {i: _Facts() for i in ids}
-    connection = db.connection()  # plain rows: the ORM's per-statement work is not needed
     for start in range(0, len(ids), _IN_BATCH):
         batch = ids[start : start + _IN_BATCH]
         if len(batch) == 1:  # the common case (a study by UID): no list to expand
@@ -190,25 +317,22 @@ def _facts(db: Session, session_ids: Iterable[int]) -> dict[int, _Facts]:
 
 
 def _result(
-    row: Any, level: Level, facts: dict[int, _Facts], tags: Sequence[int], root: str
+    row: Row[Any], level: Level, facts: dict[int, _Facts], tags: Sequence[int], root: str
 ) -> JsonObject:
-    study: DicomwebStudy = row[-1]
-    study_facts = facts[study.session_id]
+    study_facts = facts[row.session_id]
     counts = {
         NUMBER_OF_STUDY_RELATED_SERIES: study_facts.series,
         NUMBER_OF_STUDY_RELATED_INSTANCES: study_facts.instances,
     }
-    url = f"{root}/studies/{quote(study.study_instance_uid)}"
-    records: list[dict[str, Any]] = [study.record]
+    url = f"{root}/studies/{quote(row.study_uid)}"
+    records: list[dict[str, Any]] = [row.study_record]
     if level is not Level.STUDY:
-        series: DicomwebSeries = row[1] if level is Level.INSTANCE else row[0]
-        counts[NUMBER_OF_SERIES_RELATED_INSTANCES] = study_facts.per_series.get(series.id, 0)
-        url += f"/series/{quote(series.series_instance_uid)}"
-        records.append(series.record)
+        counts[NUMBER_OF_SERIES_RELATED_INSTANCES] = study_facts.per_series.get(row.series_id, 0)
+        url += f"/series/{quote(row.series_uid)}"
+        records.append(row.series_record)
     if level is Level.INSTANCE:
-        instance: DicomwebInstance = row[0]
-        url += f"/instances/{quote(instance.sop_instance_uid)}"
-        records.append(instance.record)
+        url += f"/instances/{quote(row.sop_uid)}"
+        records.append(row.instance_record)
     return qido_result(
         records,
         tags,

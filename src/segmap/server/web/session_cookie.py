@@ -49,28 +49,34 @@ class CookieSessionMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        conn = HTTPConnection(scope)
-        had_cookie = COOKIE_NAME in conn.cookies
-        scope["session"] = self._load(conn.cookies.get(COOKIE_NAME))
-        before = json.dumps(scope["session"], sort_keys=True)
+        # Most API and DICOMweb calls send no cookie at all: then there is nothing to
+        # parse, and the session can only change by becoming non-empty (a log-in).
+        sent = any(name == b"cookie" for name, _ in scope.get("headers", ()))
+        raw = HTTPConnection(scope).cookies.get(COOKIE_NAME) if sent else None
+        had_cookie = raw is not None
+        scope["session"] = self._load(raw)
+        before = json.dumps(scope["session"], sort_keys=True) if had_cookie else None
         secure = self.secure if self.secure is not None else scope.get("scheme") == "https"
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                session = scope["session"]
-                changed = json.dumps(session, sort_keys=True) != before
-                headers = MutableHeaders(scope=message)
-                attrs = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
-                if session and changed:
-                    value = self.serializer.dumps(session)
-                    headers.append(
-                        "Set-Cookie", f"{COOKIE_NAME}={value}; Max-Age={self.max_age_s}{attrs}"
-                    )
-                elif not session and had_cookie:
-                    headers.append(
-                        "Set-Cookie",
-                        f"{COOKIE_NAME}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attrs}",
-                    )
+                cookie = self._set_cookie(scope["session"], before, had_cookie, secure)
+                if cookie is not None:
+                    MutableHeaders(scope=message).append("Set-Cookie", cookie)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+    def _set_cookie(
+        self, session: dict[str, Any], before: str | None, had_cookie: bool, secure: bool
+    ) -> str | None:
+        """The ``Set-Cookie`` value the answer needs: the session when it changed
+        (``before``: its JSON as loaded, None when no cookie came), a deletion when it
+        was emptied, else None."""
+        attrs = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+        if session and (before is None or json.dumps(session, sort_keys=True) != before):
+            value = self.serializer.dumps(session)
+            return f"{COOKIE_NAME}={value}; Max-Age={self.max_age_s}{attrs}"
+        if not session and had_cookie:
+            return f"{COOKIE_NAME}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attrs}"
+        return None
