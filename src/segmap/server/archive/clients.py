@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +30,15 @@ SERIES_INSTANCES_TAG = "00201209"  # NumberOfSeriesRelatedInstances
 # QIDO's includefield is sent once per attribute: PS3.18 allows that and a comma-separated
 # list alike, but Orthanc's DICOMweb plugin (1.7) ignores a list and returns no SeriesDate,
 # which left the DICOMweb follower without a cursor (every poll a full search).
+FILE_HEADERS = {"Accept-Encoding": "identity"}
+# Files are asked for uncompressed: httpx offers gzip by default and Orthanc (its
+# HttpCompressionEnabled is on by default) then deflates every file it sends, which cost
+# ~80 ms per 512 x 512 CT slice of noisy pixels against ~1.5 ms uncompressed on loopback
+# (0.5 MB at a LAN's 100 MB/s is 5 ms): the CPU, not the network, was the bottleneck.
+# JSON answers stay compressed; they are small and deflate well.
+FETCH_WORKERS = 4
+# Instance files fetched from Orthanc at once: against Orthanc 1.10 on loopback 300 CT
+# slices took 2.8 s one after the other and 1.4 s four at a time (eight were no faster).
 
 
 class ArchiveError(Exception):
@@ -181,17 +192,37 @@ class OrthancClient:
         return [str(f["ID"]) for f in found if isinstance(f, dict) and f.get("Type") == level]
 
     def series_files(self, study_uid: str, series_uid: str) -> Iterator[bytes]:
-        """Every instance file of a series (none when the archive lacks it)."""
+        """Every instance file of a series (none when the archive lacks it), in Orthanc's
+        order, fetched ``FETCH_WORKERS`` at a time (at most twice that many held)."""
         for orthanc_id in self._lookup(series_uid, "Series"):
             found = self.series_by_id(orthanc_id)
             if found is None or (study_uid and found[0].study_uid != study_uid):
                 continue
-            for instance in found[1]:
-                yield self.instance_file(instance)
+            yield from self.instance_files(found[1])
+
+    def instance_files(self, instance_ids: list[str]) -> Iterator[bytes]:
+        """The files of the given instances, in that order, fetched in parallel."""
+        if len(instance_ids) < 2:
+            yield from (self.instance_file(i) for i in instance_ids)
+            return
+        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="segmap-orthanc") as pool:
+            window: deque[Future[bytes]] = deque()
+            try:
+                for instance in instance_ids:
+                    window.append(pool.submit(self.instance_file, instance))
+                    if len(window) >= 2 * FETCH_WORKERS:
+                        yield window.popleft().result()
+                while window:
+                    yield window.popleft().result()
+            finally:
+                for waiting in window:  # stopped early (an error, or the reader left)
+                    waiting.cancel()
 
     def instance_file(self, instance_id: str) -> bytes:
         """One instance's Part-10 file."""
-        answer = self.http.call("GET", f"/instances/{quote(instance_id)}/file")
+        answer = self.http.call(
+            "GET", f"/instances/{quote(instance_id)}/file", headers=FILE_HEADERS
+        )
         if answer.status_code != 200:
             raise ArchiveAnswerError(
                 f"instance {instance_id} could not be read (HTTP {answer.status_code})"
@@ -302,7 +333,7 @@ class DicomwebClient:
     def series_files(self, study_uid: str, series_uid: str) -> Iterator[bytes]:
         """Every instance of a series, retrieved with WADO-RS as stored."""
         path = f"/studies/{quote(study_uid)}/series/{quote(series_uid)}"
-        answer = self.http.call("GET", path, headers={"Accept": MULTIPART_DICOM})
+        answer = self.http.call("GET", path, headers={"Accept": MULTIPART_DICOM, **FILE_HEADERS})
         if answer.status_code in (204, 404):
             return
         if answer.status_code != 200:
