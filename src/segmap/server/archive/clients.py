@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -82,9 +83,26 @@ class _Http:
         self.client.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        url = f"{self.base}{path}"
+        with self._transport_errors():
+            answer = self.client.request(method, f"{self.base}{path}", **kwargs)
+        self._check(answer, method, path)
+        return answer
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """The answer with its body still to be read (``iter_bytes``), errors turned into
+        ours while it is read too."""
+        with (
+            self._transport_errors(),
+            self.client.stream(method, f"{self.base}{path}", **kwargs) as answer,
+        ):
+            self._check(answer, method, path)
+            yield answer
+
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
         try:
-            answer = self.client.request(method, url, **kwargs)
+            yield
         except httpx.TimeoutException as exc:
             raise ArchiveUnavailable(
                 f"the archive at {self.base} did not answer in time ({type(exc).__name__})"
@@ -94,6 +112,9 @@ class _Http:
                 f"cannot reach the archive at {self.base}: {_reason(exc)}; check the URL and "
                 "that the archive is running and reachable from the segmap server"
             ) from exc
+
+    def _check(self, answer: httpx.Response, method: str, path: str) -> None:
+        """Raise for the answers that say the credentials or the archive failed."""
         if answer.status_code in (401, 403):
             raise ArchiveRefused(
                 f"the archive at {self.base} refused the credentials (HTTP "
@@ -105,7 +126,6 @@ class _Http:
                 f"the archive at {self.base} failed with HTTP {answer.status_code} for "
                 f"{method} {path.split('?')[0]}; it will be tried again"
             )
-        return answer
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         answer = self.call(method, path, **kwargs)
@@ -331,14 +351,17 @@ class DicomwebClient:
         return [_series_ref(r, study_uid) for r in answer.json() if isinstance(r, dict)]
 
     def series_files(self, study_uid: str, series_uid: str) -> Iterator[bytes]:
-        """Every instance of a series, retrieved with WADO-RS as stored."""
+        """Every instance of a series, retrieved with WADO-RS as stored; each is yielded
+        as soon as it has arrived, so it can be stored while the next ones come."""
         path = f"/studies/{quote(study_uid)}/series/{quote(series_uid)}"
-        answer = self.http.call("GET", path, headers={"Accept": MULTIPART_DICOM, **FILE_HEADERS})
-        if answer.status_code in (204, 404):
-            return
-        if answer.status_code != 200:
-            raise ArchiveAnswerError(f"WADO-RS {path} answered HTTP {answer.status_code}")
-        yield from split_multipart(answer.headers.get("content-type", ""), answer.content)
+        headers = {"Accept": MULTIPART_DICOM, **FILE_HEADERS}
+        with self.http.stream("GET", path, headers=headers) as answer:
+            if answer.status_code in (204, 404):
+                return
+            if answer.status_code != 200:
+                raise ArchiveAnswerError(f"WADO-RS {path} answered HTTP {answer.status_code}")
+            kind = answer.headers.get("content-type", "")
+            yield from iter_multipart(kind, answer.iter_bytes())
 
     def store(self, dicom: bytes) -> None:
         """Store one Part-10 file with STOW-RS."""
@@ -378,21 +401,53 @@ def _series_ref(record: dict[str, Any], study_uid: str = "") -> SeriesRef:
 
 
 def split_multipart(content_type: str, body: bytes) -> Iterator[bytes]:
-    """The bodies of a ``multipart/related`` answer, in order."""
+    """The bodies of a ``multipart/related`` answer held whole, in order."""
+    return iter_multipart(content_type, (body,))
+
+
+def iter_multipart(content_type: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The bodies of a ``multipart/related`` answer arriving in ``chunks``, each yielded
+    once its closing delimiter has arrived; only the part being received is held.
+
+    A part is what lies between two delimiters (CRLF ``--boundary``, RFC 2046 §5.1.1;
+    the first may open the body without the CRLF), less its header lines. A body that
+    ends without the closing delimiter gives what it holds of its last part.
+    """
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if match is None:
         raise ArchiveAnswerError(
             f"the WADO-RS answer is {content_type or 'untyped'}, "
             "not multipart/related with a boundary"
         )
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            return
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        yield data[:-2] if data.endswith(b"\r\n") else data
+    delimiter = b"\r\n--" + match.group(1).encode("latin-1")
+    buffer = bytearray(b"\r\n")  # so that a delimiter opening the body is found too
+    in_part = False  # past the first delimiter: the buffer starts with a part
+    scan = 0  # where the next delimiter may start (what comes before was searched)
+    for chunk in chunks:
+        buffer += chunk
+        while (at := buffer.find(delimiter, scan)) >= 0:
+            after = at + len(delimiter)
+            if len(buffer) < after + 2:
+                scan = at  # whether it closes the body ("--") is still to come
+                break
+            if in_part and (body := _part_body(buffer, at)) is not None:
+                yield body
+            if buffer[after : after + 2] == b"--":
+                return
+            del buffer[:after]  # the part's headers start with the rest of this line
+            in_part, scan = True, 0
+        else:
+            scan = max(scan, len(buffer) - len(delimiter) + 1)
+    if in_part:
+        end = len(buffer) - 2 if buffer.endswith(b"\r\n") else len(buffer)
+        if (body := _part_body(buffer, end)) is not None:
+            yield body
+
+
+def _part_body(buffer: bytearray, end: int) -> bytes | None:
+    """The bytes after a part's header lines up to ``end``; None without a blank line."""
+    head_end = buffer.find(b"\r\n\r\n", 0, end)
+    return None if head_end < 0 else bytes(buffer[head_end + 4 : end])
 
 
 ArchiveClient = OrthancClient | DicomwebClient
