@@ -38,8 +38,11 @@ FILE_HEADERS = {"Accept-Encoding": "identity"}
 # (0.5 MB at a LAN's 100 MB/s is 5 ms): the CPU, not the network, was the bottleneck.
 # JSON answers stay compressed; they are small and deflate well.
 FETCH_WORKERS = 4
-# Instance files fetched from Orthanc at once: against Orthanc 1.10 on loopback 300 CT
-# slices took 2.8 s one after the other and 1.4 s four at a time (eight were no faster).
+# Instance files fetched from Orthanc at once. Uncompressed on loopback the transfer alone
+# is no faster so (300 CT slices: 0.6 to 1.0 s one after the other, 0.6 to 0.8 s four at a
+# time, eight no better), but the importer stores each file while the next ones arrive:
+# with the machine loaded, the import of a 300-slice CT took 4.9 s (median of 3) this way
+# against 7.3 s fetching and storing one file after the other.
 
 
 class ArchiveError(Exception):
