@@ -23,7 +23,7 @@ from jobs_helpers import assert_mask_matches_truth, small_case, truth_rois
 from segmap import testing as syn
 from segmap.server.db.dicomweb import DicomwebInstance
 from segmap.server.db.imaging import RoiCollection
-from server_fixtures import PASSWORD, ThreadedServer, World
+from server_fixtures import PASSWORD, TEST_MAX_UPLOAD, ThreadedServer, World
 from test_jobs_api import put_map, wait_for_jobs
 
 FAILED, REFERENCED, FAILURE_REASON = "00081198", "00081199", "00081197"
@@ -187,8 +187,13 @@ def test_refusals_say_why_and_store_nothing(
     json_parts = related.replace("application/dicom", "application/dicom+json")
     r = _post(f"{root}/studies", owner, _body([b"{}"], "xyz"), json_parts)
     assert r.status_code == 415 and "dicom+json" in r.json()["detail"]
+    too_big = _body([good, b"x" * (TEST_MAX_UPLOAD + 1)], "xyz")  # first part done, then over
+    r = _post(f"{root}/studies", owner, too_big, related)
+    assert r.status_code == 413, r.text
     assert _count(world, DicomwebInstance) == stored
     assert _count(world, RoiCollection) == 0
+    # parts are written into staging files as they arrive: a refused body leaves none
+    assert list(threaded_server.app.state.storage.staging.iterdir()) == []
 
 
 @pytest.mark.parametrize(("who", "status"), [("anon", 401), ("member", 403), ("collab", 403)])

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import errno
+import gc
 import logging
 import socket
 import sys

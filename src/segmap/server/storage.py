@@ -85,6 +85,11 @@ class StagingWriter:
         self._done = True
         return StagedFile(self.path, self.size, self._hash.hexdigest())
 
+    def close(self) -> None:
+        """Discard the file unless :meth:`finish` made it the caller's (then a no-op)."""
+        if not self._done:
+            self.discard()
+
     def discard(self) -> None:
         """Close and delete the partial file."""
         if not self._file.closed:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +31,18 @@ SERIES_INSTANCES_TAG = "00201209"  # NumberOfSeriesRelatedInstances
 # QIDO's includefield is sent once per attribute: PS3.18 allows that and a comma-separated
 # list alike, but Orthanc's DICOMweb plugin (1.7) ignores a list and returns no SeriesDate,
 # which left the DICOMweb follower without a cursor (every poll a full search).
+FILE_HEADERS = {"Accept-Encoding": "identity"}
+# Files are asked for uncompressed: httpx offers gzip by default and Orthanc (its
+# HttpCompressionEnabled is on by default) then deflates every file it sends, which cost
+# ~80 ms per 512 x 512 CT slice of noisy pixels against ~1.5 ms uncompressed on loopback
+# (0.5 MB at a LAN's 100 MB/s is 5 ms): the CPU, not the network, was the bottleneck.
+# JSON answers stay compressed; they are small and deflate well.
+FETCH_WORKERS = 4
+# Instance files fetched from Orthanc at once. Uncompressed on loopback the transfer alone
+# is no faster so (300 CT slices: 0.6 to 1.0 s one after the other, 0.6 to 0.8 s four at a
+# time, eight no better), but the importer stores each file while the next ones arrive:
+# with the machine loaded, the import of a 300-slice CT took 4.9 s (median of 3) this way
+# against 7.3 s fetching and storing one file after the other.
 
 
 class ArchiveError(Exception):
@@ -71,9 +86,26 @@ class _Http:
         self.client.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        url = f"{self.base}{path}"
+        with self._transport_errors():
+            answer = self.client.request(method, f"{self.base}{path}", **kwargs)
+        self._check(answer, method, path)
+        return answer
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """The answer with its body still to be read (``iter_bytes``), errors turned into
+        ours while it is read too."""
+        with (
+            self._transport_errors(),
+            self.client.stream(method, f"{self.base}{path}", **kwargs) as answer,
+        ):
+            self._check(answer, method, path)
+            yield answer
+
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
         try:
-            answer = self.client.request(method, url, **kwargs)
+            yield
         except httpx.TimeoutException as exc:
             raise ArchiveUnavailable(
                 f"the archive at {self.base} did not answer in time ({type(exc).__name__})"
@@ -83,6 +115,9 @@ class _Http:
                 f"cannot reach the archive at {self.base}: {_reason(exc)}; check the URL and "
                 "that the archive is running and reachable from the segmap server"
             ) from exc
+
+    def _check(self, answer: httpx.Response, method: str, path: str) -> None:
+        """Raise for the answers that say the credentials or the archive failed."""
         if answer.status_code in (401, 403):
             raise ArchiveRefused(
                 f"the archive at {self.base} refused the credentials (HTTP "
@@ -94,7 +129,6 @@ class _Http:
                 f"the archive at {self.base} failed with HTTP {answer.status_code} for "
                 f"{method} {path.split('?')[0]}; it will be tried again"
             )
-        return answer
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         answer = self.call(method, path, **kwargs)
@@ -181,17 +215,37 @@ class OrthancClient:
         return [str(f["ID"]) for f in found if isinstance(f, dict) and f.get("Type") == level]
 
     def series_files(self, study_uid: str, series_uid: str) -> Iterator[bytes]:
-        """Every instance file of a series (none when the archive lacks it)."""
+        """Every instance file of a series (none when the archive lacks it), in Orthanc's
+        order, fetched ``FETCH_WORKERS`` at a time (at most twice that many held)."""
         for orthanc_id in self._lookup(series_uid, "Series"):
             found = self.series_by_id(orthanc_id)
             if found is None or (study_uid and found[0].study_uid != study_uid):
                 continue
-            for instance in found[1]:
-                yield self.instance_file(instance)
+            yield from self.instance_files(found[1])
+
+    def instance_files(self, instance_ids: list[str]) -> Iterator[bytes]:
+        """The files of the given instances, in that order, fetched in parallel."""
+        if len(instance_ids) < 2:
+            yield from (self.instance_file(i) for i in instance_ids)
+            return
+        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="segmap-orthanc") as pool:
+            window: deque[Future[bytes]] = deque()
+            try:
+                for instance in instance_ids:
+                    window.append(pool.submit(self.instance_file, instance))
+                    if len(window) >= 2 * FETCH_WORKERS:
+                        yield window.popleft().result()
+                while window:
+                    yield window.popleft().result()
+            finally:
+                for waiting in window:  # stopped early (an error, or the reader left)
+                    waiting.cancel()
 
     def instance_file(self, instance_id: str) -> bytes:
         """One instance's Part-10 file."""
-        answer = self.http.call("GET", f"/instances/{quote(instance_id)}/file")
+        answer = self.http.call(
+            "GET", f"/instances/{quote(instance_id)}/file", headers=FILE_HEADERS
+        )
         if answer.status_code != 200:
             raise ArchiveAnswerError(
                 f"instance {instance_id} could not be read (HTTP {answer.status_code})"
@@ -300,14 +354,17 @@ class DicomwebClient:
         return [_series_ref(r, study_uid) for r in answer.json() if isinstance(r, dict)]
 
     def series_files(self, study_uid: str, series_uid: str) -> Iterator[bytes]:
-        """Every instance of a series, retrieved with WADO-RS as stored."""
+        """Every instance of a series, retrieved with WADO-RS as stored; each is yielded
+        as soon as it has arrived, so it can be stored while the next ones come."""
         path = f"/studies/{quote(study_uid)}/series/{quote(series_uid)}"
-        answer = self.http.call("GET", path, headers={"Accept": MULTIPART_DICOM})
-        if answer.status_code in (204, 404):
-            return
-        if answer.status_code != 200:
-            raise ArchiveAnswerError(f"WADO-RS {path} answered HTTP {answer.status_code}")
-        yield from split_multipart(answer.headers.get("content-type", ""), answer.content)
+        headers = {"Accept": MULTIPART_DICOM, **FILE_HEADERS}
+        with self.http.stream("GET", path, headers=headers) as answer:
+            if answer.status_code in (204, 404):
+                return
+            if answer.status_code != 200:
+                raise ArchiveAnswerError(f"WADO-RS {path} answered HTTP {answer.status_code}")
+            kind = answer.headers.get("content-type", "")
+            yield from iter_multipart(kind, answer.iter_bytes())
 
     def store(self, dicom: bytes) -> None:
         """Store one Part-10 file with STOW-RS."""
@@ -347,21 +404,53 @@ def _series_ref(record: dict[str, Any], study_uid: str = "") -> SeriesRef:
 
 
 def split_multipart(content_type: str, body: bytes) -> Iterator[bytes]:
-    """The bodies of a ``multipart/related`` answer, in order."""
+    """The bodies of a ``multipart/related`` answer held whole, in order."""
+    return iter_multipart(content_type, (body,))
+
+
+def iter_multipart(content_type: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The bodies of a ``multipart/related`` answer arriving in ``chunks``, each yielded
+    once its closing delimiter has arrived; only the part being received is held.
+
+    A part is what lies between two delimiters (CRLF ``--boundary``, RFC 2046 §5.1.1;
+    the first may open the body without the CRLF), less its header lines. A body that
+    ends without the closing delimiter gives what it holds of its last part.
+    """
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if match is None:
         raise ArchiveAnswerError(
             f"the WADO-RS answer is {content_type or 'untyped'}, "
             "not multipart/related with a boundary"
         )
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            return
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        yield data[:-2] if data.endswith(b"\r\n") else data
+    delimiter = b"\r\n--" + match.group(1).encode("latin-1")
+    buffer = bytearray(b"\r\n")  # so that a delimiter opening the body is found too
+    in_part = False  # past the first delimiter: the buffer starts with a part
+    scan = 0  # where the next delimiter may start (what comes before was searched)
+    for chunk in chunks:
+        buffer += chunk
+        while (at := buffer.find(delimiter, scan)) >= 0:
+            after = at + len(delimiter)
+            if len(buffer) < after + 2:
+                scan = at  # whether it closes the body ("--") is still to come
+                break
+            if in_part and (body := _part_body(buffer, at)) is not None:
+                yield body
+            if buffer[after : after + 2] == b"--":
+                return
+            del buffer[:after]  # the part's headers start with the rest of this line
+            in_part, scan = True, 0
+        else:
+            scan = max(scan, len(buffer) - len(delimiter) + 1)
+    if in_part:
+        end = len(buffer) - 2 if buffer.endswith(b"\r\n") else len(buffer)
+        if (body := _part_body(buffer, end)) is not None:
+            yield body
+
+
+def _part_body(buffer: bytearray, end: int) -> bytes | None:
+    """The bytes after a part's header lines up to ``end``; None without a blank line."""
+    head_end = buffer.find(b"\r\n\r\n", 0, end)
+    return None if head_end < 0 else bytes(buffer[head_end + 4 : end])
 
 
 ArchiveClient = OrthancClient | DicomwebClient

@@ -11,7 +11,9 @@ Each annotation series ends as one ``archive_events`` row: imported or refused, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 
@@ -20,7 +22,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from segmap.annotations.info import read_annotation_info
+from segmap.annotations.info import annotation_info_from_dataset
 from segmap.errors import AnnotationError
 from segmap.pipeline.derived_seg import MANUFACTURER as SEGMAP_MANUFACTURER
 from segmap.server.archive.clients import ArchiveClient, SeriesRef
@@ -37,7 +39,7 @@ from segmap.server.db.base import utcnow
 from segmap.server.db.dicomweb import DicomwebInstance
 from segmap.server.db.engine import Database
 from segmap.server.db.imaging import ImagingSession, Instance, Scan, StoredVia
-from segmap.server.dicomweb.stow import Outcome, read_part, store_parts
+from segmap.server.dicomweb.stow import Outcome, StowPart, read_part, store_parts
 from segmap.server.imaging.events import ImagingEvents
 from segmap.server.storage import LocalStorage, StagedFile
 from segmap.server.web.auth import Principal
@@ -45,6 +47,7 @@ from segmap.server.web.auth import Principal
 log = logging.getLogger("segmap.server.archive")
 
 ANNOTATION_MODALITIES = ("SEG", "RTSTRUCT")
+STAGE_WORKERS = 2  # threads staging and reading fetched files (see _receive)
 
 
 @dataclass(frozen=True)
@@ -125,22 +128,20 @@ def import_annotation_series(
     refused = None if by_hand else matches(target.filter, first)
     if refused is not None:
         return _record(target, ref, EVENT_SKIPPED, f"not imported: {refused}", 0, sop)
-    staged = [_stage(target, f) for f in files]
+    parts = _receive(target, files, 1)
     try:
-        references = _referenced_series(staged)
+        references = _referenced_series(headers, parts)
         for series_uid in references:
             if _held_whole(target, client, series_uid):
                 continue  # stored before (prefetched, or another annotation's)
             progress(f"fetching referenced series {series_uid}")
-            staged.extend(
-                _stage(target, f) for f in client.series_files(first.StudyInstanceUID, series_uid)
-            )
-        progress(f"storing {len(staged)} instance(s)")
-        staged_count = len(staged)
-        outcomes = _store(target, staged)
+            series = client.series_files(first.StudyInstanceUID, series_uid)
+            parts.extend(_receive(target, series, len(parts) + 1))
+        progress(f"storing {len(parts)} instance(s)")
+        outcomes = _store(target, parts)
     finally:
-        for s in staged:
-            target.storage.discard(s)  # a no-op for what was stored
+        _discard(target, parts)
+    staged_count = len(parts)
     annotation = {str(h.SOPInstanceUID) for h in headers if h is not None}
     failures = [o for o in outcomes if o.failure is not None and o.sop_instance_uid in annotation]
     if failures:
@@ -169,14 +170,44 @@ def _header(data: bytes) -> Dataset | None:
         return None
 
 
-def _store(target: ImportTarget, staged: list[StagedFile]) -> list[Outcome]:
-    """Store staged instances as one STOW-RS request would, in one transaction; each
-    part's outcome (stored, already held, or refused with the reason)."""
-    # Each part is read once, as STOW-RS reads a received part, so storing parses nothing
-    # again.
-    parts = [
-        read_part(n, "application/dicom", s, target.max_file_bytes) for n, s in enumerate(staged, 1)
-    ]
+def _receive(target: ImportTarget, files: Iterable[bytes], first_number: int) -> list[StowPart]:
+    """Stage each file and read it as STOW-RS reads a received part (numbered from
+    ``first_number``), while the next files still arrive.
+
+    Staging (writing and flushing to disk) and fetching wait on the disk and the network
+    with the GIL released, so ``STAGE_WORKERS`` threads overlap them with the reading,
+    which is Python work. At most ``2 * STAGE_WORKERS`` files wait in memory. When
+    fetching fails midway, what was staged is discarded and the error raised.
+    """
+    room = threading.Semaphore(2 * STAGE_WORKERS)
+    futures: list[Future[StowPart]] = []
+
+    def one(number: int, data: bytes) -> StowPart:
+        try:
+            staged = _stage(target, data)
+            return read_part(number, "application/dicom", staged, target.max_file_bytes)
+        finally:
+            room.release()
+
+    try:
+        with ThreadPoolExecutor(STAGE_WORKERS, thread_name_prefix="segmap-archive-stage") as pool:
+            for number, data in enumerate(files, first_number):
+                room.acquire()
+                futures.append(pool.submit(one, number, data))
+        return [f.result() for f in futures]
+    except BaseException:
+        _discard(target, [f.result() for f in futures if f.done() and f.exception() is None])
+        raise
+
+
+def _discard(target: ImportTarget, parts: list[StowPart]) -> None:
+    for part in parts:
+        target.storage.discard(part.staged)  # a no-op for what was stored
+
+
+def _store(target: ImportTarget, parts: list[StowPart]) -> list[Outcome]:
+    """Store read parts as one STOW-RS request would, in one transaction; each part's
+    outcome (stored, already held, or refused with the reason)."""
     with target.database.session(write=True) as db:
         return store_parts(
             db,
@@ -197,11 +228,14 @@ def _stage(target: ImportTarget, data: bytes) -> StagedFile:
         return writer.finish()
 
 
-def _referenced_series(staged: list[StagedFile]) -> list[str]:
+def _referenced_series(headers: list[Dataset | None], parts: list[StowPart]) -> list[str]:
+    """The series the annotation files reference, from the headers already read."""
     found: list[str] = []
-    for s in staged:
+    for header, part in zip(headers, parts, strict=True):
+        if header is None:
+            continue  # store_parts refuses it with the reason
         try:
-            info = read_annotation_info(s.path)
+            info = annotation_info_from_dataset(header, part.staged.path)
         except AnnotationError:
             continue  # store_parts refuses it with the reason
         found.extend(u for u in info.referenced_series_uids if u not in found)
@@ -275,14 +309,13 @@ def import_image_series(
     """Store every instance of an image series (those already stored count once);
     how many instances the archive sent."""
     progress(f"fetching series {ref.series_uid}")
-    staged = [_stage(target, f) for f in client.series_files(ref.study_uid, ref.series_uid)]
+    parts = _receive(target, client.series_files(ref.study_uid, ref.series_uid), 1)
     try:
-        if staged:
-            _store(target, staged)
+        if parts:
+            _store(target, parts)
     finally:
-        for s in staged:
-            target.storage.discard(s)
-    return len(staged)
+        _discard(target, parts)
+    return len(parts)
 
 
 def prefetch_image_series(

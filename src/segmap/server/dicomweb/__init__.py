@@ -6,6 +6,7 @@ Building blocks that the routes wire together, one idea per module:
 - :mod:`.query` — QIDO query parameters parsed into a typed :class:`.query.Query`;
 - :mod:`.matching` — a :class:`.query.Query` as SQLAlchemy conditions over given columns;
 - :mod:`.dicomjson` — DICOM JSON (PS3.18 Annex F) of instances and of index records;
+- :mod:`.raw_json` — one element's DICOM JSON read from its raw bytes (pydicom's rules);
 - :mod:`.bulkdata` — Bulk Data URIs: building, parsing, finding the value they name;
 - :mod:`.accept` — WADO-RS Accept headers negotiated into what to send, or a 406;
 - :mod:`.multipart` — ``multipart/related`` read (STOW) and written (WADO);

@@ -2,11 +2,13 @@
 
 Reading: the boundary comes from the Content-Type (quoted or not); a preamble or a
 leading CRLF before the first boundary is skipped; each part's headers are kept and its
-bytes go into a :class:`tempfile.SpooledTemporaryFile` that moves to disk past
-``spool_bytes``, so memory stays bounded whatever the body's size. Parts are yielded as
-they complete. The parsing is python-multipart's streaming ``MultipartParser`` (also
-what ``segmap.server.multipart_stream`` uses for form uploads); it wants the body to
-start at the first boundary, so the preamble is cut here first, and it does not itself
+bytes go into a file of the caller's (:func:`read_parts_into`: STOW-RS writes each part
+straight into its staging file) or, by default (:func:`read_parts`), a
+:class:`tempfile.SpooledTemporaryFile` that moves to disk past ``spool_bytes``, so
+memory stays bounded whatever the body's size. Parts are yielded as they complete.
+The parsing is python-multipart's streaming ``MultipartParser`` (also what
+``segmap.server.multipart_stream`` uses for form uploads); it wants the body to start
+at the first boundary, so the preamble is cut here first, and it does not itself
 complain when the closing boundary never comes, so that is checked here too.
 
 Writing: :func:`multipart_body` yields the bytes of a body part by part (each part's
@@ -16,11 +18,19 @@ body may itself be an iterable of chunks, e.g. a file read in blocks), with the
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -62,13 +72,24 @@ def parse_content_type(header: str | None) -> RelatedType:
     )
 
 
+class PartFile(Protocol):
+    """Where a part's bytes go as they arrive (written from a worker thread)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def close(self) -> None: ...
+
+
+F = TypeVar("F", bound=PartFile)
+
+
 @dataclass
-class ReceivedPart:
+class ReceivedPart(Generic[F]):
     """One part of a request body; the caller closes it (or uses ``with``)."""
 
     number: int  # 1-based, in body order
     headers: dict[str, str]  # names in lower case
-    file: IO[bytes]
+    file: F
     size: int = 0
 
     @property
@@ -77,14 +98,15 @@ class ReceivedPart:
         kind, _ = parse_options_header(self.headers.get("content-type", ""))
         return str(kind.decode("latin-1").lower())
 
-    def read(self) -> bytes:
+    def read(self: ReceivedPart[IO[bytes]]) -> bytes:
+        """The part's bytes (of a part read into a file that can be read back)."""
         self.file.seek(0)
         return self.file.read()
 
     def close(self) -> None:
         self.file.close()
 
-    def __enter__(self) -> ReceivedPart:
+    def __enter__(self) -> ReceivedPart[F]:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -92,9 +114,9 @@ class ReceivedPart:
 
 
 @dataclass
-class _State:
-    parts_done: list[ReceivedPart] = field(default_factory=list)
-    current: ReceivedPart | None = None
+class _State(Generic[F]):
+    parts_done: list[ReceivedPart[F]] = field(default_factory=list)
+    current: ReceivedPart[F] | None = None
     pending: list[bytes] = field(default_factory=list)
     pending_size: int = 0
     header_name: bytes = b""
@@ -111,15 +133,39 @@ async def read_parts(
     max_part_bytes: int | None = None,
     max_parts: int | None = None,
     spool_dir: str | None = None,
-) -> AsyncIterator[ReceivedPart]:
-    """Yield the parts of a ``multipart/related`` body as each one completes.
+) -> AsyncGenerator[ReceivedPart[IO[bytes]], None]:
+    """:func:`read_parts_into` spooled files (in memory up to ``spool_bytes``, then in
+    ``spool_dir``), each rewound to its start when yielded."""
+
+    def spooled() -> IO[bytes]:
+        return tempfile.SpooledTemporaryFile(spool_bytes, dir=spool_dir)  # noqa: SIM115
+
+    parts = read_parts_into(
+        chunks, content_type, spooled, max_part_bytes=max_part_bytes, max_parts=max_parts
+    )
+    async with contextlib.aclosing(parts):
+        async for part in parts:
+            part.file.seek(0)
+            yield part
+
+
+async def read_parts_into(
+    chunks: AsyncIterable[bytes],
+    content_type: str | None,
+    open_file: Callable[[], F],
+    *,
+    max_part_bytes: int | None = None,
+    max_parts: int | None = None,
+) -> AsyncGenerator[ReceivedPart[F], None]:
+    """Yield the parts of a ``multipart/related`` body as each one completes, its bytes
+    written into a file from ``open_file()`` (one per part, written from a worker thread).
 
     Errors (:class:`BadRequest` for a malformed or unfinished body,
     :class:`PayloadTooLarge` for a part over ``max_part_bytes`` or more than
     ``max_parts`` parts) close every part not yet yielded.
     """
     boundary = parse_content_type(content_type).boundary
-    state = _State()
+    state: _State[F] = _State()
     events: list[tuple[str, Any]] = []
     parser = MultipartParser(boundary, _callbacks(events, state))  # type: ignore[arg-type]
     head = bytearray()
@@ -133,13 +179,13 @@ async def read_parts(
                     continue
                 started, chunk = True, body
             _write(parser, chunk)
-            await _apply(events, state, spool_bytes, spool_dir, max_part_bytes, max_parts)
+            await _apply(events, state, open_file, max_part_bytes, max_parts)
             while state.parts_done:  # popped one by one: the rest stay ours to close
                 yield state.parts_done.pop(0)
         if not started:
             raise BadRequest(f"the body holds no part: no boundary --{boundary.decode()} found")
         parser.finalize()
-        await _apply(events, state, spool_bytes, spool_dir, max_part_bytes, max_parts)
+        await _apply(events, state, open_file, max_part_bytes, max_parts)
         if not state.ended:
             raise BadRequest(
                 f"the multipart body ends without its closing boundary --{boundary.decode()}--"
@@ -174,7 +220,7 @@ def _write(parser: MultipartParser, chunk: bytes) -> None:
         raise BadRequest(f"the multipart body is malformed ({exc})") from None
 
 
-def _callbacks(events: list[tuple[str, Any]], state: _State) -> dict[str, Any]:
+def _callbacks(events: list[tuple[str, Any]], state: _State[Any]) -> dict[str, Any]:
     def header_field(data: bytes, start: int, end: int) -> None:
         state.header_name += data[start:end]
 
@@ -198,9 +244,8 @@ def _callbacks(events: list[tuple[str, Any]], state: _State) -> dict[str, Any]:
 
 async def _apply(
     events: list[tuple[str, Any]],
-    state: _State,
-    spool_bytes: int,
-    spool_dir: str | None,
+    state: _State[F],
+    open_file: Callable[[], F],
     max_part_bytes: int | None,
     max_parts: int | None,
 ) -> None:
@@ -212,8 +257,7 @@ async def _apply(
             if max_parts is not None and state.count > max_parts:
                 raise PayloadTooLarge(f"the body holds more than {max_parts} parts")
             # closed by ReceivedPart.close, by the caller or by read_parts on an error
-            spooled = tempfile.SpooledTemporaryFile(max_size=spool_bytes, dir=spool_dir)  # noqa: SIM115
-            state.current = ReceivedPart(state.count, {}, spooled)
+            state.current = ReceivedPart(state.count, {}, open_file())
         elif kind == "header" and state.current is not None:
             name, text = value
             state.current.headers[name.decode("latin-1").strip().lower()] = text.decode(
@@ -230,8 +274,7 @@ async def _apply(
             if state.pending_size >= _WRITE_BATCH:
                 await _flush(state)
         elif kind == "end" and state.current is not None:
-            await _flush(state)
-            state.current.file.seek(0)
+            _write_rest(state)
             state.parts_done.append(state.current)
             state.current = None
         elif kind == "finished":
@@ -240,12 +283,22 @@ async def _apply(
         await _flush(state)
 
 
-async def _flush(state: _State) -> None:
+async def _flush(state: _State[Any]) -> None:
+    """Write the part's pending bytes (a batch of :data:`_WRITE_BATCH`) from a thread."""
     if state.current is None or not state.pending:
         return
     data = b"".join(state.pending)
     state.pending, state.pending_size = [], 0
     await anyio.to_thread.run_sync(state.current.file.write, data)  # may be a disk write
+
+
+def _write_rest(state: _State[Any]) -> None:
+    """Write a finished part's last bytes, less than a batch, here: handing them to a
+    thread cost more than writing them (into the page cache or memory)."""
+    if state.current is not None and state.pending:
+        data = b"".join(state.pending)
+        state.pending, state.pending_size = [], 0
+        state.current.file.write(data)
 
 
 # --- writing -------------------------------------------------------------------------

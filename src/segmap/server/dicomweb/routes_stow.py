@@ -27,12 +27,12 @@ from starlette.concurrency import run_in_threadpool
 
 from segmap.server.dicomweb.auth import check_origin, dicomweb_principal, project_reader
 from segmap.server.dicomweb.errors import UnsupportedMediaType
-from segmap.server.dicomweb.multipart import ReceivedPart, parse_content_type, read_parts
+from segmap.server.dicomweb.multipart import ReceivedPart, parse_content_type, read_parts_into
 from segmap.server.dicomweb.responses import PREFIX, DicomwebRoute, dicom_json, project_root
 from segmap.server.dicomweb.stow import Outcome, StowPart, read_part, store_parts
 from segmap.server.imaging.events import imaging_events
 from segmap.server.registry.access import require_manage
-from segmap.server.storage import StagedFile, Storage
+from segmap.server.storage import StagingWriter
 from segmap.server.viewer.provenance import stow_route
 from segmap.server.web.auth import Principal
 from segmap.server.web.deps import get_database, get_settings, get_storage
@@ -40,11 +40,10 @@ from segmap.server.web.deps import get_database, get_settings, get_storage
 router = APIRouter(prefix=PREFIX, route_class=DicomwebRoute, tags=["DICOMweb"])
 
 MAX_PARTS = 100_000
-# Parts written (and flushed to disk) at once: the disk serves concurrent flushes
-# together, so several in flight cost little more than one.
-WRITING_AT_ONCE = 8
-# Parts read at once (pydicom, CPU-bound): more than the cores would only queue.
-READING_AT_ONCE = 2
+# Parts flushed to disk and read at once. A flush waits on the disk (without the GIL),
+# a read is pydicom (CPU, with it): a few in flight overlap the flushes with the reads
+# and with the body still arriving; more would only queue for the GIL.
+PARTS_AT_ONCE = 4
 
 
 @router.post("/studies", name="dicomweb_stow")
@@ -92,30 +91,24 @@ async def _stow(
         )
     received: list[StowPart] = []
     pending: list[asyncio.Task[StowPart]] = []
-    writing = asyncio.Semaphore(WRITING_AT_ONCE)
-    reading = asyncio.Semaphore(READING_AT_ONCE)
+    at_once = asyncio.Semaphore(PARTS_AT_ONCE)
 
-    async def stage(part: ReceivedPart) -> StowPart:
-        with part:
-            async with writing:
-                staged = await run_in_threadpool(_stage, storage, part, limit)
-        try:
-            async with reading:
-                return await run_in_threadpool(
-                    read_part, part.number, part.content_type, staged, limit
-                )
-        except BaseException:
-            storage.discard(staged)
-            raise
+    async def stage(part: ReceivedPart[StagingWriter]) -> StowPart:
+        with part:  # discards the file if it was not finished
+            async with at_once:
+                return await run_in_threadpool(_flush_and_read, part, limit)
 
     try:
-        # Parts are staged (written and fsynced) and read (checked, their index entries
-        # made) a few at a time while the body still arrives: the disk's flushes overlap
-        # instead of queueing one after another, and the storing transaction only
-        # places files and adds rows.
-        async for part in read_parts(
-            request.stream(), content_type, max_part_bytes=limit, max_parts=MAX_PARTS
-        ):
+        # Each part's bytes go straight into its staging file (hashed on the way) as
+        # they arrive; then parts are flushed to disk and read (checked, their index
+        # entries made) a few at a time while the body still arrives: the disk's
+        # flushes overlap instead of queueing one after another, and the storing
+        # transaction only places files and adds rows.
+        parts = read_parts_into(
+            request.stream(), content_type, lambda: storage.stage(limit),
+            max_part_bytes=limit, max_parts=MAX_PARTS,
+        )  # fmt: skip
+        async for part in parts:
             pending.append(asyncio.ensure_future(stage(part)))
         received = list(await asyncio.gather(*pending))
 
@@ -134,11 +127,15 @@ async def _stow(
     return _answer(outcomes, project_root(request, project_id))
 
 
-def _stage(storage: Storage, part: ReceivedPart, limit: int) -> StagedFile:
-    with storage.stage(limit) as writer:
-        part.file.seek(0)
-        writer.write_from(part.file)
-        return writer.finish()
+def _flush_and_read(part: ReceivedPart[StagingWriter], limit: int) -> StowPart:
+    """Flush a received part's staging file to disk, then read it (one worker-thread
+    call: each hand-over between the event loop and a thread costs more than the call)."""
+    staged = part.file.finish()
+    try:
+        return read_part(part.number, part.content_type, staged, limit)
+    except BaseException:
+        part.file.discard()  # the staged file: finish() made it ours
+        raise
 
 
 def _answer(outcomes: list[Outcome], root: str) -> Response:
