@@ -145,7 +145,7 @@ def read_back_seg(
         auth=orthanc.auth,
     )
     assert r.status_code == 200, r.text
-    from segmap.server.archive.clients import split_multipart
+    from segmap.server.archive.wado_parts import split_multipart
 
     (part,) = list(split_multipart(r.headers["content-type"], r.content))
     seg = hd.seg.Segmentation.from_dataset(pydicom.dcmread(io.BytesIO(part)))

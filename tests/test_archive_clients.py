@@ -27,10 +27,9 @@ from segmap.server.archive.clients import (
     ArchiveAnswerError,
     DicomwebClient,
     OrthancClient,
-    iter_multipart,
-    split_multipart,
 )
 from segmap.server.archive.importer import ImportTarget, _receive
+from segmap.server.archive.wado_parts import iter_multipart, split_multipart
 from segmap.server.db.accounts import User
 from segmap.server.dicomweb.multipart import OutgoingPart, multipart_body
 from segmap.server.web.auth import principal_of

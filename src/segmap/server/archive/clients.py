@@ -10,17 +10,33 @@ Messages name the URL without credentials, never the password.
 
 from __future__ import annotations
 
-import json
-import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+from segmap.server.archive.errors import (
+    ArchiveAnswerError,
+    ArchiveError,
+    ArchiveRefused,
+    ArchiveUnavailable,
+)
+from segmap.server.archive.http import ArchiveHttp
+from segmap.server.archive.wado_parts import iter_multipart
+
+__all__ = [
+    "ArchiveAnswerError",
+    "ArchiveClient",
+    "ArchiveError",
+    "ArchiveRefused",
+    "ArchiveUnavailable",
+    "DicomwebClient",
+    "OrthancClient",
+    "SeriesRef",
+    "client_for",
+]
 
 TIMEOUT_S = 30.0
 DICOM_JSON = "application/dicom+json"
@@ -45,22 +61,6 @@ FETCH_WORKERS = 4
 # against 7.3 s fetching and storing one file after the other.
 
 
-class ArchiveError(Exception):
-    """Something the archive did or did not do; ``str()`` says what, for people."""
-
-
-class ArchiveUnavailable(ArchiveError):
-    """The archive cannot be reached now (connection, timeout, 5xx): try again later."""
-
-
-class ArchiveRefused(ArchiveError):
-    """The archive refused the credentials (401 or 403)."""
-
-
-class ArchiveAnswerError(ArchiveError):
-    """The archive answered, but not as its protocol says (wrong URL or kind?)."""
-
-
 @dataclass(frozen=True)
 class SeriesRef:
     """A series of the archive: its UIDs, modality, Orthanc's id (Orthanc only) and how
@@ -74,88 +74,6 @@ class SeriesRef:
     instances: int = 0
 
 
-class _Http:
-    """httpx with the archive's base URL and credentials, errors turned into ours."""
-
-    def __init__(self, url: str, username: str, password: str, timeout_s: float) -> None:
-        self.base = url.rstrip("/")
-        auth = httpx.BasicAuth(username, password) if username else None
-        self.client = httpx.Client(auth=auth, timeout=timeout_s, follow_redirects=False)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with self._transport_errors():
-            answer = self.client.request(method, f"{self.base}{path}", **kwargs)
-        self._check(answer, method, path)
-        return answer
-
-    @contextmanager
-    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
-        """The answer with its body still to be read (``iter_bytes``), errors turned into
-        ours while it is read too."""
-        with (
-            self._transport_errors(),
-            self.client.stream(method, f"{self.base}{path}", **kwargs) as answer,
-        ):
-            self._check(answer, method, path)
-            yield answer
-
-    @contextmanager
-    def _transport_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise ArchiveUnavailable(
-                f"the archive at {self.base} did not answer in time ({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ArchiveUnavailable(
-                f"cannot reach the archive at {self.base}: {_reason(exc)}; check the URL and "
-                "that the archive is running and reachable from the segmap server"
-            ) from exc
-
-    def _check(self, answer: httpx.Response, method: str, path: str) -> None:
-        """Raise for the answers that say the credentials or the archive failed."""
-        if answer.status_code in (401, 403):
-            raise ArchiveRefused(
-                f"the archive at {self.base} refused the credentials (HTTP "
-                f"{answer.status_code} for {method} {path.split('?')[0]}); check the username "
-                "and password"
-            )
-        if answer.status_code >= 500:
-            raise ArchiveUnavailable(
-                f"the archive at {self.base} failed with HTTP {answer.status_code} for "
-                f"{method} {path.split('?')[0]}; it will be tried again"
-            )
-
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        answer = self.call(method, path, **kwargs)
-        if answer.status_code == 204:
-            return []
-        if answer.status_code >= 400:
-            raise ArchiveAnswerError(
-                f"{method} {self.base}{path.split('?')[0]} answered HTTP {answer.status_code}"
-            )
-        try:
-            return answer.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            kind = answer.headers.get("content-type", "no content type")
-            raise ArchiveAnswerError(
-                f"{method} {self.base}{path.split('?')[0]} answered {kind}, not JSON"
-            ) from exc
-
-
-def _reason(exc: httpx.TransportError) -> str:
-    text = str(exc) or type(exc).__name__
-    if "refused" in text.lower():
-        return "connection refused (nothing listens there)"
-    if "name or service not known" in text.lower() or "nodename" in text.lower():
-        return "the host name is not known"
-    return text
-
-
 class OrthancClient:
     """Orthanc's REST API at ``url`` (e.g. ``http://pacs:8042``)."""
 
@@ -164,7 +82,7 @@ class OrthancClient:
     def __init__(
         self, url: str, username: str = "", password: str = "", timeout_s: float = TIMEOUT_S
     ) -> None:
-        self.http = _Http(url, username, password, timeout_s)
+        self.http = ArchiveHttp(url, username, password, timeout_s)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -290,7 +208,7 @@ class DicomwebClient:
     def __init__(
         self, url: str, username: str = "", password: str = "", timeout_s: float = TIMEOUT_S
     ) -> None:
-        self.http = _Http(url, username, password, timeout_s)
+        self.http = ArchiveHttp(url, username, password, timeout_s)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -401,56 +319,6 @@ def _series_ref(record: dict[str, Any], study_uid: str = "") -> SeriesRef:
         series_date=_value(record, SERIES_DATE_TAG),
         instances=int(instances) if instances.isdigit() else 0,
     )
-
-
-def split_multipart(content_type: str, body: bytes) -> Iterator[bytes]:
-    """The bodies of a ``multipart/related`` answer held whole, in order."""
-    return iter_multipart(content_type, (body,))
-
-
-def iter_multipart(content_type: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The bodies of a ``multipart/related`` answer arriving in ``chunks``, each yielded
-    once its closing delimiter has arrived; only the part being received is held.
-
-    A part is what lies between two delimiters (CRLF ``--boundary``, RFC 2046 §5.1.1;
-    the first may open the body without the CRLF), less its header lines. A body that
-    ends without the closing delimiter gives what it holds of its last part.
-    """
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if match is None:
-        raise ArchiveAnswerError(
-            f"the WADO-RS answer is {content_type or 'untyped'}, "
-            "not multipart/related with a boundary"
-        )
-    delimiter = b"\r\n--" + match.group(1).encode("latin-1")
-    buffer = bytearray(b"\r\n")  # so that a delimiter opening the body is found too
-    in_part = False  # past the first delimiter: the buffer starts with a part
-    scan = 0  # where the next delimiter may start (what comes before was searched)
-    for chunk in chunks:
-        buffer += chunk
-        while (at := buffer.find(delimiter, scan)) >= 0:
-            after = at + len(delimiter)
-            if len(buffer) < after + 2:
-                scan = at  # whether it closes the body ("--") is still to come
-                break
-            if in_part and (body := _part_body(buffer, at)) is not None:
-                yield body
-            if buffer[after : after + 2] == b"--":
-                return
-            del buffer[:after]  # the part's headers start with the rest of this line
-            in_part, scan = True, 0
-        else:
-            scan = max(scan, len(buffer) - len(delimiter) + 1)
-    if in_part:
-        end = len(buffer) - 2 if buffer.endswith(b"\r\n") else len(buffer)
-        if (body := _part_body(buffer, end)) is not None:
-            yield body
-
-
-def _part_body(buffer: bytearray, end: int) -> bytes | None:
-    """The bytes after a part's header lines up to ``end``; None without a blank line."""
-    head_end = buffer.find(b"\r\n\r\n", 0, end)
-    return None if head_end < 0 else bytes(buffer[head_end + 4 : end])
 
 
 ArchiveClient = OrthancClient | DicomwebClient
