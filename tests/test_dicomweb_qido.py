@@ -12,14 +12,18 @@ from typing import Any
 import pydicom
 import pytest
 import requests
+from fastapi import Depends, Request, Response
 from sqlalchemy import event
 from sqlalchemy.engine.default import CACHE_HIT
 
 from dicomweb_helpers import Stored, client_for, store_study
 from imaging_data import multipart, write_study
+from segmap.server.dicomweb.auth import dicomweb_principal
 from segmap.server.dicomweb.levels import Level
 from segmap.server.dicomweb.query import parse_query
+from segmap.server.dicomweb.responses import DirectRoute
 from segmap.server.dicomweb.search import KEPT_STATEMENTS, Scope, search
+from segmap.server.web.path_check import refuse_unnameable_references
 from server_fixtures import ThreadedServer, World
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -235,3 +239,47 @@ def test_the_first_search_after_start_up_runs_compiled_statements(world: World) 
     assert r.status_code == 200 and r.json() == []
     assert len(cache) == 2  # the caller with their role; the search (no rows: no counts)
     assert set(cache.values()) == {CACHE_HIT}, cache
+
+
+def test_the_app_gives_every_route_only_the_path_check(world: World) -> None:
+    """DirectRoute (the QIDO routes) calls the path check itself instead of solving the
+    route's dependencies: any other dependency given to every route would be skipped."""
+    dependencies = world.api.app.router.dependencies
+    assert [d.dependency for d in dependencies] == [refuse_unnameable_references]
+
+
+def test_a_search_route_still_refuses_paths_that_name_nothing_in_json(world: World) -> None:
+    for path, status in (
+        ("/dicomweb/projects/%EF%BC%91/studies", 404),  # a full-width digit
+        ("/dicomweb/projects/P/studies/1.2%0A/series", 422),  # a line break in a UID
+        ("/dicomweb/projects/P/studies/%FF/instances", 422),  # not UTF-8
+    ):
+        r = world.client.get(path, headers=world.h("owner"))
+        assert r.status_code == status, (path, r.text)
+        assert r.headers["content-type"] == "application/json"
+        assert r.json()["detail"]
+
+
+def test_a_direct_route_refuses_an_endpoint_it_would_call_wrongly() -> None:
+    async def with_query(request: Request, project: str, limit: int = 10) -> Response:
+        raise AssertionError("never called")
+
+    async def with_number(request: Request, project: int) -> Response:
+        raise AssertionError("never called")
+
+    async def with_dependency(
+        request: Request, project: str, principal: Any = Depends(dicomweb_principal)
+    ) -> Response:
+        raise AssertionError("never called")
+
+    async def without_request(project: str) -> Response:
+        raise AssertionError("never called")
+
+    for endpoint, named in (
+        (with_query, "limit"),
+        (with_number, "project"),
+        (with_dependency, "principal"),
+        (without_request, "no request parameter"),
+    ):
+        with pytest.raises(TypeError, match=named):
+            DirectRoute("/x/{project}", endpoint)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -31,7 +30,6 @@ from segmap.server.datasets.lifespan import dataset_worker_lifespan
 from segmap.server.db.engine import Database
 from segmap.server.dicomweb import index as dicomweb_index
 from segmap.server.dicomweb import router as dicomweb_router
-from segmap.server.errors import NotFound, Unprocessable
 from segmap.server.imaging import api_collections, api_sessions
 from segmap.server.imaging import pages as imaging_pages
 from segmap.server.imaging.events import ImagingEvents
@@ -40,7 +38,6 @@ from segmap.server.jobs import pages as jobs_pages
 from segmap.server.jobs.automation import on_collection_stored
 from segmap.server.jobs.lifespan import job_runner_lifespan
 from segmap.server.jobs.runner import WORK_DIR
-from segmap.server.names import padding_problem, reference_problem
 from segmap.server.private_files import create_private_file, make_private_dir
 from segmap.server.registry import (
     api_files,
@@ -58,6 +55,7 @@ from segmap.server.viewer.dist import find_dist
 from segmap.server.web import api_docs, disconnects, errors
 from segmap.server.web.headers import BrowserHeaders
 from segmap.server.web.pages import STATIC_DIR, STATIC_PATH
+from segmap.server.web.path_check import refuse_unnameable_references
 from segmap.server.web.session_cookie import CookieSessionMiddleware
 
 log = logging.getLogger("segmap.server")
@@ -91,78 +89,6 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     archive_pages.router,
     viewer_pages.router,
 )
-
-
-# What each path parameter of the app names (names.reference_problem): "id" is a numeric
-# id or a label/UID that is never all digits. Parameters not listed are names.
-PATH_PARAMETER_KINDS = {
-    "project": "project",
-    "username": "username",
-    "model": "id",
-    "session": "id",
-    "scan": "id",
-    "job_id": "id",
-    "import_id": "id",
-}
-
-
-# How messages name each path parameter.
-PATH_PARAMETER_WORDS = {
-    "job_id": "job",
-    "import_id": "archive import",
-    "label": "collection label",
-    "folder": "folder name",
-    "name": "file name",
-}
-
-
-async def refuse_unnameable_references(request: Request) -> None:
-    """Every route's first dependency: refuse a path that can name nothing.
-
-    404 for ``²``, full-width ``１``, 30 digits or 2**63 as an id and for a project id or
-    username outside its grammar; 422 for a path with control characters (``%0A``) or a
-    value with spaces around it (no stored name has either). Once for every route of
-    the API and the pages, before a lookup could turn such a value into a wrong row or a
-    database overflow.
-
-    Async although it waits on nothing: FastAPI runs a plain function dependency in a
-    worker thread, a hand-over that cost more than the check on every request.
-    """
-    scope = request.scope
-    # The server decodes %XX in the path leniently (an invalid byte becomes U+FFFD), so
-    # "%FF" and "%FE" would both name "\ufffd": refuse what is not UTF-8 instead.
-    for part, raw in (("path", scope.get("raw_path")), ("query", scope.get("query_string"))):
-        if raw and not utf8_percent_encoded(raw, plus_is_space=part == "query"):
-            raise Unprocessable(
-                f"the {part} of the URL is not UTF-8 text once its %XX escapes are decoded; "
-                "encode names as UTF-8 (as browsers do)"
-            )
-    for param, value in request.path_params.items():
-        if not isinstance(value, str):
-            continue
-        what = PATH_PARAMETER_WORDS.get(param, param)
-        padded = padding_problem(value)
-        if padded is not None:
-            raise Unprocessable(f"the {what} {value!r} in the path is not valid: {padded}")
-        problem = reference_problem(value, PATH_PARAMETER_KINDS.get(param, "name"))
-        if problem is not None:
-            raise NotFound(f"there is no {what} {value!r}: {problem}")
-    path = scope.get("path", "")
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        # Checked on the whole path too: a route's pattern ends with "$", which also
-        # matches before a final line break, so ".../files/map.txt%0A" would open map.txt
-        # with a parameter that holds no line break.
-        raise Unprocessable("the path contains a control character (a line break?); remove it")
-
-
-def utf8_percent_encoded(raw: bytes, *, plus_is_space: bool = False) -> bool:
-    """Whether ``raw`` (a URL path or query, as sent) is UTF-8 after decoding ``%XX``."""
-    data = raw.replace(b"+", b" ") if plus_is_space else raw
-    try:
-        unquote_to_bytes(data).decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def imaging_events() -> ImagingEvents:
