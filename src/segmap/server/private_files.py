@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -39,5 +40,42 @@ def create_private_file(path: Path) -> None:
         return
     try:
         os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def write_file_once(path: Path, data: bytes) -> bool:
+    """Put ``data`` at ``path`` whole (mode 0600, on disk), unless a file is there.
+
+    Returns True when this call made the file, False when one was there (made by
+    another process meanwhile, perhaps: its content wins). The bytes are written and
+    synced in a private temporary file beside ``path``, then hard-linked into place:
+    the link either appears with all the bytes in it or fails because ``path`` exists,
+    so no process ever reads a file made but not yet written (which creating ``path``
+    with O_EXCL and then writing it would let one do), and a crash leaves no empty
+    file behind. ``path``'s folder must exist.
+    """
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+    try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes it 0600 already; say so whatever it does
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        fsync_folder(path.parent)  # the new name survives a crash of the machine
+        return True
+    finally:
+        os.unlink(temp)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a file made, renamed or linked in it) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)

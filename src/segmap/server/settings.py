@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from segmap.errors import SegmapError
+from segmap.server.private_files import write_file_once
 
 DATA_ENV = "SEGMAP_DATA"
 DATABASE_ENV = "SEGMAP_DATABASE_URL"
@@ -237,22 +237,15 @@ def _env_origins(name: str) -> tuple[str, ...]:
 def load_or_create_secret(data_dir: Path) -> str:
     """The key that signs session cookies, made once and kept in ``data_dir/secret_key``.
 
-    Kept on disk so log-ins survive restarts; created with O_EXCL so two processes
-    starting together agree on one key.
+    Kept on disk so log-ins survive restarts; made whole or not at all
+    (``private_files.write_file_once``), so processes starting together agree on one
+    key and none reads a key file not yet written.
     """
     path = data_dir / SECRET_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
-    for _ in range(50):
-        key = path.read_text().strip()
-        if key:
-            return key
-        # Another process created the file and has not written it yet.
-        time.sleep(0.05)
+    if not path.exists():
+        write_file_once(path, secrets.token_urlsafe(48).encode("ascii"))
+    key = path.read_text().strip()
+    if key:
+        return key
     raise SettingsError(f"{path} is empty: delete it and start again to make a new key")

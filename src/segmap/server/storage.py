@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from segmap.server.errors import PayloadTooLarge
-from segmap.server.private_files import FILE_MODE, make_private_dir
+from segmap.server.private_files import FILE_MODE, fsync_folder, make_private_dir
 from segmap.server.staging_area import StagingArea
 
 CHUNK = 1024 * 1024
@@ -190,12 +190,12 @@ class LocalStorage:
         # the bytes were received.
         os.utime(target)
         if sync:
-            _fsync_folder(target.parent)
+            fsync_folder(target.parent)
 
     def sync_folders(self, keys: Iterable[str]) -> None:
         """Flush each folder holding one of ``keys`` once (see :meth:`commit`)."""
         for folder in sorted({self._path(key).parent for key in keys}):
-            _fsync_folder(folder)
+            fsync_folder(folder)
 
     def discard(self, staged: StagedFile) -> None:
         """Delete a staged file."""
@@ -252,14 +252,6 @@ class LocalStorage:
     def close(self) -> None:
         """Release this process's staging folder (swept by the next start-up)."""
         self._staging.close()
-
-
-def _fsync_folder(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def iter_file(handle: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:

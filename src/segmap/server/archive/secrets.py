@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from segmap.errors import SegmapError
-from segmap.server.private_files import FILE_MODE
+from segmap.server.private_files import write_file_once
 
 SECRET_KEY_ENV = "SEGMAP_SECRET_KEY"
 KEY_FILE = "archive_key"
@@ -64,7 +63,7 @@ def _key_file(path: Path) -> bytes:
     """The key in ``path``, made first when there is none (safe with other processes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        _make_key_file(path)
+        write_file_once(path, Fernet.generate_key())  # whoever links first wins
     key = path.read_bytes().strip()
     if not key:
         raise SecretKeyError(
@@ -72,36 +71,3 @@ def _key_file(path: Path) -> bytes:
             "enter every archive password again"
         )
     return key
-
-
-def _make_key_file(path: Path) -> None:
-    """Put a new key at ``path`` whole, unless another process put one there first.
-
-    The key is written and synced in a private temporary file beside ``path`` and then
-    hard-linked into place: the link either appears with the whole key in it or fails
-    because ``path`` exists, so no process ever reads a file made but not yet written
-    (which creating ``path`` itself and then writing it would let one do). Whoever links
-    first wins; the others read the winner's key.
-    """
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
-    try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp makes it 0600 already; say so whatever it does
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return  # another process made the key first: it is the one used
-        _fsync_folder(path.parent)  # the new name survives a crash of the machine
-    finally:
-        os.unlink(temp)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
