@@ -146,10 +146,13 @@ def test_an_import_whose_services_kept_dying_fails(settings: Settings) -> None:
 def test_the_command_lines_import_is_held_until_its_lease_runs_out(settings: Settings) -> None:
     database = _database(settings)
     _queue(database, "L", 0)
-    with database.session(write=True) as db:
-        import_id = manual.start_import(db, "L", ["1.2.3.4"], [])
+    before = utcnow()
+    with database.session(write=True) as db:  # the command's lease: SEGMAP_JOB_LEASE_S long
+        import_id = manual.start_import(db, "L", ["1.2.3.4"], [], lease=Lease("command", 600.0))
     row = _row(database, import_id)
-    assert row.state == IMPORT_RUNNING and row.runner and row.attempts == 1
+    assert row.state == IMPORT_RUNNING and row.runner == "command" and row.attempts == 1
+    assert row.lease_expires_at is not None
+    assert timedelta(seconds=599) < row.lease_expires_at - before < timedelta(seconds=610)
     assert claim(database, Lease("service", 60.0), "L") is None  # a follower leaves it
     _expire(database, import_id)  # the command was killed
     assert claim(database, Lease("service", 60.0), "L") == import_id

@@ -71,9 +71,11 @@ def run_archive_import(args: argparse.Namespace) -> int:
     from segmap.server.archive import manual
     from segmap.server.archive.clients import ArchiveError
     from segmap.server.archive.follower import ServiceParts, open_connection
+    from segmap.server.archive.import_leases import holder_token
     from segmap.server.archive.secrets import secret_box
     from segmap.server.db.archive import IMPORT_SUCCEEDED, ArchiveConnection
     from segmap.server.db.engine import Database
+    from segmap.server.db.leases import Lease
     from segmap.server.db.registry import Project
     from segmap.server.errors import ServiceError
     from segmap.server.names import name_key
@@ -82,6 +84,7 @@ def run_archive_import(args: argparse.Namespace) -> int:
     if not args.study and not args.series:
         raise SegmapError("segmap archive import: give --study UID or --series UID")
     settings = settings_for(args)
+    lease = Lease(holder_token(), settings.job_lease_s)  # SEGMAP_JOB_LEASE_S, as services
     database = Database(settings.effective_database_url)
     try:
         database.migrate()
@@ -98,7 +101,9 @@ def run_archive_import(args: argparse.Namespace) -> int:
                 raise SegmapError(f"there is no project {args.project!r} in {settings.data_dir}")
             row = db.get(ArchiveConnection, project.id)
             try:
-                import_id = manual.start_import(db, project.id, args.study, args.series)
+                import_id = manual.start_import(
+                    db, project.id, args.study, args.series, lease=lease
+                )
             except ServiceError as exc:
                 raise SegmapError(exc.message) from exc
             assert row is not None
@@ -113,6 +118,7 @@ def run_archive_import(args: argparse.Namespace) -> int:
                 client,
                 import_id,
                 report=lambda stage, share: print(f"[{share:4.0%}] {stage}"),
+                lease=lease,
             )
         finally:
             client.close()

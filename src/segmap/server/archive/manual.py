@@ -27,7 +27,6 @@ from segmap.imaging.uids import uid_problem
 from segmap.server.archive import import_leases
 from segmap.server.archive.clients import ArchiveClient, ArchiveError, SeriesRef
 from segmap.server.archive.connections import managed
-from segmap.server.archive.import_leases import holder_token
 from segmap.server.archive.importer import (
     ANNOTATION_MODALITIES,
     ImportTarget,
@@ -45,7 +44,6 @@ from segmap.server.db.archive import (
 from segmap.server.db.base import utcnow
 from segmap.server.db.leases import Lease
 from segmap.server.errors import Conflict, NotFound, Unprocessable
-from segmap.server.settings import DEFAULT_JOB_LEASE_S
 from segmap.server.web.auth import Principal
 
 log = logging.getLogger("segmap.server.archive")
@@ -73,12 +71,13 @@ def start_import(
     project_id: str,
     studies: list[str],
     series: list[str],
-    lease: Lease | None = None,
+    *,
+    lease: Lease,
 ) -> int:
     """A running import row for the command line, which runs it itself; its id.
 
-    The row is made already claimed, under ``lease`` (by default a new one of this
-    process, ``DEFAULT_JOB_LEASE_S`` long), so no service's follower takes it while
+    The row is made already claimed, under ``lease`` (the command's, as long as
+    ``Settings.job_lease_s``), so no service's follower takes it while
     :func:`run_import` renews it; if the command dies, a follower takes it over once the
     lease runs out. No caller to check: whoever can open the data folder and database
     may (as with ``segmap users``). The project must be connected (``Conflict``
@@ -89,7 +88,6 @@ def start_import(
             f"project {project_id!r} is not connected to an archive; connect it "
             "on its Archive page or with PUT /api/v1/projects/{project}/archive"
         )
-    lease = lease or Lease(holder_token(), DEFAULT_JOB_LEASE_S)
     now = utcnow()
     claimed = {
         "runner": lease.token,
@@ -163,13 +161,13 @@ def run_import(
     import_id: int,
     report: Callable[[str, float], None] = lambda _stage, _done: None,
     *,
-    lease: Lease | None = None,
+    lease: Lease,
     stop: threading.Event | None = None,
 ) -> ArchiveImport:
-    """Run one claimed (running) import to its end under ``lease``; the row as it ends.
+    """Run one claimed (running) import to its end under ``lease`` (the one it was
+    claimed or started with); the row as it ends.
 
-    ``lease`` None: the import's current holder, as :func:`start_import` made it in this
-    process (the command line). The lease is renewed on a thread meanwhile. The archive
+    The lease is renewed on a thread meanwhile. The archive
     failing midway fails the import with the reason (what was stored stays); the
     follower then backs off as usual. ``stop`` set (the service stops) puts the import
     back in the queue at its next step; an import lost to another service (this one
@@ -178,10 +176,7 @@ def run_import(
     with target.database.session() as db:
         row = db.get(ArchiveImport, import_id)
         assert row is not None
-        studies, series_uids, holder = list(row.studies), list(row.series), row.runner
-    if lease is None:
-        assert holder is not None, f"archive import {import_id} is not held"
-        lease = Lease(holder, DEFAULT_JOB_LEASE_S)
+        studies, series_uids = list(row.studies), list(row.series)
     held = _Held(
         target,
         import_id,
