@@ -61,6 +61,7 @@ class Search:
     series_date: str | None  # the SeriesDate key sent; None: a full search
     includefield: list[str]
     found: list[str]  # SeriesInstanceUIDs answered
+    offset: int = 0  # a search goes on, page by page, until a page brings nothing new
 
 
 class QidoLog:
@@ -87,13 +88,20 @@ class QidoLog:
         rows = response.json() if response.status_code == 200 else []
         found = [str(r["0020000E"]["Value"][0]) for r in rows]
         search = Search(
-            params["Modality"], params.get("SeriesDate"), params.get_list("includefield"), found
+            params["Modality"],
+            params.get("SeriesDate"),
+            params.get_list("includefield"),
+            found,
+            int(params.get("offset", "0")),
         )
         with self._lock:
             self._searches.append(search)
 
-    def client_for(self) -> Callable[..., ArchiveClient]:
-        """``clients.client_for`` whose DICOMweb clients record their searches here."""
+    def client_for(
+        self, on_request: Callable[[httpx.Request], None] | None = None
+    ) -> Callable[..., ArchiveClient]:
+        """``clients.client_for`` whose DICOMweb clients record their searches here (and
+        pass each request to ``on_request`` first, if given)."""
 
         def make(
             kind: str, url: str, username: str, password: str, timeout_s: float = TIMEOUT_S
@@ -101,6 +109,8 @@ class QidoLog:
             client = client_for(kind, url, username, password, timeout_s)
             hooks = client.http.client.event_hooks
             hooks["response"] = [*hooks.get("response", []), self.record]
+            if on_request is not None:
+                hooks["request"] = [*hooks.get("request", []), on_request]
             client.http.client.event_hooks = hooks
             return client
 
@@ -162,7 +172,10 @@ def test_between_sweeps_the_series_date_window_finds_new_annotations(
         lambda: (s := archive_state(world))["imported"] == 1 and s["cursor"] == "20240510",
     )
     sweep = [s for s in qido.searches() if s.series_date is None]
-    assert sorted(s.modality for s in sweep) == ["RTSTRUCT", "SEG"]
+    # RTSTRUCT: the one series, then an empty page ends the search; SEG: an empty page.
+    assert sorted((s.modality, s.offset, len(s.found)) for s in sweep) == [
+        ("RTSTRUCT", 0, 1), ("RTSTRUCT", 1, 0), ("SEG", 0, 0)
+    ]  # fmt: skip
     assert all("00080021" in s.includefield for s in sweep), sweep
     assert first_uid in next(s.found for s in sweep if s.modality == "RTSTRUCT")
     # Then windowed searches only: from the cursor less the overlap day.
@@ -207,7 +220,12 @@ def test_between_sweeps_the_series_date_window_finds_new_annotations(
     after = wait_for(
         "two more RTSTRUCT searches",
         lambda: (
-            (found := [s for s in qido.searches()[mark:] if s.modality == "RTSTRUCT"])[1:] and found
+            (
+                found := [
+                    s for s in qido.searches()[mark:] if s.modality == "RTSTRUCT" and s.offset == 0
+                ]
+            )[1:]
+            and found
         ),
     )
     for search in after:
@@ -226,3 +244,28 @@ def test_between_sweeps_the_series_date_window_finds_new_annotations(
     uids = imported_series(world)
     assert sorted(uids) == sorted([first_uid, seg_uid, future_uid, late_uid, old_uid])
     assert len(collections(world)) == 5
+
+
+def two_per_search(request: httpx.Request) -> None:
+    """httpx request hook: Orthanc is asked for at most two series per search, whatever
+    the follower asked for, so it answers as a server capping its answers does."""
+    if request.url.path.endswith("/series") and "limit" in request.url.params:
+        request.url = request.url.copy_set_param("limit", "2")
+
+
+def test_a_server_answering_fewer_series_than_asked_is_searched_to_the_end(
+    world: World, orthanc: OrthancServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    log = QidoLog()
+    monkeypatch.setattr(follower, "client_for", log.client_for(two_per_search))
+    case = small_case(tmp_path / "case", 61)
+    copies = [dated(case.rtstruct_path, tmp_path / f"r{n}.dcm", f"2024051{n}") for n in range(5)]
+    orthanc.store_files([*case.series.files, *(path for path, _ in copies)])
+    connect(world, {"kind": "dicomweb", "url": orthanc.dicomweb_url})
+
+    # The sweep at start finds all five though each answer held two: pages of 2, 2, 1,
+    # then an empty one ends the search.
+    wait_for("the five imports", lambda: archive_state(world)["imported"] == 5)
+    assert sorted(imported_series(world)) == sorted(uid for _, uid in copies)
+    sweep = [s for s in log.searches() if s.series_date is None and s.modality == "RTSTRUCT"]
+    assert [(s.offset, len(s.found)) for s in sweep[:4]] == [(0, 2), (2, 2), (4, 1), (5, 0)]

@@ -41,7 +41,11 @@ from segmap.server.archive.importer import (
 log = logging.getLogger("segmap.server.archive")
 
 CHANGE_BATCH = 100
-QIDO_PAGE = 500  # series asked for per QIDO search; a shorter answer is the last page
+# Series asked for per QIDO search. A shorter answer is not taken for the last page:
+# servers may cap their answers below what was asked (PS3.18 lets them), so the search
+# goes on until a page brings no series not seen in it yet (an empty page, or a server
+# that ignores offset).
+QIDO_PAGE = 500
 SERIES_CHANGES = ("NewSeries", "StableSeries")
 
 
@@ -134,15 +138,17 @@ def dicomweb_step(
     since = "" if sweep else _minus_days(known, poll.overlap_days)
     newest, imported = known, 0
     for modality in ANNOTATION_MODALITIES:
-        offset = 0
+        offset, seen = 0, set[str]()
         while True:
             page = client.search_series(modality, since, offset, QIDO_PAGE)
-            for ref in page:
+            fresh = [ref for ref in page if ref.series_uid not in seen]
+            if not fresh:
+                break
+            seen.update(ref.series_uid for ref in fresh)
+            for ref in fresh:
                 imported += _dicomweb_series(target, client, ref)
                 if _plausible(ref.series_date, latest) and ref.series_date > newest:
                     newest = ref.series_date
-            if len(page) < QIDO_PAGE:
-                break
             offset += len(page)
     if sweep:
         poll.last_sweep = now
