@@ -9,79 +9,36 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from race_helpers import call_together
 from segmap.server.archive.secrets import KEY_FILE, SECRET_KEY_ENV, SecretKeyError, secret_box
 
 PROCESSES = 6
 THREADS = 4  # per process
 ROUNDS = 5  # each on a fresh folder
 
-# One process: THREADS threads ask for the box together once told to go; each prints
-# the password it encrypted (its own) and the token, or the error it met.
-_CHILD = f"""
-import sys, threading
-from pathlib import Path
-from segmap.server.archive.secrets import secret_box
-folder = Path(sys.argv[1])
-start = threading.Barrier({THREADS})
-lock = threading.Lock()
-def ask(n):
-    start.wait()
-    try:
-        text = f"pw-{{sys.argv[2]}}-{{n}}"
-        line = text + " " + secret_box(folder).encrypt(text)
-    except Exception as exc:
-        line = "ERROR " + type(exc).__name__ + ": " + str(exc)
-    with lock:
-        print(line, flush=True)
-print("ready", flush=True)
-sys.stdin.readline()
-threads = [threading.Thread(target=ask, args=(n,)) for n in range({THREADS})]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-"""
+
+def encrypt_own(caller: str, folder: str) -> str:
+    """For :func:`race_helpers.call_together`: the caller's own password and its token
+    from ``folder``'s box."""
+    text = f"pw-{caller}"
+    return text + " " + secret_box(Path(folder)).encrypt(text)
 
 
 def _race(folder: Path) -> list[str]:
-    """Start PROCESSES processes, let them all ask for the box at once; their lines."""
+    """PROCESSES processes of THREADS threads ask for the box at once; their lines."""
     env_free = {k: v for k, v in os.environ.items() if k != SECRET_KEY_ENV}
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(folder), str(n)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env_free,
-        )
-        for n in range(PROCESSES)
-    ]
-    try:
-        for child in children:  # each has imported segmap and waits for the word
-            assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        lines: list[str] = []
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
-            lines.extend(out.splitlines())
-        return lines
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    return call_together(
+        "test_archive_secrets:encrypt_own",
+        [str(folder)],
+        processes=PROCESSES,
+        threads=THREADS,
+        env=env_free,
+    )
 
 
 @pytest.fixture(autouse=True)

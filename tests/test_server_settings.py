@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
+from race_helpers import call_together
 from segmap.server.accounts.service import create_user
 from segmap.server.app import create_app
 from segmap.server.settings import (
@@ -96,28 +95,9 @@ def test_login_survives_restart(tmp_path: Path) -> None:
     restarted.state.database.dispose()
 
 
-_SECRET_CHILD = """
-import sys, threading
-from pathlib import Path
-from segmap.server.settings import load_or_create_secret
-start = threading.Barrier(4)
-lock = threading.Lock()
-def ask():
-    start.wait()
-    try:
-        line = load_or_create_secret(Path(sys.argv[1]))
-    except Exception as exc:
-        line = "ERROR " + type(exc).__name__ + ": " + str(exc)
-    with lock:
-        print(line, flush=True)
-print("ready", flush=True)
-sys.stdin.readline()
-threads = [threading.Thread(target=ask) for _ in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-"""
+def cookie_key(_caller: str, folder: str) -> str:
+    """For :func:`race_helpers.call_together`: the cookie key of ``folder``."""
+    return load_or_create_secret(Path(folder))
 
 
 def test_services_starting_together_agree_on_one_cookie_key(tmp_path: Path) -> None:
@@ -125,33 +105,9 @@ def test_services_starting_together_agree_on_one_cookie_key(tmp_path: Path) -> N
     every one gets the same key, none an empty one, and no temporary file is left."""
     for round_ in range(3):
         folder = tmp_path / f"data-{round_}"
-        children = [
-            subprocess.Popen(
-                [sys.executable, "-c", _SECRET_CHILD, str(folder)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            for _ in range(6)
-        ]
-        lines: list[str] = []
-        try:
-            for child in children:
-                assert child.stdout is not None and child.stdout.readline() == "ready\n"
-            for child in children:
-                assert child.stdin is not None
-                child.stdin.write("go\n")
-                child.stdin.flush()
-            for child in children:
-                out, err = child.communicate(timeout=120)
-                assert child.returncode == 0, err
-                lines.extend(out.splitlines())
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.kill()
-                    child.wait()
+        lines = call_together(
+            "test_server_settings:cookie_key", [str(folder)], processes=6, threads=4
+        )
         assert len(lines) == 24
         assert len(set(lines)) == 1 and not lines[0].startswith("ERROR"), set(lines)
         assert len(lines[0]) >= 40
