@@ -33,7 +33,7 @@ from segmap import testing as syn
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
 from segmap.server.db.imaging import ImagingSession, RoiCollection, Scan
-from segmap.server.db.jobs import JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
+from segmap.server.db.jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
 from segmap.server.db.registry import MLModel, Project
 from segmap.server.jobs import leases
 from segmap.server.jobs.leases import Lease
@@ -159,6 +159,29 @@ def test_a_live_lease_is_kept_an_expired_one_is_taken_over(settings: Settings) -
     with database.session() as db:
         job = db.get(Job, job_id)
         assert (job.state, job.runner, job.lease_expires_at) == (JOB_SUCCEEDED, None, None)
+    database.dispose()
+
+
+def test_a_job_whose_services_kept_dying_fails_and_the_next_is_claimed(
+    settings: Settings,
+) -> None:
+    database = _database(settings)
+    doomed, fresh, later = _queue_jobs(database, 3)
+    # The oldest job was started MAX_ATTEMPTS times and its last lease lapsed.
+    with database.session(write=True) as db:
+        job = db.get(Job, doomed)
+        job.state, job.runner, job.attempts = JOB_RUNNING, "gone", leases.MAX_ATTEMPTS
+        job.lease_expires_at = utcnow() - timedelta(seconds=1)
+        db.commit()
+    claimed = leases.claim(database, Lease("next", LEASE_S), 2)
+    # Read two, the doomed one fails: only one is won, and the third stays queued.
+    assert [(c.job_id, c.attempt) for c in claimed] == [(fresh, 1)]
+    with database.session() as db:
+        job = db.get(Job, doomed)
+        assert (job.state, job.runner, job.lease_expires_at) == (JOB_FAILED, None, None)
+        assert f"stopped {leases.MAX_ATTEMPTS} times while it ran" in job.error
+        assert "failed: the service running this job stopped" in job.log
+        assert db.get(Job, later).state == JOB_QUEUED
     database.dispose()
 
 

@@ -23,8 +23,6 @@ import threading
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-
 from segmap.server.db.archive import IMPORT_FAILED, IMPORT_QUEUED, IMPORT_RUNNING, ArchiveImport
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
@@ -55,32 +53,15 @@ def claim(database: Database, lease: Lease, project_id: str) -> int | None:
     Claimable: queued, or running under a lease that ran out. One whose services died
     ``MAX_ATTEMPTS`` times while running it fails instead, saying so.
     """
-    now = utcnow()
-    m = ArchiveImport
-    with database.session(write=True) as db:
-        rows = db.execute(
-            select(m.id, m.state, m.attempts)
-            .where(m.project_id == project_id, IMPORTS.claimable(now))
-            .order_by(m.id)
-            .limit(CANDIDATES)
-            .with_for_update(skip_locked=True)
-        ).all()
-        won = None
-        for import_id, state, attempts in rows:
-            if state == IMPORT_RUNNING and attempts >= MAX_ATTEMPTS:
-                IMPORTS.give_up(
-                    db,
-                    import_id,
-                    now,
-                    f"the service running this import stopped {attempts} times while it "
-                    "ran (killed, or out of memory?); ask for it again",
-                )
-                continue
-            if IMPORTS.take(db, import_id, lease, now):
-                won = int(import_id)
-                break
-        db.commit()
-    return won
+    won = IMPORTS.claim(
+        database, lease, wanted=1, read=CANDIDATES, max_attempts=MAX_ATTEMPTS,
+        where=ArchiveImport.project_id == project_id,
+        failure=lambda row: (
+            f"the service running this import stopped {row.attempts} times while it ran "
+            "(killed, or out of memory?); ask for it again"
+        ),
+    )  # fmt: skip
+    return won[0].id if won else None
 
 
 def change(database: Database, import_id: int, token: str, **values: Any) -> bool:

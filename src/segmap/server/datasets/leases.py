@@ -42,26 +42,14 @@ def claim(database: Database, lease: Lease) -> int | None:
 
     A dataset whose services died ``MAX_ATTEMPTS`` times while freezing it fails instead.
     """
-    now = utcnow()
-    with database.session(write=True) as db:
-        won = None
-        for dataset_id, state, _runner, attempts, _expired in DATASETS.candidates(
-            db, now, CANDIDATES
-        ):
-            if state == DATASET_FREEZING and attempts >= MAX_ATTEMPTS:
-                DATASETS.give_up(
-                    db,
-                    dataset_id,
-                    now,
-                    f"the service freezing this dataset stopped {attempts} times "
-                    "while it ran (killed, or out of memory?)",
-                )
-                continue
-            if DATASETS.take(db, dataset_id, lease, now):
-                won = int(dataset_id)
-                break
-        db.commit()
-    return won
+    won = DATASETS.claim(
+        database, lease, wanted=1, read=CANDIDATES, max_attempts=MAX_ATTEMPTS,
+        failure=lambda row: (
+            f"the service freezing this dataset stopped {row.attempts} times while it ran "
+            "(killed, or out of memory?)"
+        ),
+    )  # fmt: skip
+    return won[0].id if won else None
 
 
 def renew(database: Database, lease: Lease, dataset_id: int) -> bool:

@@ -2,9 +2,10 @@
 
 A feature whose rows are worked on in the background (jobs, datasets) keeps on each row
 its ``state``, the ``runner`` token of the service holding it and a ``lease_expires_at``.
-This module is that mechanism for any such table (:class:`LeasedTable`); what a claim
-selects beyond it, and what happens to a row whose services kept dying, stay in the
-feature (``jobs.leases``, ``datasets.leases``).
+This module is that mechanism for any such table (:class:`LeasedTable`), claiming
+included; the feature (``jobs.leases``, ``datasets.leases``, ``archive.import_leases``)
+says how many rows it claims at once, which (a condition of its own), how many starts
+without finishing fail a row and with what sentence, and what else a claim writes.
 
 Claiming: a service takes queued rows, and running rows whose lease has expired (their
 service died), oldest first. On PostgreSQL the candidates are read with ``SELECT ... FOR
@@ -25,12 +26,12 @@ synchronised clocks, and the lease should be long against their skew.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Row, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from segmap.server.db.base import utcnow
@@ -69,6 +70,23 @@ class Lease:
 
 RELEASED: dict[str, Any] = {"runner": None, "lease_expires_at": None}
 """The values that end a lease (the row finished, failed or back in the queue)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A row a claim read: ``lapsed`` when it was running under a lease that ran out (or
+    never had one: its service died), otherwise it was queued. ``attempts``: how many
+    times it was started before this claim."""
+
+    id: int
+    lapsed: bool
+    runner: str | None
+    attempts: int
+    lease_expires_at: datetime | None
+
+
+ExtraValues = Callable[[Candidate, str | None], dict[str, Any]]
+"""More column values for a row a claim takes (error None) or fails (with that error)."""
 
 
 def _won(result: Any) -> bool:
@@ -112,23 +130,59 @@ class LeasedTable(Generic[RowT]):
             found = db.scalar(select(self._columns.id).where(self.claimable(utcnow())).limit(1))
         return found is not None
 
-    def candidates(
-        self, db: Session, now: datetime, limit: int
-    ) -> Sequence[Row[int, str, str | None, int, datetime | None]]:
-        """Up to ``limit`` claimable rows, oldest first, locked (skipping locked ones).
+    def claim(
+        self,
+        database: Database,
+        lease: Lease,
+        *,
+        wanted: int,
+        read: int,
+        max_attempts: int,
+        failure: Callable[[Candidate], str],
+        where: ColumnElement[bool] | None = None,
+        extra: ExtraValues | None = None,
+    ) -> list[Candidate]:
+        """Claim up to ``wanted`` claimable rows (also matching ``where``), oldest first,
+        from the ``read`` oldest (committed); the ones won, as they were read.
 
-        Each is ``(id, state, runner, attempts, lease_expires_at)``.
+        A lapsed row already started ``max_attempts`` times (its services kept dying)
+        fails instead, with the error ``failure(row)``. ``extra(row, error)`` gives more
+        values to set on a row taken (``error`` None) or failed.
         """
-        m = self._columns
-        return db.execute(
-            select(m.id, m.state, m.runner, m.attempts, m.lease_expires_at)
-            .where(self.claimable(now))
-            .order_by(m.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        if wanted <= 0:
+            return []
+        now = utcnow()
+        won: list[Candidate] = []
+        with database.session(write=True) as db:
+            for row in self._candidates(db, now, read, where):
+                if len(won) == wanted:
+                    break
+                if row.lapsed and row.attempts >= max_attempts:
+                    error = failure(row)
+                    more = extra(row, error) if extra else {}
+                    self._give_up(db, row.id, now, error, **more)
+                elif self._take(db, row.id, lease, now, **(extra(row, None) if extra else {})):
+                    won.append(row)
+            db.commit()
+        return won
 
-    def take(self, db: Session, row_id: int, lease: Lease, now: datetime, **values: Any) -> bool:
+    def _candidates(
+        self, db: Session, now: datetime, limit: int, where: ColumnElement[bool] | None
+    ) -> list[Candidate]:
+        """Up to ``limit`` claimable rows, oldest first, locked (skipping locked ones)."""
+        m = self._columns
+        query = select(m.id, m.state, m.runner, m.attempts, m.lease_expires_at).where(
+            self.claimable(now)
+        )
+        if where is not None:
+            query = query.where(where)
+        rows = db.execute(query.order_by(m.id).limit(limit).with_for_update(skip_locked=True))
+        return [
+            Candidate(int(i), state == self.running, runner, attempts, expires)
+            for i, state, runner, attempts, expires in rows
+        ]
+
+    def _take(self, db: Session, row_id: int, lease: Lease, now: datetime, **values: Any) -> bool:
         """Switch a candidate to running under ``lease`` (with ``values``); whether it was won.
 
         Its attempts count one more; started now, progress 0, stage "starting", no error.
@@ -150,8 +204,8 @@ class LeasedTable(Generic[RowT]):
         )
         return _won(result)
 
-    def give_up(self, db: Session, row_id: int, now: datetime, error: str, **values: Any) -> None:
-        """Fail a candidate instead of claiming it (its services kept dying), with ``error``."""
+    def _give_up(self, db: Session, row_id: int, now: datetime, error: str, **values: Any) -> None:
+        """Fail a candidate instead of claiming it, with ``error``."""
         m = self._columns
         db.execute(
             update(m)

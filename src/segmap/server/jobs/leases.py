@@ -13,7 +13,6 @@ Everything written into a job's ``log`` and ``error`` here passes through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
 from segmap.server.db.jobs import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, Job
-from segmap.server.db.leases import Lease, LeasedTable
+from segmap.server.db.leases import Candidate, Lease, LeasedTable
 from segmap.server.jobs.redact import public_text, runner_label
 
 MAX_LOG_CHARS = 100_000
@@ -63,34 +62,34 @@ def claim(database: Database, lease: Lease, limit: int) -> list[Claimed]:
     A job taken over from an expired lease gets a line in its log saying so; one whose
     services died ``MAX_ATTEMPTS`` times while running it fails instead of starting again.
     """
-    if limit <= 0:
-        return []
-    now = utcnow()
-    won: list[Claimed] = []
-    with database.session(write=True) as db:
-        for job_id, state, runner, attempts, expired_at in JOBS.candidates(db, now, limit):
-            if state == JOB_RUNNING and attempts >= MAX_ATTEMPTS:
-                _give_up(db, job_id, now, attempts)
-                continue
-            values: dict[str, Any] = {}
-            if state == JOB_RUNNING:
-                when = expired_at.strftime("%H:%M:%S UTC") if expired_at else "an older version"
-                values["log"] = Job.log + stamp(
-                    f"the service running this job (runner {runner_label(runner)}) stopped "
-                    f"while it ran; its lease ran out ({when}), so it runs again"
-                )
-            if JOBS.take(db, job_id, lease, now, **values):
-                won.append(Claimed(job_id, attempts + 1))
-        db.commit()
-    return won
+    won = JOBS.claim(
+        database, lease, wanted=limit, read=limit, max_attempts=MAX_ATTEMPTS,
+        failure=_failure, extra=_log_line,
+    )  # fmt: skip
+    return [Claimed(row.id, row.attempts + 1) for row in won]
 
 
-def _give_up(db: Session, job_id: int, now: datetime, attempts: int) -> None:
-    error = (
-        f"the service running this job stopped {attempts} times while it ran (killed, or "
-        "out of memory?); the scan may be too large for one service"
+def _failure(row: Candidate) -> str:
+    return (
+        f"the service running this job stopped {row.attempts} times while it ran (killed, "
+        "or out of memory?); the scan may be too large for one service"
     )
-    JOBS.give_up(db, job_id, now, error, log=Job.log + stamp(f"failed: {error}"))
+
+
+def _log_line(row: Candidate, error: str | None) -> dict[str, Any]:
+    """The line a claim adds to the job's log: why it failed, or that it runs again."""
+    if error is not None:
+        return {"log": Job.log + stamp(f"failed: {error}")}
+    if not row.lapsed:
+        return {}
+    when = row.lease_expires_at.strftime("%H:%M:%S UTC") if row.lease_expires_at else None
+    return {
+        "log": Job.log
+        + stamp(
+            f"the service running this job (runner {runner_label(row.runner)}) stopped "
+            f"while it ran; its lease ran out ({when or 'an older version'}), so it runs again"
+        )
+    }
 
 
 def renew(database: Database, lease: Lease, job_ids: set[int]) -> set[int]:
