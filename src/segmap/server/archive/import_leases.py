@@ -6,7 +6,7 @@ import whose service died once its lease expired) is :mod:`segmap.server.db.leas
 the ``archive_imports`` table, as for jobs and datasets. Here is what is the imports'
 own: a project's follower claims that project's imports only (it holds the connection
 they are fetched through), one whose services died ``MAX_ATTEMPTS`` times fails, and
-:class:`Renewer` keeps the lease alive on a thread while the import runs.
+:func:`renewer` keeps the lease alive on a thread while the import runs.
 
 So several services on one database (each with its followers) never run one import
 twice, and a service starting does not disturb an import another one is running; an
@@ -16,19 +16,15 @@ line (``segmap archive import``) holds its import the same way, with a lease of 
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
 import uuid
 from typing import Any
 
 from segmap.server.db.archive import IMPORT_FAILED, IMPORT_QUEUED, IMPORT_RUNNING, ArchiveImport
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
-from segmap.server.db.leases import RELEASED, Lease, LeasedTable
-
-log = logging.getLogger("segmap.server.archive")
+from segmap.server.db.leases import RELEASED, Lease, LeasedTable, Renewer
 
 MAX_ATTEMPTS = 3
 """An import started this many times without finishing (its service died each time) fails."""
@@ -89,31 +85,6 @@ def release(database: Database, import_id: int, token: str, why: str) -> None:
     )
 
 
-class Renewer:
-    """Renews one import's lease every third of it until stopped; ``lost`` once it is
-    not ours any more (this process stalled past the lease and another took it)."""
-
-    def __init__(self, database: Database, lease: Lease, import_id: int) -> None:
-        self.lost = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop,
-            args=(database, lease, import_id),
-            name=f"segmap-archive-import-{import_id}-lease",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _loop(self, database: Database, lease: Lease, import_id: int) -> None:
-        while not self._done.wait(lease.duration_s / 3):
-            try:
-                if IMPORTS.renew(database, lease, {import_id}):
-                    self.lost.set()
-                    return
-            except Exception:  # the database away for a moment: try at the next turn
-                log.exception("renewing the lease of archive import %s failed", import_id)
-
-    def stop(self) -> None:
-        """Stop renewing (the import finished, was released or lost)."""
-        self._done.set()
-        self._thread.join(timeout=30)
+def renewer(database: Database, lease: Lease, import_id: int) -> Renewer:
+    """Renews the import's lease on a thread while it runs (see :class:`Renewer`)."""
+    return IMPORTS.renewer(database, lease, import_id, f"archive import {import_id}")

@@ -42,7 +42,7 @@ from segmap.server.db.archive import (
     ArchiveImport,
 )
 from segmap.server.db.base import utcnow
-from segmap.server.db.leases import Lease
+from segmap.server.db.leases import Lease, Renewer
 from segmap.server.errors import Conflict, NotFound, Unprocessable
 from segmap.server.web.auth import Principal
 
@@ -181,7 +181,7 @@ def run_import(
         target,
         import_id,
         lease.token,
-        import_leases.Renewer(target.database, lease, import_id),
+        import_leases.renewer(target.database, lease, import_id),
         stop,
     )
     try:
@@ -212,7 +212,7 @@ class _Held:
     target: ImportTarget
     import_id: int
     token: str
-    renewer: import_leases.Renewer
+    renewer: Renewer
     stop: threading.Event | None
 
     def change(self, **values: Any) -> None:

@@ -52,11 +52,6 @@ def claim(database: Database, lease: Lease) -> int | None:
     return won[0].id if won else None
 
 
-def renew(database: Database, lease: Lease, dataset_id: int) -> bool:
-    """Extend the lease on ``dataset_id`` (committed); False when it is no longer ours."""
-    return not DATASETS.renew(database, lease, {dataset_id})
-
-
 def report_progress(
     database: Database, dataset_id: int, token: str, stage: str, progress: float
 ) -> bool:

@@ -47,32 +47,6 @@ class Interrupted(Exception):
     """Freezing stops: the service is stopping, or the dataset's lease was lost."""
 
 
-class _Renewer:
-    """Renews one dataset's lease on a thread until stopped; ``lost`` once it is not ours."""
-
-    def __init__(self, database: Database, lease: Lease, dataset_id: int) -> None:
-        self.lost = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, args=(database, lease, dataset_id), name="segmap-dataset-lease"
-        )
-        self._thread.daemon = True
-        self._thread.start()
-
-    def _loop(self, database: Database, lease: Lease, dataset_id: int) -> None:
-        while not self._done.wait(lease.duration_s / 3):
-            try:
-                if not leases.renew(database, lease, dataset_id):
-                    self.lost.set()
-                    return
-            except Exception:  # the database away for a moment: try next round
-                log.exception("renewing the lease of dataset %s failed", dataset_id)
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=30)
-
-
 class DatasetWorker:
     """Freezes datasets for one service; ``start()``/``stop()`` follow the app's lifespan.
 
@@ -157,7 +131,9 @@ class DatasetWorker:
             self._wake.clear()
 
     def _run(self, dataset_id: int) -> None:
-        renewer = _Renewer(self.database, self.lease, dataset_id)
+        renewer = leases.DATASETS.renewer(
+            self.database, self.lease, dataset_id, f"dataset {dataset_id}"
+        )
         written = {"at": 0.0}
         step = {"word": ""}
 

@@ -26,6 +26,8 @@ synchronised clocks, and the lease should be long against their skew.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +38,8 @@ from sqlalchemy.orm import Session
 
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
+
+log = logging.getLogger("segmap.server.leases")
 
 
 class LeasedRow(Protocol):
@@ -232,6 +236,10 @@ class LeasedTable(Generic[RowT]):
             db.commit()
         return set(row_ids) - ours
 
+    def renewer(self, database: Database, lease: Lease, row_id: int, what: str) -> Renewer:
+        """A :class:`Renewer` of ``lease`` on row ``row_id`` (``what``: the row, for the log)."""
+        return Renewer(lambda: not self.renew(database, lease, {row_id}), lease, what)
+
     def change_owned(self, database: Database, row_id: int, token: str, **values: Any) -> bool:
         """Set ``values`` on the row if ``token`` holds it (committed); whether it did."""
         with database.session(write=True) as db:
@@ -247,3 +255,38 @@ class LeasedTable(Generic[RowT]):
         if lock:
             query = query.with_for_update()
         return db.scalar(query)
+
+
+class Renewer:
+    """Renews one lease on a thread, every third of ``lease.duration_s``, until stopped.
+
+    ``renew()`` extends the lease (committed) and says whether it is still ours; once it
+    is not (this process stalled past the lease and another took over), ``lost`` is set
+    and renewing ends. A renewal that fails (the database away for a moment) is logged
+    as about ``what`` and tried again at the next turn.
+    """
+
+    def __init__(self, renew: Callable[[], bool], lease: Lease, what: str) -> None:
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop,
+            args=(renew, lease.duration_s / 3, what),
+            name=f"segmap-lease {what}"[:60],
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _loop(self, renew: Callable[[], bool], every_s: float, what: str) -> None:
+        while not self._done.wait(every_s):
+            try:
+                if not renew():
+                    self.lost.set()
+                    return
+            except Exception:  # the database away for a moment: try at the next turn
+                log.exception("renewing the lease of %s failed", what)
+
+    def stop(self) -> None:
+        """Stop renewing (the work finished, was released or lost)."""
+        self._done.set()
+        self._thread.join(timeout=30)
