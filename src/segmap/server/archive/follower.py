@@ -3,9 +3,11 @@
 Each round it reads the connection (a changed ``generation`` or a deleted row ends the
 thread; :mod:`.lifespan` starts a new one for new settings), claims and runs the imports
 asked for by hand (:mod:`.manual`, leased so that of several services on one database
-one runs each), one step of following (:mod:`.follow_steps`), and, with ``push_masks``, the
-pushes (:mod:`.push`). Then it notes the contact and waits ``poll_s`` (none while Orthanc
-says more changes wait). When the archive cannot be reached or refuses, the error is
+one runs each), then, if it holds the connection's lease (:mod:`.follow_lease`: of
+several services one follows each archive), one step of following (:mod:`.follow_steps`)
+and, with ``push_masks``, the pushes (:mod:`.push`). Then it notes the contact and waits
+``poll_s`` (none while Orthanc says more changes wait). A follower ending lets go of the
+connection, so another service's follower takes over at its next round. When the archive cannot be reached or refuses, the error is
 stored on the connection (the project's Archive page shows it) and the follower waits
 twice as long each time, from ``backoff_min_s`` up to ``backoff_max_s``, trying again
 until it works: nothing is skipped meanwhile, since the cursor only moves past what was
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from segmap.server.archive import manual
+from segmap.server.archive import follow_lease, manual
 from segmap.server.archive.clients import (
     ArchiveClient,
     ArchiveError,
@@ -38,7 +40,7 @@ from segmap.server.db.accounts import User
 from segmap.server.db.archive import ArchiveConnection
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
-from segmap.server.db.leases import Lease
+from segmap.server.db.leases import Lease, Renewer
 from segmap.server.imaging.events import ImagingEvents
 from segmap.server.settings import DEFAULT_JOB_LEASE_S
 from segmap.server.storage import LocalStorage
@@ -134,6 +136,15 @@ class Follower(threading.Thread):
         return self._halt.is_set()
 
     def run(self) -> None:
+        try:
+            self._follow_until_stopped()
+        finally:
+            try:
+                follow_lease.let_go(self.parts.database, self.parts.lease.token, self.project_id)
+            except Exception:  # the lease then runs out by itself
+                log.exception("archive %s: letting go of following failed", self.project_id)
+
+    def _follow_until_stopped(self) -> None:
         timing = self.parts.timing
         backoff = timing.backoff_min_s
         while not self._halt.is_set():
@@ -168,26 +179,45 @@ class Follower(threading.Thread):
             return row
 
     def _round(self, row: ArchiveConnection) -> bool:
+        """Imports by hand, then (if this service follows the archive) one step of
+        following and the pushes; whether more changes wait."""
         target, client = open_connection(self.parts, row)
+        database, lease = self.parts.database, self.parts.lease
         try:
-            manual.run_queued(target, client, self._halt, self.parts.lease)
-            if isinstance(client, OrthancClient):
-                step = orthanc_step(target, client, row.cursor, self._save_cursor)
-            else:
-                assert isinstance(client, DicomwebClient)
-                step = dicomweb_step(
-                    target, client, row.cursor, self._poll, time.monotonic(), self._save_cursor
-                )
-            if row.push_masks:
-                for item in pending_pushes(self.parts.database, self.project_id):
-                    push_one(self.parts.database, self.parts.storage, client, self.project_id, item)
+            manual.run_queued(target, client, self._halt, lease)
+            if not follow_lease.hold(database, lease, self.project_id, self.generation):
+                return False  # another service follows this archive
+            renewer = follow_lease.renewer(database, lease, self.project_id, self.generation)
+            try:
+                more = self._follow(target, client, row, renewer)
+            finally:
+                renewer.stop()
         finally:
             client.close()
         self._note()
+        return more
+
+    def _follow(
+        self, target: ImportTarget, client: ArchiveClient, row: ArchiveConnection, renewer: Renewer
+    ) -> bool:
+        if isinstance(client, OrthancClient):
+            step = orthanc_step(target, client, row.cursor, self._save_cursor)
+        else:
+            assert isinstance(client, DicomwebClient)
+            step = dicomweb_step(
+                target, client, row.cursor, self._poll, time.monotonic(), self._save_cursor
+            )
+        if row.push_masks:
+            for item in pending_pushes(self.parts.database, self.project_id):
+                if renewer.lost.is_set():
+                    break  # another service follows now, and pushes
+                push_one(self.parts.database, self.parts.storage, client, self.project_id, item)
         return step.more
 
     def _save_cursor(self, cursor: str) -> None:
-        self._update(cursor=cursor)
+        # Only while following: a follower that stalled past its lease and lost the
+        # connection to another service must not move that one's cursor back.
+        self._update(cursor=cursor, following=True)
 
     def _note(self, error: str | None = None) -> None:
         if error is None:
@@ -195,11 +225,13 @@ class Follower(threading.Thread):
         else:
             self._update(last_error=error[:2000], last_error_at=utcnow())
 
-    def _update(self, **values: Any) -> None:
+    def _update(self, *, following: bool = False, **values: Any) -> None:
         with self.parts.database.session(write=True) as db:
-            row = db.get(ArchiveConnection, self.project_id)
+            row = db.get(ArchiveConnection, self.project_id, with_for_update=True)
             if row is None or row.generation != self.generation:
                 return  # changed meanwhile: the new follower keeps its own state
+            if following and row.follower != self.parts.lease.token:
+                return
             for key, value in values.items():
                 setattr(row, key, value)
             db.commit()

@@ -5,10 +5,11 @@ with its connection.
 connection (or a changed one: its ``generation`` went up) gets a new
 :class:`~.follower.Follower`; a follower whose connection is gone or changed ends by
 itself. :func:`followers_lifespan` starts it with the app and stops every follower with
-it. The followers of one service claim imports by hand with one lease
-(``Settings.job_lease_s`` long, as for jobs): an import a stopping service was running
-goes back to the queue, one whose service died is taken over when its lease expires,
-and a service starting leaves alone what the others run.
+it. The followers of one service hold imports by hand and the connections they follow
+with one lease (``Settings.job_lease_s`` long, as for jobs): an import a stopping
+service was running goes back to the queue and its connections are let go, what a
+service that died held is taken over when its lease expires, and a service starting
+leaves alone what the others run.
 """
 
 from __future__ import annotations

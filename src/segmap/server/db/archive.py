@@ -5,7 +5,8 @@
   ``segmap.server.archive.secrets``), ``push_masks``, ``prefetch_images``, the import
   filter, the account the follower acts as, and the follower's state: its cursor
   (Orthanc's last ``/changes`` sequence number, or the last SeriesDate a DICOMweb poll
-  saw), last contact, last error.
+  saw), last contact, last error; and which service follows it now (``follower``, with
+  ``follower_lease_expires_at``: of several services on one database, one follows).
   ``generation`` goes up with each change of the settings, so a running follower knows
   to start again with them.
 - ``archive_events``: what happened, one row per series: an annotation series
@@ -18,7 +19,8 @@
   services sharing the database run each once (``segmap.server.archive.import_leases``).
 
 Revision ``migrations/versions/0009_archive.py`` creates these tables;
-``0011_archive_import_leases.py`` adds the lease to ``archive_imports``.
+``0011_archive_import_leases.py`` adds the lease to ``archive_imports``;
+``0012_archive_follower_lease.py`` the follower's lease to ``archive_connections``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class ArchiveConnection(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_import_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The service following the archive now, and until when (segmap.server.archive.follow_lease).
+    follower: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    follower_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ArchiveEvent(Base):
