@@ -7,11 +7,12 @@ one runs each), then, if it holds the connection's lease (:mod:`.follow_lease`: 
 several services one follows each archive), one step of following (:mod:`.follow_steps`)
 and, with ``push_masks``, the pushes (:mod:`.push`). Then it notes the contact and waits
 ``poll_s`` (none while Orthanc says more changes wait). A follower ending lets go of the
-connection, so another service's follower takes over at its next round. When the archive cannot be reached or refuses, the error is
-stored on the connection (the project's Archive page shows it) and the follower waits
-twice as long each time, from ``backoff_min_s`` up to ``backoff_max_s``, trying again
-until it works: nothing is skipped meanwhile, since the cursor only moves past what was
-done. Passwords never reach the log: errors name the URL only.
+connection, so another service's follower takes over at its next round. When the
+archive cannot be reached or refuses, the error is stored on the connection (the
+project's Archive page shows it) and the follower waits twice as long each time, from
+``backoff_min_s`` up to ``backoff_max_s``, trying again until it works: nothing is
+skipped meanwhile, since the cursor only moves past what was done. Passwords never
+reach the log: errors name the URL only.
 """
 
 from __future__ import annotations
