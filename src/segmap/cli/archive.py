@@ -71,11 +71,10 @@ def run_archive_import(args: argparse.Namespace) -> int:
     from segmap.server.archive import manual
     from segmap.server.archive.clients import ArchiveError
     from segmap.server.archive.follower import ServiceParts, open_connection
-    from segmap.server.archive.import_leases import holder_token
     from segmap.server.archive.secrets import secret_box
     from segmap.server.db.archive import IMPORT_SUCCEEDED, ArchiveConnection
     from segmap.server.db.engine import Database
-    from segmap.server.db.leases import Lease
+    from segmap.server.db.leases import Lease, holder_token
     from segmap.server.db.registry import Project
     from segmap.server.errors import ServiceError
     from segmap.server.names import name_key

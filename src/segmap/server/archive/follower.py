@@ -33,7 +33,6 @@ from segmap.server.archive.clients import (
 )
 from segmap.server.archive.connections import password_of
 from segmap.server.archive.follow_steps import DicomwebPoll, dicomweb_step, orthanc_step
-from segmap.server.archive.import_leases import holder_token
 from segmap.server.archive.importer import ImportTarget
 from segmap.server.archive.push import pending_pushes, push_one
 from segmap.server.archive.secrets import SecretBox, SecretKeyError
@@ -41,7 +40,7 @@ from segmap.server.db.accounts import User
 from segmap.server.db.archive import ArchiveConnection
 from segmap.server.db.base import utcnow
 from segmap.server.db.engine import Database
-from segmap.server.db.leases import Lease, Renewer
+from segmap.server.db.leases import Lease, Renewer, holder_token
 from segmap.server.imaging.events import ImagingEvents
 from segmap.server.settings import DEFAULT_JOB_LEASE_S
 from segmap.server.storage import LocalStorage

@@ -16,9 +16,6 @@ line (``segmap archive import``) holds its import the same way, with a lease of 
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from typing import Any
 
 from segmap.server.db.archive import IMPORT_FAILED, IMPORT_QUEUED, IMPORT_RUNNING, ArchiveImport
@@ -36,11 +33,6 @@ IMPORTS = LeasedTable(
     ArchiveImport, queued=IMPORT_QUEUED, running=IMPORT_RUNNING, failed=IMPORT_FAILED
 )
 """The lease mechanism on the ``archive_imports`` table."""
-
-
-def holder_token() -> str:
-    """A token naming this process as a holder: host, process id, a random part (≤ 48)."""
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def claim(database: Database, lease: Lease, project_id: str) -> int | None:

@@ -23,10 +23,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from segmap.server.archive.follower import Follower, FollowerTiming, ServiceParts
-from segmap.server.archive.import_leases import holder_token
 from segmap.server.archive.secrets import secret_box
 from segmap.server.db.archive import ArchiveConnection
-from segmap.server.db.leases import Lease
+from segmap.server.db.leases import Lease, holder_token
 
 
 class Followers(threading.Thread):

@@ -20,19 +20,16 @@ the middle of a freeze. It is 0 in normal use.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 
 from segmap.datasets.errors import DatasetError
 from segmap.server.datasets import leases
 from segmap.server.datasets.conversions import SourcePaths
 from segmap.server.datasets.freezer import freeze_dataset, stores_root
 from segmap.server.db.engine import Database
-from segmap.server.db.leases import Lease
+from segmap.server.db.leases import Lease, holder_token
 from segmap.server.errors import ServiceError
 from segmap.server.settings import Settings
 from segmap.server.storage import LocalStorage
@@ -72,8 +69,7 @@ class DatasetWorker:
         self.paths = paths
         self.poll_s = poll_s
         self.case_delay_s = case_delay_s
-        token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease = Lease(token, settings.job_lease_s)
+        self.lease = Lease(holder_token(), settings.job_lease_s)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None

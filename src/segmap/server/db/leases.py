@@ -27,7 +27,10 @@ synchronised clocks, and the lease should be long against their skew.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +61,12 @@ class LeasedRow(Protocol):
 
 
 RowT = TypeVar("RowT", bound=LeasedRow)
+
+
+def holder_token() -> str:
+    """A token naming this process as a lease holder: host, process id and a random part
+    (at most 48 characters: the ``runner`` columns are 64)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)

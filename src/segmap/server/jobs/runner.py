@@ -28,17 +28,15 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from segmap.errors import SegmapError
 from segmap.pipeline.executors import Executor, make_executor
 from segmap.server.db.engine import Database
 from segmap.server.db.jobs import JOB_FAILED, JOB_SUCCEEDED
-from segmap.server.db.leases import Lease
+from segmap.server.db.leases import Lease, holder_token
 from segmap.server.errors import ServiceError
 from segmap.server.jobs import leases
 from segmap.server.jobs.flight import InFlight, store_outputs
@@ -54,11 +52,6 @@ log = logging.getLogger("segmap.server.jobs")
 WORK_DIR = "jobs"
 CONVERT_SHARE = 0.95  # of the progress bar; storing the outputs is the rest
 EXECUTOR_RETRY_S = 10.0
-
-
-def runner_token() -> str:
-    """A token naming this runner: host, process id and a random part (at most 48 chars)."""
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class JobRunner:
@@ -77,7 +70,7 @@ class JobRunner:
         self.settings = settings
         self.poll_s = poll_s
         self.work_root = settings.data_dir / WORK_DIR
-        self.lease = Lease(runner_token(), settings.job_lease_s)
+        self.lease = Lease(holder_token(), settings.job_lease_s)
         self.stage_delay_s = float(os.environ.get(STAGE_DELAY_ENV) or 0.0)
         self._stop = threading.Event()
         self._wake = threading.Event()
