@@ -264,8 +264,8 @@ def test_of_two_services_one_follows_and_the_other_takes_over_when_it_stops(
         assert recorded.refused(holder) == 0
 
         # The holder's service stops: it lets go, and the other follows from its cursor.
-        steps_before = len(recorded.runners())
-        services[holder].__exit__(None, None, None)
+        services[holder].__exit__(None, None, None)  # its followers end and let go
+        steps_before = len(recorded.runners())  # a step it was in may have ended meanwhile
         remaining = services.pop(holder)
         remaining.app.state.database.dispose()  # type: ignore[attr-defined]
         left = World(
