@@ -49,7 +49,7 @@ def hold(database: Database, lease: Lease, project_id: str, generation: int) -> 
 
 
 def renewer(database: Database, lease: Lease, project_id: str, generation: int) -> Renewer:
-    """Keeps the hold while a step of following runs (see :class:`~..db.leases.Renewer`)."""
+    """Keeps the hold while a step of following runs (a ``db.leases.Renewer``)."""
     return Renewer(
         lambda: hold(database, lease, project_id, generation),
         lease,

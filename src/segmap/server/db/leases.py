@@ -1,7 +1,8 @@
 """Rows worked on by one service at a time: claimed with a lease, renewed, taken back.
 
-A feature whose rows are worked on in the background (jobs, datasets) keeps on each row
-its ``state``, the ``runner`` token of the service holding it and a ``lease_expires_at``.
+A feature whose rows are worked on in the background (jobs, datasets, archive imports)
+keeps on each row its ``state``, the ``runner`` token of the service holding it and a
+``lease_expires_at``.
 This module is that mechanism for any such table (:class:`LeasedTable`), claiming
 included; the feature (``jobs.leases``, ``datasets.leases``, ``archive.import_leases``)
 says how many rows it claims at once, which (a condition of its own), how many starts
@@ -19,6 +20,10 @@ whether the row was won.
 Owning: the service renews its leases on a timer (:meth:`LeasedTable.renew`); every later
 change is an ``UPDATE ... WHERE runner = <token> AND state = <running>``, so a service
 that lost a row (it stalled past its lease and another took the row) changes nothing.
+
+:class:`Renewer` is the renewing thread for one lease (a row here, or any other lease
+given as a function, as the archive follower's hold on its connection), and
+:func:`holder_token` the token every lease holder of a process is named by.
 
 Times come from each service's own clock (UTC); services sharing a database need
 synchronised clocks, and the lease should be long against their skew.
